@@ -1,0 +1,7 @@
+"""`python -m lmlab ...` (and `torchrun -m lmlab train ...`) runs the command-line tool."""
+
+import sys
+
+from lmlab.cli import main
+
+sys.exit(main())
