@@ -1,0 +1,166 @@
+"""GPT model behaviour: shapes, loss, KV-cache equivalence, padding, hook points, configs and presets."""
+
+import dataclasses
+
+import pytest
+import torch
+
+from lmlab.errors import LmlabError
+from lmlab.models import GPT, GPTConfig, KVCache, build_model, get_preset
+
+POS_KINDS = ["learned", "sinusoidal", "rotary"]
+
+
+def tiny_config(**kw) -> GPTConfig:
+    base = dict(n_layer=2, n_head=2, n_embd=32, block_size=32, vocab_size=50, dropout=0.0)
+    return GPTConfig(**{**base, **kw})
+
+
+def make_model(seed=0, **kw) -> GPT:
+    torch.manual_seed(seed)
+    return GPT(tiny_config(**kw)).eval()
+
+
+def test_forward_shapes_and_loss_matches_cross_entropy():
+    model = make_model()
+    idx = torch.randint(0, 50, (3, 10))
+    targets = idx.clone()
+    targets[:, :4] = -100
+    logits, loss = model(idx, targets)
+    assert logits.shape == (3, 10, 50) and logits.dtype == torch.float32
+    expected = torch.nn.functional.cross_entropy(logits[:, 4:].reshape(-1, 50), idx[:, 4:].reshape(-1))
+    assert torch.allclose(loss, expected, atol=1e-6)
+    assert model(idx)[1] is None
+
+
+def test_untrained_loss_is_near_uniform():
+    model = make_model()
+    _, loss = model(torch.randint(0, 50, (4, 16)), torch.randint(0, 50, (4, 16)))
+    assert abs(loss.item() - torch.log(torch.tensor(50.0)).item()) < 0.2
+
+
+@pytest.mark.parametrize("pos", POS_KINDS)
+@pytest.mark.parametrize("norm", ["pre", "post"])
+def test_kv_cache_decoding_equals_full_forward(pos, norm):
+    model = make_model(pos_embedding=pos, norm_position=norm)
+    idx = torch.randint(0, 50, (2, 12))
+    full, _ = model(idx)
+    cache = KVCache.for_model(model, batch_size=2)
+    parts = [model(idx[:, :5], kv_cache=cache)[0]]          # prefill 5, then 2 at once, then one at a time
+    parts.append(model(idx[:, 5:7], kv_cache=cache)[0])
+    for t in range(7, 12):
+        parts.append(model(idx[:, t:t + 1], kv_cache=cache)[0])
+    assert cache.length == 12
+    torch.testing.assert_close(torch.cat(parts, dim=1), full, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("pos", POS_KINDS)
+def test_left_padded_batch_matches_unpadded_rows(pos):
+    model = make_model(pos_embedding=pos)
+    short, long = torch.randint(3, 50, (4,)), torch.randint(3, 50, (9,))
+    pad = 9 - 4
+    idx = torch.stack([torch.cat([torch.zeros(pad, dtype=torch.long), short]), long])
+    mask = torch.ones(2, 9, dtype=torch.long)
+    mask[0, :pad] = 0
+    position_ids = (mask.cumsum(-1) - 1).clamp(min=0)
+    cache = KVCache.for_model(model, batch_size=2)
+    logits, _ = model(idx, attention_mask=mask, position_ids=position_ids, kv_cache=cache)
+    torch.testing.assert_close(logits[0, pad:], model(short[None])[0][0], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(logits[1], model(long[None])[0][0], atol=1e-5, rtol=1e-5)
+    # one cached decoding step with the padding still masked
+    nxt = torch.tensor([[7], [8]])
+    mask2 = torch.cat([mask, torch.ones(2, 1, dtype=torch.long)], dim=1)
+    step, _ = model(nxt, attention_mask=mask2, position_ids=position_ids[:, -1:] + 1, kv_cache=cache)
+    torch.testing.assert_close(step[0, 0], model(torch.cat([short, nxt[0]])[None])[0][0, -1], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(step[1, 0], model(torch.cat([long, nxt[1]])[None])[0][0, -1], atol=1e-5, rtol=1e-5)
+
+
+def test_hook_names_are_module_paths_in_data_flow_order():
+    model = make_model()
+    names = model.hook_names()
+    assert names[0] == "embed" and names[-2:] == ["final_norm", "logits"]
+    assert names[1:13] == ["blocks.0.resid_pre", "blocks.0.attn.q", "blocks.0.attn.k", "blocks.0.attn.v",
+                           "blocks.0.attn.pattern", "blocks.0.attn.out", "blocks.0.resid_mid", "blocks.0.mlp.pre",
+                           "blocks.0.mlp.post", "blocks.0.mlp.out", "blocks.0.resid_post", "blocks.1.resid_pre"]
+    for name in names:
+        model.get_submodule(name)  # every name resolves to its hook point
+
+
+def test_hook_shapes_and_pattern_path_matches_sdpa():
+    model = make_model()
+    idx = torch.randint(0, 50, (2, 7))
+    plain, _ = model(idx)
+    seen = {}
+    handles = [model.get_submodule(n).register_forward_hook(lambda m, i, o, n=n: seen.__setitem__(n, o.shape))
+               for n in model.hook_names()]
+    hooked, _ = model(idx)
+    for h in handles:
+        h.remove()
+    torch.testing.assert_close(hooked, plain, atol=1e-5, rtol=1e-5)  # explicit attention = SDPA
+    assert seen["embed"] == (2, 7, 32) and seen["blocks.1.resid_mid"] == (2, 7, 32)
+    assert seen["blocks.0.attn.q"] == (2, 2, 7, 16) and seen["blocks.0.attn.pattern"] == (2, 2, 7, 7)
+    assert seen["blocks.0.mlp.post"] == (2, 7, 128) and seen["logits"] == (2, 7, 50)
+
+
+def test_hook_can_replace_activation():
+    model = make_model()
+    idx = torch.randint(0, 50, (1, 5))
+    h = model.get_submodule("blocks.1.mlp.post").register_forward_hook(lambda m, i, o: torch.zeros_like(o))
+    patched, _ = model(idx)
+    h.remove()
+    # zeroing every key coefficient removes the MLP's contribution except its output bias
+    assert not torch.allclose(patched, model(idx)[0])
+
+
+def test_pattern_hook_rows_sum_to_one_and_are_causal():
+    model = make_model()
+    got = []
+    h = model.get_submodule("blocks.0.attn.pattern").register_forward_hook(lambda m, i, o: got.append(o))
+    model(torch.randint(0, 50, (1, 6)))
+    h.remove()
+    p = got[0]
+    torch.testing.assert_close(p.sum(-1), torch.ones(1, 2, 6))
+    assert torch.all(p.triu(1) == 0)
+
+
+def test_tied_and_untied_embeddings_and_param_counts():
+    tied, untied = make_model(), make_model(tie_embeddings=False)
+    assert tied.lm_head.weight is tied.wte.weight
+    assert untied.lm_head.weight is not untied.wte.weight
+    assert untied.num_params(non_embedding=False) - tied.num_params(non_embedding=False) == 50 * 32
+    assert tied.num_params() == tied.num_params(non_embedding=False) - 32 * 32  # minus wpe
+
+
+def test_small_preset_is_gpt2_124m():
+    cfg = get_preset("small")
+    with torch.device("meta"):
+        model = GPT(dataclasses.replace(cfg, vocab_size=50257))
+    assert model.num_params(non_embedding=False) == 124_439_808  # GPT-2's published count
+    n = model.num_params()
+    assert model.flops_per_token() == 6 * n + 12 * 12 * 12 * 64 * 1024
+
+
+def test_config_errors_are_clear():
+    with pytest.raises(LmlabError, match="unknown GPT config key.*n_layers"):
+        GPTConfig.from_dict({"n_layers": 3})
+    with pytest.raises(LmlabError, match="not divisible"):
+        GPTConfig(n_embd=30, n_head=4)
+    with pytest.raises(LmlabError, match="pos_embedding"):
+        GPTConfig(pos_embedding="alibi")
+    with pytest.raises(LmlabError, match="tiny, small, medium, large"):
+        get_preset("huge")
+    with pytest.raises(LmlabError, match="unknown model type"):
+        build_model("lstmx", {})
+
+
+def test_config_roundtrip_and_registry():
+    cfg = tiny_config(pos_embedding="rotary", activation="silu", bias=False)
+    assert GPTConfig.from_dict(cfg.to_dict()) == cfg
+    model = build_model("gpt", cfg.to_dict())
+    assert isinstance(model, GPT) and model.config == cfg
+
+
+def test_context_overflow_is_an_error():
+    model = make_model()
+    with pytest.raises(LmlabError, match="block_size 32"):
+        model(torch.zeros(1, 33, dtype=torch.long))
