@@ -2,6 +2,13 @@
 
 A tokenizer file is one JSON object: {"lmlab_tokenizer": 1, "kind": "char"|"word"|"bpe", ...kind-specific fields}.
 `Tokenizer.load(path)` reads the kind and returns the right subclass.
+
+Special tokens: `<pad>`, `<unk>`, `<bos>`, `<eos>` at ids 0..3, then user-defined ones (e.g. `<extract>`). Every kind
+recognises a special token's exact string in the text given to `encode` and emits its id (never split), and
+`decode` renders special ids as their strings. A tokenizer imported from GPT-2 files has no such tokens; instead its
+`<|endoftext|>` plays every role (see `special_roles`).
+
+Pickling a tokenizer pickles `to_dict()` and rebuilds from it, so worker processes get an exact copy cheaply.
 """
 
 from __future__ import annotations
@@ -9,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any, ClassVar, Iterable
@@ -89,17 +97,36 @@ class Tokenizer(ABC):
     def unk_id(self) -> int:
         return self._special_id("<unk>")
 
+    @property
+    def special_roles(self) -> dict[str, str]:
+        """Role name → the token that plays it, where they differ (GPT-2: {'<eos>': '<|endoftext|>', ...})."""
+        return {}
+
     def _special_id(self, name: str) -> int:
-        idx = self.token_to_id(name)
+        idx = self.token_to_id(self.special_roles.get(name, name))
         if idx is None:
             raise LmlabError(f"this {self.kind} tokenizer has no {name} token")
         return idx
 
+    def _check_ids(self, ids: list[int]) -> None:
+        """Raise LmlabError when an id is outside 0..vocab_size-1 (a model/tokenizer mismatch, usually)."""
+        n = self.vocab_size
+        bad = next((i for i in ids if not 0 <= i < n), None)
+        if bad is not None:
+            raise LmlabError(f"token id {bad} is outside this tokenizer's vocabulary (0..{n - 1}); "
+                             "was the ids' model trained with a different tokenizer?")
+
     @property
     def fingerprint(self) -> str:
-        """Stable hash (hex, 16 chars) of vocabulary and rules: equal fingerprints ⇔ identical id mapping."""
-        body = json.dumps(self.to_dict(), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-        return hashlib.sha256(f"{self.kind}\n{body}".encode("utf-8")).hexdigest()[:16]
+        """Stable hash (hex, 16 chars) of vocabulary and rules: equal fingerprints ⇔ identical id mapping.
+
+        Computed once per object (tokenizers are not changed after construction; a GPT-2-sized one takes ~50 ms).
+        """
+        fp = self.__dict__.get("_fingerprint")
+        if fp is None:
+            body = json.dumps(self.to_dict(), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+            fp = self.__dict__["_fingerprint"] = hashlib.sha256(f"{self.kind}\n{body}".encode("utf-8")).hexdigest()[:16]
+        return fp
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the tokenizer as one JSON file, atomically."""
@@ -119,10 +146,64 @@ class Tokenizer(ABC):
             raise LmlabError(f"{path} is not an lmlab tokenizer file (no 'lmlab_tokenizer' header); "
                              "make one with `lmlab tokenizer train`")
         kind = d.pop("kind", None)
-        d.pop("lmlab_tokenizer")
+        version = d.pop("lmlab_tokenizer")
+        if version != FORMAT_VERSION:
+            raise LmlabError(f"{path}: tokenizer format version {version!r}, this lmlab reads {FORMAT_VERSION}; "
+                             "retrain it with this lmlab's `lmlab tokenizer train`")
         if kind not in Tokenizer._registry:
             raise LmlabError(f"{path}: unknown tokenizer kind {kind!r} (known: {sorted(Tokenizer._registry)})")
-        return Tokenizer._registry[kind].from_dict(d)
+        try:
+            return Tokenizer._registry[kind].from_dict(d)
+        except LmlabError as e:
+            raise LmlabError(f"{path}: {e}") from None
+        except Exception as e:  # missing/mistyped fields or an unreadable embedded HF tokenizer: a damaged file
+            raise LmlabError(f"{path} is a damaged {kind} tokenizer file ({type(e).__name__}: {e}); "
+                             "retrain it with `lmlab tokenizer train`") from None
+
+    def __reduce__(self):
+        # Pickle as the JSON body: small, version-independent, and exactly what `load` would rebuild.
+        return (_rebuild, (self.kind, self.to_dict()))
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(vocab_size={self.vocab_size}, fingerprint={self.fingerprint})"
+
+
+def _rebuild(kind: str, d: dict[str, Any]) -> Tokenizer:
+    """Unpickling helper: the tokenizer of `kind` described by `d` (see `Tokenizer.__reduce__`)."""
+    return Tokenizer._registry[kind].from_dict(d)
+
+
+def load_tokenizer(path: str | os.PathLike) -> Tokenizer:
+    """Read a tokenizer JSON file of any kind (same as `Tokenizer.load`)."""
+    return Tokenizer.load(path)
+
+
+def check_special_tokens(special_tokens: Iterable[str]) -> list[str]:
+    """Defaults first, then the user's extra special tokens in order, without duplicates.
+
+    Raises LmlabError for an empty or whitespace-containing name (it could never be matched as one piece).
+    """
+    out = list(DEFAULT_SPECIAL_TOKENS)
+    for tok in special_tokens:
+        if not isinstance(tok, str) or not tok or tok != tok.strip() or any(c.isspace() for c in tok):
+            raise LmlabError(f"special token {tok!r} must be a non-empty string without whitespace, e.g. '<extract>'")
+        if tok not in out:
+            out.append(tok)
+    return out
+
+
+def user_special_tokens(saved: list[str]) -> list[str]:
+    """The user-defined part of a saved special-token list, checking that the four defaults lead it."""
+    saved = list(saved)
+    if tuple(saved[: len(DEFAULT_SPECIAL_TOKENS)]) != DEFAULT_SPECIAL_TOKENS:
+        raise LmlabError(f"special tokens must start with {', '.join(DEFAULT_SPECIAL_TOKENS)}")
+    return saved[len(DEFAULT_SPECIAL_TOKENS):]
+
+
+def special_splitter(special_tokens: Iterable[str]) -> re.Pattern[str]:
+    """A regex whose `split` yields text pieces and, at odd positions, the special tokens found in the text.
+
+    Longest names first so that '<extract_all>' wins over '<extract>' when both are special.
+    """
+    names = sorted(set(special_tokens), key=lambda t: (-len(t), t))
+    return re.compile("(" + "|".join(re.escape(t) for t in names) + ")")

@@ -1,0 +1,35 @@
+"""How a tokenizer writes things: the integer-coverage report used by the arithmetic experiments."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lmlab.errors import LmlabError
+from lmlab.tokenization.base import Tokenizer
+
+
+def integer_coverage(tokenizer: Tokenizer, n: int, prefix: str = "") -> dict[str, Any]:
+    """How `tokenizer` writes the integers 0..n (each as `prefix + str(i)`, e.g. prefix " " for mid-sentence).
+
+    Returns {"n", "integers" (= n + 1), "distinct_tokens" (size of the set of ids used over all of them),
+    "single_token_integers" (how many are one token), "max_tokens", "mean_tokens" (tokens per integer),
+    "max_tokens_example" (the first integer needing max_tokens)}. GPT-2's BPE writes many integers as one
+    token, each a separate symbol to learn; the `digits` policy needs only the 10 digit tokens.
+    """
+    if not isinstance(n, int) or n < 0:
+        raise LmlabError(f"n must be a whole number ≥ 0, got {n!r}")
+    texts = [f"{prefix}{i}" for i in range(n + 1)]
+    encoded = tokenizer.encode_batch(texts)
+    lengths = [len(ids) for ids in encoded]
+    distinct = set().union(*map(set, encoded))
+    longest = max(lengths)
+    return {
+        "n": n,
+        "prefix": prefix,
+        "integers": n + 1,
+        "distinct_tokens": len(distinct),
+        "single_token_integers": sum(1 for k in lengths if k == 1),
+        "max_tokens": longest,
+        "mean_tokens": sum(lengths) / len(lengths),
+        "max_tokens_example": lengths.index(longest),
+    }
