@@ -1,0 +1,217 @@
+"""The run dir: everything needed to rebuild a trained model, written atomically and loaded with validation.
+
+    RUN_DIR/
+      config.json        {"lmlab_version", "model_type", "model": {...}, "training": {...} | null,
+                          "tokenizer_fingerprint"}
+      tokenizer.json     the tokenizer (lmlab JSON format)
+      model.safetensors  weights (tied weights stored once); metadata holds a SHA-256 of the tensor bytes
+      train_state.pt     optimizer / schedule / RNG / data position (written by training; tensors and plain data only)
+
+Every file is written to a temp file and renamed, so a crash never leaves a half-written file under its real name.
+Loading checks, and says exactly what is wrong: the directory is a run dir, config keys, the tokenizer fingerprint,
+every tensor name and shape against the config, and the weights' checksum (a corrupted or truncated file is
+refused, never silently used).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn as nn
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import load_file, save_file
+
+from lmlab import __version__
+from lmlab.errors import LmlabError
+from lmlab.models.registry import build_config, get_model_type
+from lmlab.tokenization import Tokenizer
+from lmlab.utils import atomic_output, atomic_write_json
+
+CONFIG_NAME = "config.json"
+TOKENIZER_NAME = "tokenizer.json"
+WEIGHTS_NAME = "model.safetensors"
+TRAIN_STATE_NAME = "train_state.pt"
+CONFIG_KEYS = {"lmlab_version", "model_type", "model", "training", "tokenizer_fingerprint"}
+_CHECKSUM_KEY = "lmlab_sha256"
+
+
+@dataclass
+class Run:
+    """A loaded run dir. `model` is in eval mode on the requested device."""
+
+    model: nn.Module
+    tokenizer: Tokenizer
+    model_config: Any            # the typed config (e.g. GPTConfig)
+    training_config: dict | None  # as saved by training (plain dict), None for imported models
+    run_dir: Path
+    model_type: str
+
+
+def is_run_dir(path: str | os.PathLike) -> bool:
+    """True when `path` is a directory holding a config.json."""
+    return (Path(path) / CONFIG_NAME).is_file()
+
+
+def _as_dict(cfg: Any) -> dict | None:
+    if cfg is None or isinstance(cfg, dict):
+        return cfg
+    if hasattr(cfg, "to_dict"):
+        return cfg.to_dict()
+    if dataclasses.is_dataclass(cfg):
+        return dataclasses.asdict(cfg)
+    raise TypeError(f"config must be a dict or dataclass, got {type(cfg).__name__}")
+
+
+def _unique_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The state dict with each shared tensor once (safetensors refuses aliases): for tied embeddings the first
+    name in module order (`wte.weight`) is kept and `lm_head.weight` is dropped; loading re-ties them."""
+    out: dict[str, torch.Tensor] = {}
+    seen: set[tuple[int, int]] = set()
+    for name, t in model.state_dict().items():
+        key = (t.untyped_storage().data_ptr(), t.storage_offset())
+        if t.numel() and key in seen:
+            continue
+        seen.add(key)
+        out[name] = t
+    return out
+
+
+def _tensor_checksum(tensors: dict[str, torch.Tensor]) -> str:
+    """SHA-256 over names, dtypes, shapes and raw bytes, in name order."""
+    h = hashlib.sha256()
+    for name in sorted(tensors):
+        t = tensors[name].contiguous()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}\n".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
+def save_run(run_dir: str | os.PathLike, model: nn.Module, tokenizer: Tokenizer, *, model_type: str = "gpt",
+             model_config: Any, training_config: Any = None, weights_name: str = WEIGHTS_NAME) -> Path:
+    """Write (or overwrite) a run dir: config.json, tokenizer.json and the weights, each atomically.
+
+    model_config: the model's typed config or its dict; training_config: a dict/dataclass or None.
+    weights_name lets training keep e.g. "best.safetensors" beside the latest weights. Returns the run dir path.
+    """
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    get_model_type(model_type)  # unknown type → clear error before anything is written
+    tensors = {n: t.detach().contiguous().cpu() for n, t in _unique_state(model).items()}
+    with atomic_output(run_dir / weights_name) as tmp:
+        save_file(tensors, str(tmp), metadata={_CHECKSUM_KEY: _tensor_checksum(tensors), "format": "pt"})
+    tokenizer.save(run_dir / TOKENIZER_NAME)
+    atomic_write_json(run_dir / CONFIG_NAME, {
+        "lmlab_version": __version__,
+        "model_type": model_type,
+        "model": _as_dict(model_config),
+        "training": _as_dict(training_config),
+        "tokenizer_fingerprint": tokenizer.fingerprint,
+    })
+    return run_dir
+
+
+def read_run_config(run_dir: str | os.PathLike) -> dict[str, Any]:
+    """config.json of a run dir, checked for the required keys (no model is built)."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise LmlabError(f"run dir {run_dir} does not exist; train one with `lmlab train` "
+                         "or import one with `lmlab import hf-gpt2`")
+    if not is_run_dir(run_dir):
+        raise LmlabError(f"{run_dir} is not a run dir (no config.json); train one with `lmlab train` "
+                         "or import with `lmlab import hf-gpt2`")
+    path = run_dir / CONFIG_NAME
+    try:
+        cfg = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise LmlabError(f"{path} is not valid JSON ({e}); the run dir is damaged") from None
+    if not isinstance(cfg, dict):
+        raise LmlabError(f"{path} must hold a JSON object")
+    unknown = sorted(set(cfg) - CONFIG_KEYS)
+    missing = sorted({"model_type", "model", "tokenizer_fingerprint"} - set(cfg))
+    if unknown or missing:
+        raise LmlabError(f"{path}: " + "; ".join(
+            ([f"unknown key(s) {unknown}"] if unknown else []) + ([f"missing key(s) {missing}"] if missing else []))
+            + f" (expected {sorted(CONFIG_KEYS)})")
+    if not isinstance(cfg["model"], dict):
+        raise LmlabError(f"{path}: 'model' must be an object of model config fields")
+    return cfg
+
+
+def load_weights(model: nn.Module, path: str | os.PathLike, *, what: str = "the config") -> None:
+    """Load a safetensors file into `model` after checking checksum, tensor names and shapes.
+
+    Raises LmlabError naming each missing, unexpected or mis-shaped tensor (expected vs found).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise LmlabError(f"weights file {path} is missing; the run dir is incomplete (re-save or re-train)")
+    try:
+        tensors = load_file(str(path))
+        with safe_open(str(path), framework="pt") as f:
+            metadata = f.metadata() or {}
+    except (SafetensorError, OSError, ValueError) as e:
+        raise LmlabError(f"{path} is corrupted or truncated ({e}); restore it or re-train") from None
+    expected_sum = metadata.get(_CHECKSUM_KEY)
+    if expected_sum is not None and _tensor_checksum(tensors) != expected_sum:
+        raise LmlabError(f"{path} is corrupted: its tensor bytes do not match the checksum stored when it was "
+                         "saved; restore it or re-train")
+    expected = {name: tuple(t.shape) for name, t in _unique_state(model).items()}
+    problems = [f"missing tensor {n} (expected shape {list(s)})" for n, s in expected.items() if n not in tensors]
+    problems += [f"unexpected tensor {n} (shape {list(t.shape)})" for n, t in tensors.items() if n not in expected]
+    problems += [f"tensor {n}: expected shape {list(expected[n])} from {what}, found {list(t.shape)}"
+                 for n, t in tensors.items() if n in expected and tuple(t.shape) != expected[n]]
+    if problems:
+        more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
+        raise LmlabError(f"{path} does not match {what}: " + "; ".join(problems[:5]) + more)
+    # Tied aliases (e.g. lm_head.weight) are absent from the file by design; they share storage with a loaded one.
+    missing, unexpected = model.load_state_dict(tensors, strict=False)
+    assert not unexpected and all(n not in expected for n in missing), (missing, unexpected)
+
+
+def load_run(run_dir: str | os.PathLike, *, device: str | torch.device = "cpu",
+             weights_name: str = WEIGHTS_NAME) -> Run:
+    """Rebuild the model and tokenizer of a run dir, validating everything (see module docstring)."""
+    run_dir = Path(run_dir)
+    cfg = read_run_config(run_dir)
+    tokenizer = Tokenizer.load(run_dir / TOKENIZER_NAME)
+    if tokenizer.fingerprint != cfg["tokenizer_fingerprint"]:
+        raise LmlabError(f"{run_dir / TOKENIZER_NAME} (fingerprint {tokenizer.fingerprint}) is not the tokenizer "
+                         f"this model was trained with (config.json records {cfg['tokenizer_fingerprint']}); "
+                         "put the original tokenizer.json back")
+    model_type = cfg["model_type"]
+    model_config = build_config(model_type, cfg["model"])
+    vocab = getattr(model_config, "vocab_size", None)
+    if vocab is not None and tokenizer.vocab_size > vocab:
+        raise LmlabError(f"{run_dir}: tokenizer has {tokenizer.vocab_size} ids but the model's vocab_size is {vocab}")
+    _, model_cls = get_model_type(model_type)
+    model = model_cls(model_config)
+    load_weights(model, run_dir / weights_name, what=f"{CONFIG_NAME} ({model_type})")
+    model.to(device).eval()
+    return Run(model=model, tokenizer=tokenizer, model_config=model_config, training_config=cfg.get("training"),
+               run_dir=run_dir, model_type=model_type)
+
+
+def save_train_state(run_dir: str | os.PathLike, state: dict) -> None:
+    """Write train_state.pt atomically. `state` may hold tensors, numbers, strings, lists and dicts only
+    (it is read back with torch.load(weights_only=True), which refuses arbitrary objects)."""
+    with atomic_output(Path(run_dir) / TRAIN_STATE_NAME) as tmp:
+        torch.save(state, tmp)
+
+
+def load_train_state(run_dir: str | os.PathLike) -> dict | None:
+    """train_state.pt of a run dir, or None when there is none (e.g. an imported model)."""
+    path = Path(run_dir) / TRAIN_STATE_NAME
+    if not path.is_file():
+        return None
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # truncated zip, foreign pickle: never run it, say so
+        raise LmlabError(f"{path} is damaged or not a train state ({type(e).__name__}: {e}); "
+                         "delete it to start training afresh") from None

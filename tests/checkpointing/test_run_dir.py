@@ -1,0 +1,110 @@
+"""Run-dir save/load: round trips, atomic files, and the exact errors a damaged or mismatched run dir gives."""
+
+import json
+
+import pytest
+import torch
+
+from lmlab.checkpoint import (is_run_dir, load_run, load_train_state, read_run_config, save_run,
+                              save_train_state)
+from lmlab.errors import LmlabError
+from lmlab.models import GPT, GPTConfig
+from lmlab.tokenization.char import CharTokenizer
+
+TEXT = "the cat sat on the mat. a dog ate the log!"
+
+
+@pytest.fixture
+def tok():
+    return CharTokenizer.train([TEXT], byte_fallback=False)
+
+
+def make_model(tok, **kw):
+    torch.manual_seed(0)
+    cfg = GPTConfig(n_layer=2, n_head=2, n_embd=16, block_size=16, vocab_size=tok.vocab_size, **kw)
+    return GPT(cfg).eval(), cfg
+
+
+@pytest.mark.parametrize("kw", [{}, {"tie_embeddings": False, "pos_embedding": "rotary", "bias": False}])
+def test_round_trip_gives_same_logits(tmp_path, tok, kw):
+    model, cfg = make_model(tok, **kw)
+    save_run(tmp_path / "run", model, tok, model_config=cfg, training_config={"lr": 1e-3, "data_dir": "x"})
+    assert is_run_dir(tmp_path / "run")
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["config.json", "model.safetensors",
+                                                                      "tokenizer.json"]  # no temp files left
+    run = load_run(tmp_path / "run")
+    assert run.model_type == "gpt" and run.model_config == cfg and run.training_config["lr"] == 1e-3
+    assert not run.model.training and run.tokenizer.fingerprint == tok.fingerprint
+    idx = torch.tensor([tok.encode("the cat")])
+    torch.testing.assert_close(run.model(idx)[0], model(idx)[0], atol=0, rtol=0)
+    if cfg.tie_embeddings:
+        assert run.model.lm_head.weight is run.model.wte.weight  # still tied after loading
+
+
+def test_config_json_contents(tmp_path, tok):
+    model, cfg = make_model(tok)
+    save_run(tmp_path, model, tok, model_config=cfg)
+    c = json.loads((tmp_path / "config.json").read_text())
+    assert set(c) == {"lmlab_version", "model_type", "model", "training", "tokenizer_fingerprint"}
+    assert c["model"]["n_embd"] == 16 and c["training"] is None and c["tokenizer_fingerprint"] == tok.fingerprint
+
+
+def test_not_a_run_dir(tmp_path):
+    with pytest.raises(LmlabError, match="is not a run dir \\(no config.json\\).*lmlab train"):
+        load_run(tmp_path)
+    with pytest.raises(LmlabError, match="does not exist"):
+        load_run(tmp_path / "nope")
+
+
+def test_replaced_tokenizer_is_refused(tmp_path, tok):
+    model, cfg = make_model(tok)
+    save_run(tmp_path, model, tok, model_config=cfg)
+    CharTokenizer.train(["completely different letters xyz"], byte_fallback=False).save(tmp_path / "tokenizer.json")
+    with pytest.raises(LmlabError, match="fingerprint"):
+        load_run(tmp_path)
+
+
+def test_shape_mismatch_names_the_tensor(tmp_path, tok):
+    model, cfg = make_model(tok)
+    save_run(tmp_path, model, tok, model_config=cfg)
+    c = json.loads((tmp_path / "config.json").read_text())
+    c["model"]["block_size"] = 32
+    (tmp_path / "config.json").write_text(json.dumps(c))
+    with pytest.raises(LmlabError, match=r"tensor wpe.weight: expected shape \[32, 16\].*found \[16, 16\]"):
+        load_run(tmp_path)
+
+
+def test_unknown_config_key_is_refused(tmp_path, tok):
+    model, cfg = make_model(tok)
+    save_run(tmp_path, model, tok, model_config=cfg)
+    c = json.loads((tmp_path / "config.json").read_text())
+    c["model"]["n_layers"] = 2
+    (tmp_path / "config.json").write_text(json.dumps(c))
+    with pytest.raises(LmlabError, match="unknown GPT config key.*n_layers"):
+        read_run_config(tmp_path) and load_run(tmp_path)
+
+
+def test_truncated_and_corrupted_weights_are_detected(tmp_path, tok):
+    model, cfg = make_model(tok)
+    save_run(tmp_path, model, tok, model_config=cfg)
+    path = tmp_path / "model.safetensors"
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) - 100])
+    with pytest.raises(LmlabError, match="corrupted or truncated"):
+        load_run(tmp_path)
+    flipped = bytearray(data)
+    flipped[-5] ^= 0xFF  # one byte of the last tensor's data
+    path.write_bytes(bytes(flipped))
+    with pytest.raises(LmlabError, match="checksum"):
+        load_run(tmp_path)
+
+
+def test_train_state_round_trip_and_damaged_file(tmp_path):
+    assert load_train_state(tmp_path) is None
+    state = {"step": 7, "lr": 1e-3, "opt": {"m": torch.ones(3)}, "rng": [torch.get_rng_state()], "name": "x"}
+    save_train_state(tmp_path, state)
+    back = load_train_state(tmp_path)
+    assert back["step"] == 7 and torch.equal(back["opt"]["m"], torch.ones(3))
+    (tmp_path / "train_state.pt").write_bytes(b"not a zip")
+    with pytest.raises(LmlabError, match="damaged"):
+        load_train_state(tmp_path)
