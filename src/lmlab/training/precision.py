@@ -1,0 +1,82 @@
+"""Mixed precision: which dtype the forward/backward computes in, the autocast context, and the grad scaler.
+
+Weights and optimizer state always stay float32 ("master weights"); autocast runs matmuls in the low-precision
+dtype. bfloat16 has float32's exponent range, so it needs no loss scaling; float16 does (small gradients underflow
+to zero), hence a GradScaler for float16 only.
+
+"auto" picks, per device:
+- CUDA: bfloat16 where the GPU supports it (Ampere and newer), else float16 + GradScaler.
+- CPU: bfloat16 when the CPU has bf16 matrix instructions (AMX), where it is clearly faster; otherwise float32
+  (on AVX-512/AVX2 CPUs bf16 autocast mostly adds casts; see benchmarks/bench_train.py to measure your machine).
+- MPS: float32 (autocast support on Apple GPUs varies with the OS version).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from functools import lru_cache
+
+import torch
+
+from lmlab.errors import LmlabError
+
+_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+@lru_cache(maxsize=None)
+def cpu_has_amx() -> bool:
+    """True when /proc/cpuinfo lists AMX bf16 tiles (Intel Sapphire Rapids and newer)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            return any("amx_bf16" in line for line in f if line.startswith("flags"))
+    except OSError:
+        return False
+
+
+def bf16_supported(device: torch.device) -> bool:
+    """Can this device run bfloat16 autocast at all (not: is it fast)?"""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return device.type in ("cpu", "mps")
+
+
+@dataclass(frozen=True)
+class Precision:
+    """The resolved precision of a run: compute dtype, and whether a GradScaler is needed."""
+
+    name: str  # 'float32' | 'bfloat16' | 'float16'
+    dtype: torch.dtype  # compute dtype inside autocast (float32: autocast off)
+    device_type: str  # 'cpu' | 'cuda' | 'mps'
+
+    @property
+    def needs_scaler(self) -> bool:
+        return self.dtype == torch.float16
+
+    def autocast(self):
+        """Context manager for forward passes (and the loss): autocast to `dtype`, or nothing for float32."""
+        if self.dtype == torch.float32:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device_type, dtype=self.dtype)
+
+    def make_scaler(self) -> "torch.amp.GradScaler | None":
+        """A GradScaler for float16 training, else None (bf16 and fp32 need no loss scaling)."""
+        if not self.needs_scaler:
+            return None
+        return torch.amp.GradScaler(self.device_type)
+
+
+def resolve_precision(name: str, device: torch.device) -> Precision:
+    """'auto' | 'float32' | 'bfloat16' | 'float16' on `device` → Precision (see module docstring for 'auto')."""
+    if name == "auto":
+        if device.type == "cuda":
+            name = "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
+        elif device.type == "cpu":
+            name = "bfloat16" if cpu_has_amx() else "float32"
+        else:
+            name = "float32"
+    if name not in _DTYPES:
+        raise LmlabError(f"unknown dtype {name!r}: use float32, bfloat16, float16 or auto")
+    if name == "bfloat16" and not bf16_supported(device):
+        raise LmlabError(f"this {device.type} device does not support bfloat16; use --dtype float16 or float32")
+    return Precision(name=name, dtype=_DTYPES[name], device_type=device.type)
