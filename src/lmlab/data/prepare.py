@@ -1,0 +1,228 @@
+"""`prepare`: corpus → deduplicated, split, tokenized shards with a manifest (the `lmlab data prepare` verb).
+
+Two streaming passes over the inputs, so neither the text nor the tokens are ever all in memory:
+  1. read every document once: exact/near dedup decisions (one byte per document kept in memory), document count,
+     source file sizes and SHA-256; then the seeded split by document;
+  (1b. when `tokenizer` names a kind, train it on the train split, streamed;)
+  2. read again, skip duplicates, and tokenize chunks of ~`CHUNK_CHARS` characters in parallel, appending each
+     chunk's ids to its split's shard as soon as it is done, in order.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import sys
+from collections import deque
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+
+from lmlab.data.dedup import DEDUP_MODES, make_deduplicator
+from lmlab.data.reading import ERROR_MODES, Document, SourceFile, iter_documents
+from lmlab.data.shards import DTYPES, ShardWriter, check_replaceable, dtype_for_vocab
+from lmlab.data.split import split_mask, validation_count
+from lmlab.errors import LmlabError
+from lmlab.tokenization import Tokenizer
+
+TOKENIZER_KINDS = ("char", "word", "bpe")
+# Characters per tokenization task: large enough that per-task overhead (pickling, process hops, Rust thread
+# start-up) is small, small enough that 2 × workers chunks in flight stay a few tens of MB.
+CHUNK_CHARS = 1 << 20
+
+
+def prepare(inputs: str | os.PathLike | Sequence[str | os.PathLike], tokenizer: Tokenizer | str | os.PathLike,
+            out_dir: str | os.PathLike, *, val_fraction: float = 0.1, dedup: str = "exact", seed: int = 0,
+            include: Sequence[str] | None = None, text_field: str = "text", split_blank_lines: bool = False,
+            errors: str = "strict", vocab_size: int | None = None, numbers: str = "gpt2",
+            workers: int | None = None, near_threshold: float = 0.8, progress: bool = True) -> dict[str, Any]:
+    """Read, deduplicate, split and tokenize a corpus into `out_dir` (train.bin, val.bin, tokenizer.json,
+    manifest.json); returns the manifest.
+
+    `tokenizer`: a Tokenizer, a path to a tokenizer JSON file, or a kind ("char", "word", "bpe") to train on the
+    train split (with `vocab_size` and, for BPE, `numbers`). Documents are joined with `<eos>` after each one.
+    `workers`: tokenizing processes (None: all cores; 1: in this process). `dedup`: "none", "exact", or "near"
+    (exact first, then MinHash near-duplicates at Jaccard ≥ `near_threshold`). An existing data dir at `out_dir`
+    is replaced atomically, only once the new one is complete.
+    """
+    # --- check every option before reading a byte -------------------------------------------------------------
+    if dedup not in DEDUP_MODES:
+        raise LmlabError(f"unknown dedup mode {dedup!r}: use one of {', '.join(DEDUP_MODES)}")
+    if errors not in ERROR_MODES:
+        raise LmlabError(f"unknown errors mode {errors!r}: use one of {', '.join(ERROR_MODES)}")
+    validation_count(0, val_fraction)  # range check
+    if workers is not None and workers < 1:
+        raise LmlabError(f"workers must be ≥ 1, got {workers}")
+    tok_or_kind = resolve_tokenizer(tokenizer)
+    if vocab_size is not None and not isinstance(tok_or_kind, str):
+        raise LmlabError("vocab_size applies only when the tokenizer is trained here (--tokenizer char|word|bpe); "
+                         "the given tokenizer file fixes its own vocabulary")
+    out_dir = Path(out_dir)
+    check_replaceable(out_dir)
+    read_opts = dict(include=list(include) if include else None, text_field=text_field,
+                     split_blank_lines=split_blank_lines, errors=errors)
+
+    # --- pass 1: dedup decisions, counts, source hashes ---------------------------------------------------------
+    exact = make_deduplicator("exact") if dedup in ("exact", "near") else None
+    near = make_deduplicator("near", near_threshold=near_threshold) if dedup == "near" else None
+    keep = bytearray()
+    sources: list[SourceFile] = []
+    for doc in _progress(iter_documents(inputs, on_file=sources.append, **read_opts), progress,
+                         "reading + dedup", unit="doc"):
+        dup = (exact is not None and exact.seen(doc.text)) or (near is not None and near.seen(doc.text))
+        keep.append(0 if dup else 1)
+    n_kept = sum(keep)
+    is_val = split_mask(n_kept, val_fraction, seed)
+
+    def kept_documents(split: str | None = None) -> Iterator[tuple[str, Document]]:
+        """Second (and third) reads: the kept documents with their split, in reading order."""
+        j = 0
+        for i, doc in enumerate(iter_documents(inputs, **read_opts)):
+            if not keep[i]:
+                continue
+            s = "val" if is_val[j] else "train"
+            j += 1
+            if split is None or s == split:
+                yield s, doc
+
+    # --- tokenizer ------------------------------------------------------------------------------------------------
+    if isinstance(tok_or_kind, str):
+        from lmlab.tokenization import train_tokenizer
+
+        tok = train_tokenizer(tok_or_kind, (d.text for _, d in kept_documents("train")), vocab_size=vocab_size,
+                              numbers=numbers, progress=progress)
+    else:
+        tok = tok_or_kind
+
+    # --- pass 2: tokenize and write -------------------------------------------------------------------------------
+    n_workers = (os.cpu_count() or 1) if workers is None else workers
+    total_bytes = sum(s.bytes for s in sources)
+    with ShardWriter(out_dir, tok) as writer, _make_executor(tok, n_workers, total_bytes) as (executor, encode):
+        pending: deque = deque()
+        bar = _progress(None, progress, "tokenizing", total=n_kept, unit="doc")
+        for split, texts in _chunks(kept_documents()):
+            pending.append((split, len(texts), executor.submit(encode, texts)))
+            # Bounded look-ahead: enough tasks to keep every worker busy, never the whole corpus.
+            while len(pending) > 2 * n_workers:
+                _write_done(writer, pending.popleft(), bar)
+        while pending:
+            _write_done(writer, pending.popleft(), bar)
+        bar.close()
+        fields = {
+            "created_by": f"lmlab {_version()}",
+            "seed": seed,
+            "val_fraction": val_fraction,
+            "documents_read": len(keep),
+            "dedup": {"mode": dedup, "exact_duplicates_removed": exact.removed if exact else 0,
+                      "near_duplicates_removed": near.removed if near else 0,
+                      **({"near_threshold": near_threshold} if near else {})},
+            "sources": [s.to_dict() for s in sources],
+            "options": {**read_opts, **({"numbers": numbers} if tok.kind == "bpe" else {})},
+        }
+        return writer.commit(fields)
+
+
+def resolve_tokenizer(spec: Tokenizer | str | os.PathLike) -> Tokenizer | str:
+    """A Tokenizer as is; a kind name ("char", "word", "bpe") as the string; otherwise a tokenizer JSON path,
+    loaded. Raises LmlabError when it is neither."""
+    if isinstance(spec, Tokenizer):
+        return spec
+    text = os.fspath(spec)
+    path = Path(text)
+    if text in TOKENIZER_KINDS and not path.is_file():
+        return text
+    if not path.is_file():
+        raise LmlabError(f"tokenizer {text!r} is neither a tokenizer file nor a kind to train "
+                         f"({', '.join(TOKENIZER_KINDS)}); make one with `lmlab tokenizer train`")
+    return Tokenizer.load(path)
+
+
+def encode_documents(tokenizer: Tokenizer, texts: list[str]) -> tuple[np.ndarray, int]:
+    """Token ids of `texts` with `<eos>` after each, as one flat array (uint16/uint32 as the shards), and the
+    texts' total UTF-8 size in bytes."""
+    dtype = DTYPES[dtype_for_vocab(tokenizer.vocab_size)]
+    encoded = tokenizer.encode_batch(texts)
+    out = np.empty(sum(map(len, encoded)) + len(encoded), dtype=dtype)
+    pos = 0
+    for ids in encoded:
+        out[pos:pos + len(ids)] = ids
+        pos += len(ids)
+        out[pos] = tokenizer.eos_id
+        pos += 1
+    return out, sum(len(t.encode("utf-8")) for t in texts)
+
+
+# --- parallelism ----------------------------------------------------------------------------------------------------
+_WORKER_TOKENIZER: Tokenizer | None = None
+
+
+def _init_worker(cls: type[Tokenizer], state: dict[str, Any]) -> None:
+    global _WORKER_TOKENIZER
+    # One process per core already: a tokenizer's own thread pool inside each would only oversubscribe the CPU.
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"
+    _WORKER_TOKENIZER = cls.from_dict(state)
+
+
+def _encode_in_worker(texts: list[str]) -> tuple[np.ndarray, int]:
+    assert _WORKER_TOKENIZER is not None
+    return encode_documents(_WORKER_TOKENIZER, texts)
+
+
+class _make_executor:
+    """Context manager giving (executor, encode function). Worker processes rebuilt from `to_dict()` when more
+    than one worker is asked for and the corpus is big enough to repay their start-up; otherwise one background
+    thread in this process (which still overlaps reading with tokenizing)."""
+
+    def __init__(self, tok: Tokenizer, n_workers: int, total_bytes: int):
+        self.executor: Executor
+        if n_workers > 1 and total_bytes > 4 * CHUNK_CHARS:
+            # spawn, not fork: forking after the tokenizer's Rust threads or torch's have started can deadlock.
+            self.executor = ProcessPoolExecutor(n_workers, mp_context=multiprocessing.get_context("spawn"),
+                                                initializer=_init_worker, initargs=(type(tok), tok.to_dict()))
+            self.encode = _encode_in_worker
+        else:
+            self.executor = ThreadPoolExecutor(1)
+            self.encode = lambda texts: encode_documents(tok, texts)
+
+    def __enter__(self):
+        return self.executor, self.encode
+
+    def __exit__(self, *exc) -> None:
+        self.executor.shutdown(wait=True, cancel_futures=True)
+
+
+def _chunks(docs: Iterator[tuple[str, Document]]) -> Iterator[tuple[str, list[str]]]:
+    """Group documents per split into lists of about CHUNK_CHARS characters, keeping order within each split."""
+    buf: dict[str, list[str]] = {"train": [], "val": []}
+    size = {"train": 0, "val": 0}
+    for split, doc in docs:
+        buf[split].append(doc.text)
+        size[split] += len(doc.text)
+        if size[split] >= CHUNK_CHARS:
+            yield split, buf[split]
+            buf[split], size[split] = [], 0
+    for split in ("train", "val"):
+        if buf[split]:
+            yield split, buf[split]
+
+
+def _write_done(writer: ShardWriter, item, bar) -> None:
+    split, n_docs, future = item
+    ids, text_bytes = future.result()
+    writer.write(split, ids, documents=n_docs, text_bytes=text_bytes)
+    bar.update(n_docs)
+
+
+def _progress(iterable, enabled: bool, desc: str, **kw):
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, desc=desc, disable=not enabled or not sys.stderr.isatty(), file=sys.stderr,
+                leave=False, **kw)
+
+
+def _version() -> str:
+    from lmlab import __version__
+
+    return __version__
