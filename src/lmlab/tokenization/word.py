@@ -58,6 +58,8 @@ class WordTokenizer(Tokenizer):
         self._space_before[self._glue] = self._space_after[self._glue] = False
 
     def _takes_space(self, token: str, refusers: frozenset[str]) -> bool:
+        if token == "<unk>":  # stands for a word, so it is spaced like one
+            return True
         return not (token in self._special_ids or token.isspace() or token in refusers)
 
     # --- training ------------------------------------------------------------------------------------------------
