@@ -107,6 +107,21 @@ def validate_train_config(cfg: TrainConfig) -> None:
          f"device must be auto, cpu, cuda, cuda:N or mps (got {dev!r})")
 
 
+# Training settings that go with each model preset (lmlab.models.presets), as data. `lmlab train --preset NAME`
+# starts from get_preset(NAME) for the model and train_preset(NAME) for training; names without an entry here
+# train with TrainConfig's defaults.
+TRAIN_PRESETS: dict[str, dict[str, Any]] = {
+    # The main job: memorise the default world's facts on a 2-core CPU in a few minutes.
+    "tiny": dict(batch_size=16, lr=1e-3, min_lr=1e-4, warmup_iters=100, max_iters=2000, eval_interval=250,
+                 eval_iters=20, log_interval=10, weight_decay=0.1, beta2=0.99),
+}
+
+
+def train_preset(name: str | None) -> TrainConfig:
+    """The TrainConfig that goes with model preset `name` (defaults when the preset has no training entry)."""
+    return TrainConfig(**TRAIN_PRESETS.get(name or "", {}))
+
+
 # ============================================================================ overrides: --key value, config file ===
 def parse_override_args(args: list[str]) -> dict[str, str | bool]:
     """['--lr', '3e-4', '--compile', '--n_layer=2'] → {'lr': '3e-4', 'compile': True, 'n_layer': '2'}.
