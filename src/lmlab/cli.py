@@ -35,18 +35,66 @@ def cmd_world(args) -> int:
 def add_tokenizer_parser(sub) -> None:
     p = sub.add_parser("tokenizer", help="train and inspect tokenizers")
     tsub = p.add_subparsers(dest="tokenizer_cmd", required=True, metavar="{train,show}")
-    t = tsub.add_parser("train", help="train a tokenizer on text files")
+    t = tsub.add_parser("train", help="train a tokenizer on text files",
+                        description="Train a char, word or byte-level BPE tokenizer on UTF-8 text files "
+                                    "(directories: their *.txt files, recursively) and save it as one JSON file.")
+    t.add_argument("inputs", nargs="+", metavar="INPUT", help="text files or directories of .txt files")
+    t.add_argument("--kind", required=True, choices=["char", "word", "bpe"], help="tokenizer kind")
+    t.add_argument("--out", required=True, help="where to write the tokenizer JSON file")
+    t.add_argument("--vocab-size", type=int, default=None,
+                   help="total ids incl. special tokens (char/word default: all kept; bpe default 4096)")
+    t.add_argument("--min-frequency", type=int, default=1, help="drop chars/words/merges seen fewer times (default 1)")
+    t.add_argument("--numbers", choices=["gpt2", "groups3", "digits"], default="gpt2",
+                   help="bpe digit policy: gpt2 (merged by frequency), groups3 (chunks of ≤3), digits (one each)")
+    t.add_argument("--special", action="append", default=[], metavar="TOKEN",
+                   help="extra special token, never split (repeat the flag for more), e.g. --special '<extract>'")
+    t.add_argument("--no-byte-fallback", dest="byte_fallback", action="store_false",
+                   help="char kind: unknown characters become <unk> instead of UTF-8 byte tokens")
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.set_defaults(func=cmd_tokenizer_train)
-    s = tsub.add_parser("show", help="show how a text splits into tokens")
+    s = tsub.add_parser("show", help="show how a text splits into tokens",
+                        description="Print each token of TEXT with its id and what it spells, then the count; "
+                                    "--integers N reports how the tokenizer writes the integers 0..N.")
+    s.add_argument("tokenizer", help="tokenizer JSON file")
+    s.add_argument("text", nargs="?", default=None, help="text to split (quote it)")
+    s.add_argument("--integers", type=int, default=None, metavar="N",
+                   help="report how many distinct tokens write the integers 0..N")
+    s.add_argument("--prefix", default="", help="with --integers: text before each integer, e.g. ' '")
     s.set_defaults(func=cmd_tokenizer_show)
 
 
 def cmd_tokenizer_train(args) -> int:
-    raise LmlabError("`lmlab tokenizer train` is not implemented yet")
+    from lmlab.tokenization import train_tokenizer_from_files
+
+    tok = train_tokenizer_from_files(args.kind, args.inputs, vocab_size=args.vocab_size, numbers=args.numbers,
+                                     min_frequency=args.min_frequency, special_tokens=args.special,
+                                     byte_fallback=args.byte_fallback, progress=not args.quiet)
+    tok.save(args.out)
+    policy = f", numbers={tok.numbers}" if args.kind == "bpe" else ""
+    print(f"trained {args.kind} tokenizer: vocab_size={tok.vocab_size}{policy}, "
+          f"special={','.join(tok.special_tokens)}, fingerprint={tok.fingerprint} -> {args.out}")
+    return 0
 
 
 def cmd_tokenizer_show(args) -> int:
-    raise LmlabError("`lmlab tokenizer show` is not implemented yet")
+    from lmlab.tokenization import integer_coverage, load_tokenizer, token_table
+
+    if args.text is None and args.integers is None:
+        raise LmlabError("give a TEXT to split, or --integers N (e.g. lmlab tokenizer show tok.json \"12345\")")
+    tok = load_tokenizer(args.tokenizer)
+    if args.text is not None:
+        rows = token_table(tok, args.text)
+        width = max([len(repr(r["token"])) for r in rows] + [5])
+        print(f"{'id':>7}  {'token':<{width}}  text")
+        for r in rows:
+            print(f"{r['id']:>7}  {r['token']!r:<{width}}  {r['text']!r}")
+        print(f"{len(rows)} tokens ({tok.kind} tokenizer, vocab_size={tok.vocab_size})")
+    if args.integers is not None:
+        c = integer_coverage(tok, args.integers, prefix=args.prefix)
+        print(f"integers 0..{c['n']} (written as {args.prefix!r} + digits): {c['distinct_tokens']} distinct tokens; "
+              f"{c['single_token_integers']} of {c['integers']} are one token; tokens per integer: "
+              f"mean {c['mean_tokens']:.2f}, max {c['max_tokens']} (first at {c['max_tokens_example']})")
+    return 0
 
 
 # ======================================================================================================== data ===

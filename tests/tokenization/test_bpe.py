@@ -18,7 +18,7 @@ def trained(corpus):
 
 
 def pieces(tok, text):
-    return [tok.token_text(i) for i in tok.encode(text)]
+    return [tok.decode([i]) for i in tok.encode(text)]
 
 
 def test_number_policies_split_12345_as_documented(trained):

@@ -33,3 +33,10 @@ def integer_coverage(tokenizer: Tokenizer, n: int, prefix: str = "") -> dict[str
         "mean_tokens": sum(lengths) / len(lengths),
         "max_tokens_example": lengths.index(longest),
     }
+
+
+def token_table(tokenizer: Tokenizer, text: str) -> list[dict[str, Any]]:
+    """How `text` splits: one row per token, {"id", "token" (vocabulary entry, e.g. 'Ġthe'), "text" (what it
+    spells, e.g. ' the'; U+FFFD for part of a character; '' for the word tokenizer's <glue>)}."""
+    return [{"id": i, "token": tokenizer.id_to_token(i), "text": tokenizer.decode([i])}
+            for i in tokenizer.encode(text)]

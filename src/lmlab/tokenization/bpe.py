@@ -146,10 +146,6 @@ class BPETokenizer(Tokenizer):
             parts.append(self._hf.decode(run, skip_special_tokens=False))
         return "".join(parts)
 
-    def token_text(self, idx: int) -> str:
-        """What one token spells, as text ('Ġthe' → ' the'); a token holding part of a character shows U+FFFD."""
-        return self.decode([idx])
-
     @property
     def vocab_size(self) -> int:
         return self._vocab_size
