@@ -12,11 +12,12 @@ from lmlab.training.metrics import MetricsLog, plot_losses, read_metrics
 from lmlab.training.mfu import measure_peak_flops, mfu, nominal_peak_flops
 from lmlab.training.optim import lr_at, make_optimizer
 from lmlab.training.precision import Precision, resolve_precision
+from lmlab.training.run import train_run
 
 __all__ = [
     "TrainConfig", "apply_overrides", "load_config_file", "parse_override_args", "resolve_configs", "train_preset",
     "DistContext", "setup_distributed", "teardown_distributed", "wrap_model", "unwrap_model",
-    "train", "evaluate", "TrainResult", "TrainingDiverged", "BEST_WEIGHTS_NAME",
+    "train_run", "train", "evaluate", "TrainResult", "TrainingDiverged", "BEST_WEIGHTS_NAME",
     "MetricsLog", "plot_losses", "read_metrics",
     "measure_peak_flops", "mfu", "nominal_peak_flops",
     "lr_at", "make_optimizer",

@@ -1,0 +1,122 @@
+"""`train_run`: everything `lmlab train` does, as one Python function (the CLI verb is a thin wrapper over it).
+
+It turns user-level choices (a preset, a config file, `--key value` settings, shards or raw text, resume) into a
+model, a tokenizer and the two configs, then calls `lmlab.training.loop.train`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import torch
+
+from lmlab.checkpoint import TOKENIZER_NAME, TRAIN_STATE_NAME, WEIGHTS_NAME, read_run_config
+from lmlab.data import load_tokenizer_of, prepare
+from lmlab.errors import LmlabError
+from lmlab.models.presets import get_preset
+from lmlab.models.registry import build_config, build_model, get_model_type
+from lmlab.tokenization import Tokenizer
+from lmlab.training.config import TrainConfig, apply_overrides, load_config_file, parse_override_args, \
+    resolve_configs, train_preset
+from lmlab.training.loop import TrainResult, train
+
+DEFAULT_PRESET = "tiny"
+
+
+def train_run(out_dir: str | os.PathLike, *, data_dir: str | os.PathLike | None = None,
+              text: Sequence[str | os.PathLike] | None = None, tokenizer: Tokenizer | str | None = None,
+              preset: str | None = None, model_type: str | None = None, config_file: str | os.PathLike | None = None,
+              overrides: dict[str, Any] | list[str] | None = None, resume: bool = False, overwrite: bool = False,
+              progress: bool = True, on_eval: Callable | None = None) -> TrainResult:
+    """Train a model into the run dir `out_dir` (see docs/training.md).
+
+    Data: `data_dir` (token shards from `lmlab.data.prepare`) or `text` (files/dirs, prepared into OUT/data with
+    `tokenizer`: a Tokenizer, a tokenizer JSON path, or a kind "char" | "word" | "bpe" (default "bpe")).
+    Settings: preset (default "tiny") < config_file (JSON/YAML) < overrides ({key: value} or ['--key', 'value']).
+    The model's vocab_size defaults to the tokenizer's. resume=True continues the run in `out_dir` (its saved
+    settings, with training settings from config_file/overrides on top, e.g. a larger max_iters); without it an
+    existing run in `out_dir` is an error unless overwrite=True.
+    """
+    out_dir = Path(out_dir)
+    if isinstance(overrides, list):
+        overrides = parse_override_args(overrides)
+    overrides = dict(overrides or {})
+    if resume:
+        if text is not None:
+            raise LmlabError("--resume continues on the run's own data; leave out --text (or pass --data DIR)")
+        return _resume(out_dir, data_dir=data_dir, config_file=config_file, overrides=overrides,
+                       progress=progress, on_eval=on_eval)
+
+    if (out_dir / TRAIN_STATE_NAME).exists() or (out_dir / WEIGHTS_NAME).exists():
+        if not overwrite:
+            raise LmlabError(f"{out_dir} already holds a trained run; continue it with --resume, start over with "
+                             "--overwrite, or choose another --out")
+    file_values = load_config_file(config_file) if config_file is not None else {}
+    preset = preset or file_values.get("preset") or DEFAULT_PRESET
+    model_type = model_type or file_values.get("model_type") or "gpt"
+    get_model_type(model_type)  # unknown type → error now, before any data work
+
+    # --- data and tokenizer -----------------------------------------------------------------------------------
+    if data_dir is not None and text is not None:
+        raise LmlabError("give either --data DATA_DIR (prepared shards) or --text FILE... (raw text), not both")
+    if data_dir is None and text is None:
+        raise LmlabError("no training data: give --data DATA_DIR (from `lmlab data prepare`) or --text FILE...")
+    if text is not None:
+        kind_or_tok = tokenizer if tokenizer is not None else "bpe"
+        vocab = overrides.get("vocab_size", file_values.get("vocab_size"))
+        trains_vocab = isinstance(kind_or_tok, str) and kind_or_tok in ("bpe", "word")
+        data_dir = out_dir / "data"
+        prepare(list(text), kind_or_tok, data_dir, vocab_size=int(vocab) if (vocab and trains_vocab) else None,
+                progress=progress)
+        tok = load_tokenizer_of(data_dir)
+    else:
+        data_dir = Path(data_dir)
+        if tokenizer is None:
+            tok = load_tokenizer_of(data_dir)
+        elif isinstance(tokenizer, Tokenizer):
+            tok = tokenizer
+        elif isinstance(tokenizer, str) and tokenizer in ("char", "word", "bpe"):
+            raise LmlabError(f"--tokenizer {tokenizer} trains a new tokenizer, which only makes sense with --text; "
+                             "shards in --data already fix their tokenizer")
+        else:
+            tok = Tokenizer.load(tokenizer)
+
+    # --- settings: preset < config file < overrides -------------------------------------------------------------
+    if model_type == "gpt":
+        model_config = get_preset(preset, vocab_size=tok.vocab_size)
+    else:
+        model_config = build_config(model_type, {"vocab_size": tok.vocab_size})
+    model_config, train_config = resolve_configs(model_config, train_preset(preset), config_file=config_file,
+                                                 overrides=overrides)
+    torch.manual_seed(train_config.seed)  # model initialisation is part of the run's seeded randomness
+    model = build_model(model_type, model_config.to_dict())
+    return train(model, model_config, tok, data_dir, out_dir, train_config, model_type=model_type,
+                 progress=progress, on_eval=on_eval)
+
+
+def _resume(out_dir: Path, *, data_dir, config_file, overrides: dict[str, Any], progress: bool,
+            on_eval) -> TrainResult:
+    """Continue the run in `out_dir` with its saved model/training settings (training settings may be changed)."""
+    if not (out_dir / TRAIN_STATE_NAME).exists():
+        raise LmlabError(f"nothing to resume in {out_dir}: no {TRAIN_STATE_NAME} (start a new run without --resume)")
+    saved = read_run_config(out_dir)
+    model_type = saved["model_type"]
+    model_config = build_config(model_type, saved["model"])
+    saved_training = saved.get("training") or {}
+    train_config = TrainConfig.from_dict(saved_training)
+    tok = Tokenizer.load(out_dir / TOKENIZER_NAME)
+    new_model_config, train_config = resolve_configs(model_config, train_config, config_file=config_file,
+                                                     overrides=overrides)
+    if new_model_config != model_config:
+        changed = sorted(k for k, v in new_model_config.to_dict().items() if model_config.to_dict()[k] != v)
+        raise LmlabError(f"model settings cannot change on --resume (the weights have a fixed shape): "
+                         f"{', '.join(changed)}; start a new run instead")
+    if data_dir is None:
+        if "data_dir" not in saved_training:
+            raise LmlabError(f"{out_dir} does not record its data dir; pass --data DATA_DIR")
+        data_dir = saved_training["data_dir"]
+    model = build_model(model_type, model_config.to_dict())  # weights are replaced by the checkpoint's in train()
+    return train(model, model_config, tok, data_dir, out_dir, train_config, model_type=model_type, resume=True,
+                 progress=progress, on_eval=on_eval)
