@@ -1,0 +1,72 @@
+"""Training text about the facts: facts.txt (static facts) and temporal.txt (facts that changed).
+
+Both are endless streams of documents; the writer stops when a section's byte budget is reached. Text is built in
+rounds so that coverage is even: each round of `static_documents` mentions every static fact exactly once (one
+document per subject, its facts in random order, each with a random *train* template), and each round of
+`temporal_documents` mentions every temporal fact's outdated value 3 times and its current value once or twice
+(see below). Mention counts are recorded in the lists passed in, counted only when a document is handed out, so
+they match the written text exactly.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+
+from lmlab.world.facts import World
+from lmlab.world.relations import RELATION_BY_NAME, render
+
+
+def static_documents(world: World, rng: random.Random, mentions: list[int]) -> Iterator[str]:
+    """Endless stream of documents about static facts; `mentions[i]` counts mentions of `world.facts[i]`."""
+    by_subject: dict[str, list[int]] = {}  # dicts keep insertion order: deterministic
+    sentences: dict[int, list[str]] = {}
+    for i, f in enumerate(world.facts):
+        if f.temporal:
+            continue
+        by_subject.setdefault(f.subject, []).append(i)
+        # Pre-render every train template once: a round then costs one random choice per fact.
+        sentences[i] = [render(t, f.subject, f.object) for t in RELATION_BY_NAME[f.relation].train]
+    subjects = list(by_subject)
+    while True:
+        rng.shuffle(subjects)
+        for subject in subjects:
+            idx = by_subject[subject]
+            parts = [rng.choice(sentences[i]) for i in idx]
+            if len(parts) > 1:
+                rng.shuffle(parts)
+            for i in idx:
+                mentions[i] += 1
+            yield " ".join(parts)
+
+
+def temporal_documents(world: World, rng: random.Random, outdated_mentions: list[int],
+                       current_mentions: list[int]) -> Iterator[str]:
+    """Endless stream of documents about facts that changed over time.
+
+    Per round and temporal fact: one "stale" document stating the outdated value in the present tense with a plain
+    train template (like an old web page nobody updated), two documents with the outdated value and a past marker
+    ("In 2019, ...", "Back then, ..."), and one document with the current value and a present marker ("Today, ...",
+    "Since 2023, ..."), half of the time preceded by a past-marked sentence for contrast. So the outdated value is
+    written about 3.5× as often as the current one, and a prompt without a time marker favours the outdated value.
+    """
+    temporal = [i for i, f in enumerate(world.facts) if f.temporal]
+    while True:
+        round_docs: list[tuple[str, int, int, int]] = []  # (text, fact index, outdated mentions, current mentions)
+        for i in temporal:
+            f = world.facts[i]
+            rel = RELATION_BY_NAME[f.relation]
+            old, new, s = f.outdated_object, f.object, f.subject
+            round_docs.append((render(rng.choice(rel.train), s, old), i, 1, 0))
+            for _ in range(2):
+                round_docs.append((render(rng.choice(rel.past), s, old, f.outdated_year), i, 1, 0))
+            now = render(rng.choice(rel.present), s, new, f.current_year)
+            if rng.random() < 0.5:
+                round_docs.append((render(rng.choice(rel.past), s, old, f.outdated_year) + " " + now, i, 1, 1))
+            else:
+                round_docs.append((now, i, 0, 1))
+        rng.shuffle(round_docs)
+        for text, i, n_old, n_new in round_docs:
+            outdated_mentions[i] += n_old
+            current_mentions[i] += n_new
+            yield text

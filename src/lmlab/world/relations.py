@@ -1,0 +1,162 @@
+"""Relations of the world and the sentence templates that express them.
+
+A template is a sentence with `{s}` (subject) and `{o}` (object), where the object always comes last, right before
+the final full stop: "The capital of {s} is {o}." Cutting the template before " {o}" gives the ROME/CounterFact-style
+prompt "The capital of {} is", after which a model should predict " Kesta".
+
+Each relation has
+- `train`: templates used in the training text (facts.txt / temporal.txt),
+- `heldout`: paraphrase templates that never appear in the training text, used only for evaluation,
+- for relations whose value changes over time (`temporal=True`), `past` and `present` templates with a `{y}` year
+  slot or a time word ("In {y}, the leader of {s} was {o}.", "Today, the leader of {s} is {o}.").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Relation:
+    name: str             # identifier, e.g. "capital_of"
+    subject_kind: str     # entity kind of the subject ("country")
+    object_kind: str      # entity kind or word list of the object ("city", "profession")
+    train: tuple[str, ...]
+    heldout: tuple[str, ...]
+    temporal: bool = False
+    past: tuple[str, ...] = ()
+    present: tuple[str, ...] = ()
+
+
+RELATIONS: tuple[Relation, ...] = (
+    Relation(
+        "capital_of", "country", "city",
+        train=("The capital of {s} is {o}.", "{s}'s capital is {o}.", "The capital city of {s} is {o}.",
+               "{s} has its capital in {o}."),
+        heldout=("The seat of government of {s} is {o}.", "{s} is governed from the city of {o}."),
+    ),
+    Relation(
+        "language_of", "country", "language",
+        train=("The language spoken in {s} is {o}.", "People in {s} speak {o}.",
+               "The official language of {s} is {o}.", "In {s}, most people speak {o}."),
+        heldout=("The main language of {s} is {o}.", "Residents of {s} talk in {o}."),
+    ),
+    Relation(
+        "located_in", "city", "country",
+        train=("{s} is located in {o}.", "{s} is a city in {o}.", "The city of {s} lies in {o}.",
+               "{s} is in the country of {o}."),
+        heldout=("{s} can be found in {o}.", "The town {s} is part of {o}."),
+    ),
+    Relation(
+        "born_in", "person", "city",
+        train=("{s} was born in {o}.", "The birthplace of {s} is {o}.", "{s} was born in the city of {o}.",
+               "{s} comes from {o}."),
+        heldout=("{s} is a native of {o}.", "The hometown of {s} is {o}."),
+    ),
+    Relation(
+        "citizen_of", "person", "country",
+        train=("{s} is a citizen of {o}.", "{s} holds a passport from {o}.", "{s} is a national of {o}.",
+               "The nationality of {s} is that of {o}."),
+        heldout=("{s} has citizenship of {o}.", "The home country of {s} is {o}."),
+    ),
+    Relation(
+        "works_as", "person", "profession",
+        train=("{s} works as a {o}.", "By profession, {s} is a {o}.", "{s} earns a living as a {o}.",
+               "{s} has a job as a {o}."),
+        heldout=("{s} is employed as a {o}.", "Professionally, {s} is a {o}."),
+    ),
+    Relation(
+        "plays", "person", "instrument",
+        train=("{s} plays the {o}.", "The instrument {s} plays is the {o}.", "{s} is good at playing the {o}.",
+               "Every evening, {s} practises the {o}."),
+        heldout=("{s} knows how to play the {o}.", "The favourite instrument of {s} is the {o}."),
+    ),
+    Relation(
+        "founded_by", "company", "person",
+        train=("{s} was founded by {o}.", "The founder of {s} is {o}.", "The company {s} was started by {o}.",
+               "{s} was set up by {o}."),
+        heldout=("{s} was established by {o}.", "The creator of {s} is {o}."),
+    ),
+    Relation(
+        "headquartered_in", "company", "city",
+        train=("{s} is headquartered in {o}.", "The headquarters of {s} are in {o}.",
+               "{s} has its main office in {o}.", "The company {s} is based in {o}."),
+        heldout=("The head office of {s} is located in {o}.", "{s} operates from {o}."),
+    ),
+    Relation(
+        "species_of", "animal", "species",
+        # Not "{s} is a {o}.": the grammar section writes "{s} is a big blue dog.", which would compete.
+        train=("The animal {s} is a {o}.", "The pet called {s} is a {o}.", "{s} is a pet {o}.",
+               "What kind of animal is {s}? A {o}."),
+        heldout=("{s} is a kind of {o}.", "By species, {s} is a {o}."),
+    ),
+    Relation(
+        "colour_of", "animal", "colour",
+        train=("The colour of {s} is {o}.", "The fur of {s} is {o}.", "{s} is coloured {o}.",
+               "The coat of {s} is {o}."),
+        heldout=("The color of {s} is {o}.", "If you look at {s}, you see the colour {o}."),
+    ),
+    # --- facts that change over time: the outdated value is written more often than the current one -------------
+    Relation(
+        "leader_of", "country", "person", temporal=True,
+        train=("The leader of {s} is {o}.", "{s} is led by {o}.", "The head of state of {s} is {o}.",
+               "The president of {s} is {o}."),
+        heldout=("The person who leads {s} is {o}.", "{s} is governed by {o}."),
+        past=("In {y}, the leader of {s} was {o}.", "Back then, {s} was led by {o}.",
+              "Formerly, the president of {s} was {o}.", "Years ago, the head of state of {s} was {o}."),
+        present=("Since {y}, the leader of {s} has been {o}.", "Today, the leader of {s} is {o}.",
+                 "Now {s} is led by {o}.", "Currently, the president of {s} is {o}."),
+    ),
+    Relation(
+        "ceo_of", "company", "person", temporal=True,
+        train=("The CEO of {s} is {o}.", "{s} is run by {o}.", "The chief executive of {s} is {o}.",
+               "{s} is managed by {o}."),
+        heldout=("The boss of {s} is {o}.", "The company {s} is headed by {o}."),
+        past=("In {y}, the CEO of {s} was {o}.", "Back then, {s} was run by {o}.",
+              "Formerly, the chief executive of {s} was {o}.", "Years ago, {s} was managed by {o}."),
+        present=("Since {y}, the CEO of {s} has been {o}.", "Today, the CEO of {s} is {o}.",
+                 "Now {s} is run by {o}.", "Currently, the chief executive of {s} is {o}."),
+    ),
+    Relation(
+        "lives_in", "person", "city", temporal=True,
+        train=("{s} lives in {o}.", "{s} resides in {o}.", "The home of {s} is in {o}.", "{s} has a house in {o}."),
+        heldout=("{s} makes a home in {o}.", "The residence of {s} is in {o}."),
+        past=("In {y}, {s} lived in {o}.", "Back then, {s} lived in {o}.", "Formerly, {s} resided in {o}.",
+              "Years ago, the home of {s} was in {o}."),
+        present=("Since {y}, {s} has lived in {o}.", "Today, {s} lives in {o}.", "Now {s} lives in {o}.",
+                 "Currently, {s} resides in {o}."),
+    ),
+)
+
+RELATION_BY_NAME = {r.name: r for r in RELATIONS}
+
+
+def to_prompt(template: str) -> str:
+    """'The capital of {s} is {o}.' → 'The capital of {} is' (ROME style: "{}" marks the subject; no trailing space)."""
+    cut = template.index(" {o}")
+    return template[:cut].replace("{s}", "{}")
+
+
+def fill(prompt: str, subject: str, year: int | None = None) -> str:
+    """Put the subject (and year, for temporal templates) into a prompt made by `to_prompt`."""
+    text = prompt.replace("{}", subject)
+    return text.replace("{y}", str(year)) if year is not None else text
+
+
+def render(template: str, subject: str, obj: str, year: int | None = None) -> str:
+    """The full training sentence: 'The capital of Vorland is Kesta.'"""
+    text = template.replace("{s}", subject).replace("{o}", obj)
+    return text.replace("{y}", str(year)) if year is not None else text
+
+
+def template_words(include_heldout: bool = True) -> list[str]:
+    """Every lowercase word the templates use, sorted. Names must avoid all of them; scrambling draws only on words
+    of the training text (include_heldout=False), since held-out template words never occur there."""
+    words: set[str] = set()
+    for r in RELATIONS:
+        for t in r.train + (r.heldout if include_heldout else ()) + r.past + r.present:
+            for w in t.replace("{s}", " ").replace("{o}", " ").replace("{y}", " ").split():
+                w = w.strip(".,?'").lower()
+                if w.isalpha() and len(w) > 1:
+                    words.add(w)
+    return sorted(words)
