@@ -28,7 +28,20 @@ def add_world_parser(sub) -> None:
 
 
 def cmd_world(args) -> int:
-    raise LmlabError("`lmlab world` is not implemented yet")
+    from lmlab.utils import human_bytes
+    from lmlab.world import generate_world
+
+    s = generate_world(args.out, seed=args.seed, size=args.size, progress=True)
+    c, m = s["counts"], s["mentions"]
+    print(f"world: {s['out_dir']} (seed {s['seed']}, {human_bytes(s['corpus_bytes'])} of training text)")
+    print("  entities: " + ", ".join(f"{n} {kind}" for kind, n in c["entities"].items()))
+    print(f"  facts: {c['static_facts']} static (mentioned {m['static_min']}–{m['static_mean']} times each), "
+          f"{c['temporal_facts']} temporal (outdated ×{m['outdated_mean']}, current ×{m['current_mean']} on average)")
+    print(f"  edits: {c['edits']} requests; tasks: {len(c['task_items'])} files, "
+          f"{sum(c['task_items'].values())} items")
+    print("  corpus: " + ", ".join(f"{name} {human_bytes(n)}" for name, n in s["sections"].items()))
+    print(f"  files: {len(s['files']) + 1} written (see {s['out_dir']}/world.json)")
+    return 0
 
 
 # =================================================================================================== tokenizer ===
@@ -101,18 +114,94 @@ def cmd_tokenizer_show(args) -> int:
 def add_data_parser(sub) -> None:
     p = sub.add_parser("data", help="turn text into token shards")
     dsub = p.add_subparsers(dest="data_cmd", required=True, metavar="{prepare,stats}")
-    pr = dsub.add_parser("prepare", help="read, dedup, split and tokenize a corpus into shards")
+    pr = dsub.add_parser("prepare", help="read, dedup, split and tokenize a corpus into shards",
+                         description="Read files / directories / .jsonl, remove duplicates, split by document into "
+                                     "train/val, tokenize in parallel and write DATA_DIR/{train,val}.bin, "
+                                     "tokenizer.json and manifest.json (replacing DATA_DIR atomically).")
+    pr.add_argument("inputs", nargs="+", metavar="INPUT", help="text files, directories (recursive) or .jsonl files")
+    pr.add_argument("--tokenizer", required=True, metavar="FILE|char|word|bpe",
+                    help="a tokenizer JSON file, or a kind to train on the train split")
+    pr.add_argument("--out", required=True, metavar="DATA_DIR", help="output data directory")
+    pr.add_argument("--val-fraction", type=float, default=0.1, help="share of documents for validation (default 0.1)")
+    pr.add_argument("--dedup", choices=("exact", "near", "none"), default="exact",
+                    help="duplicate removal: exact (default), near (exact + MinHash), none")
+    pr.add_argument("--near-threshold", type=float, default=0.8,
+                    help="Jaccard similarity above which --dedup near drops a document (default 0.8)")
+    pr.add_argument("--vocab-size", type=int, default=None, help="vocabulary size when training a tokenizer")
+    pr.add_argument("--numbers", choices=("gpt2", "groups3", "digits"), default="gpt2",
+                    help="BPE digit policy when training a BPE tokenizer (default gpt2)")
+    pr.add_argument("--include", nargs="+", default=None, metavar="GLOB",
+                    help="only files matching these globs inside directories, e.g. '*.txt' '*.md'")
+    pr.add_argument("--text-field", default="text", help="JSONL field holding the text (default 'text')")
+    pr.add_argument("--split-blank-lines", action="store_true",
+                    help="each blank-line-separated block of a text file is a document (default: the whole file)")
+    pr.add_argument("--errors", choices=("strict", "replace"), default="strict",
+                    help="bytes that are not UTF-8: stop with an error (strict, default) or replace with U+FFFD")
+    pr.add_argument("--seed", type=int, default=0, help="seed of the train/val split (default 0)")
+    pr.add_argument("--workers", type=int, default=None, help="tokenizing processes (default: all cores)")
+    pr.add_argument("--no-progress", action="store_true", help="no progress bars")
     pr.set_defaults(func=cmd_data_prepare)
     st = dsub.add_parser("stats", help="summarise a shard directory")
+    st.add_argument("data_dir", metavar="DATA_DIR")
+    st.add_argument("--top", type=int, default=10, help="show the N most frequent train tokens (0: none)")
+    st.add_argument("--json", action="store_true", help="print the summary as JSON")
     st.set_defaults(func=cmd_data_stats)
 
 
 def cmd_data_prepare(args) -> int:
-    raise LmlabError("`lmlab data prepare` is not implemented yet")
+    import time
+    import warnings
+
+    from lmlab.data import prepare
+    from lmlab.utils import human_bytes
+
+    t0 = time.perf_counter()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        m = prepare(args.inputs, args.tokenizer, args.out, val_fraction=args.val_fraction, dedup=args.dedup,
+                    seed=args.seed, include=args.include, text_field=args.text_field,
+                    split_blank_lines=args.split_blank_lines, errors=args.errors, vocab_size=args.vocab_size,
+                    numbers=args.numbers, workers=args.workers, near_threshold=args.near_threshold,
+                    progress=not args.no_progress)
+    seconds = time.perf_counter() - t0
+    for w in caught:
+        print(f"lmlab: warning: {w.message}", file=sys.stderr)
+    d, tok = m["dedup"], m["tokenizer"]
+    src_bytes = sum(s["bytes"] for s in m["sources"])
+    print(f"read {m['documents_read']} documents from {len(m['sources'])} file(s) ({human_bytes(src_bytes)})")
+    print(f"duplicates removed: {d['exact_duplicates_removed']} exact, {d['near_duplicates_removed']} near "
+          f"(--dedup {d['mode']})")
+    print(f"tokenizer: {tok['kind']}, vocab {tok['vocab_size']}, fingerprint {tok['fingerprint']}; dtype {m['dtype']}")
+    for name, s in m["splits"].items():
+        print(f"{name:5s}: {s['documents']} documents, {s['tokens']} tokens, {human_bytes(s['text_bytes'])} of text")
+    print(f"wrote {args.out} in {seconds:.1f} s ({human_bytes(src_bytes / max(seconds, 1e-9))}/s)")
+    return 0
 
 
 def cmd_data_stats(args) -> int:
-    raise LmlabError("`lmlab data stats` is not implemented yet")
+    import json
+
+    from lmlab.data import data_stats
+    from lmlab.utils import human_bytes
+
+    st = data_stats(args.data_dir, top=args.top)
+    if args.json:
+        print(json.dumps(st, indent=2, ensure_ascii=False))
+        return 0
+    tok = st["tokenizer"]
+    print(f"{st['data_dir']}: tokenizer {tok['kind']} (vocab {tok['vocab_size']}, fingerprint {tok['fingerprint']}), "
+          f"dtype {st['dtype']}")
+    for name, s in st["splits"].items():
+        tpb = f"{s['tokens_per_byte']:.3f}" if s["tokens_per_byte"] is not None else "-"
+        print(f"{name:5s}: {s['tokens']} tokens, {s['documents']} documents, {human_bytes(s['text_bytes'])} of text, "
+              f"{tpb} tokens/byte")
+    if st.get("dedup"):
+        d = st["dedup"]
+        print(f"dedup {d['mode']}: {d['exact_duplicates_removed']} exact, {d['near_duplicates_removed']} near "
+              f"removed of {st['documents_read']} documents read")
+    if st.get("top_tokens"):
+        print("top train tokens: " + ", ".join(f"{t!r} {n}" for t, n in st["top_tokens"]))
+    return 0
 
 
 # ======================================================================================================= train ===

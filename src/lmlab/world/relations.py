@@ -8,7 +8,9 @@ Each relation has
 - `train`: templates used in the training text (facts.txt / temporal.txt),
 - `heldout`: paraphrase templates that never appear in the training text, used only for evaluation,
 - for relations whose value changes over time (`temporal=True`), `past` and `present` templates with a `{y}` year
-  slot or a time word ("In {y}, the leader of {s} was {o}.", "Today, the leader of {s} is {o}.").
+  slot or a time word ("In {y}, the leader of {s} was {o}.", "Today, the leader of {s} is {o}."). No present
+  template contains a train template ("Now X lives in Y." would contain "X lives in Y."), so after an unmarked
+  train prompt the text only ever continues with the outdated value.
 """
 
 from __future__ import annotations
@@ -105,7 +107,7 @@ RELATIONS: tuple[Relation, ...] = (
         past=("In {y}, the leader of {s} was {o}.", "Back then, {s} was led by {o}.",
               "Formerly, the president of {s} was {o}.", "Years ago, the head of state of {s} was {o}."),
         present=("Since {y}, the leader of {s} has been {o}.", "Today, the leader of {s} is {o}.",
-                 "Now {s} is led by {o}.", "Currently, the president of {s} is {o}."),
+                 "Now {s} has a new leader, {o}.", "Currently, the president of {s} is {o}."),
     ),
     Relation(
         "ceo_of", "company", "person", temporal=True,
@@ -115,7 +117,7 @@ RELATIONS: tuple[Relation, ...] = (
         past=("In {y}, the CEO of {s} was {o}.", "Back then, {s} was run by {o}.",
               "Formerly, the chief executive of {s} was {o}.", "Years ago, {s} was managed by {o}."),
         present=("Since {y}, the CEO of {s} has been {o}.", "Today, the CEO of {s} is {o}.",
-                 "Now {s} is run by {o}.", "Currently, the chief executive of {s} is {o}."),
+                 "Now {s} has a new CEO, {o}.", "Currently, the chief executive of {s} is {o}."),
     ),
     Relation(
         "lives_in", "person", "city", temporal=True,
@@ -123,8 +125,8 @@ RELATIONS: tuple[Relation, ...] = (
         heldout=("{s} makes a home in {o}.", "The residence of {s} is in {o}."),
         past=("In {y}, {s} lived in {o}.", "Back then, {s} lived in {o}.", "Formerly, {s} resided in {o}.",
               "Years ago, the home of {s} was in {o}."),
-        present=("Since {y}, {s} has lived in {o}.", "Today, {s} lives in {o}.", "Now {s} lives in {o}.",
-                 "Currently, {s} resides in {o}."),
+        present=("Since {y}, {s} has lived in {o}.", "Today, the home of {s} is in {o}.", "Now {s} has moved to {o}.",
+                 "Currently, {s} is living in {o}."),
     ),
 )
 

@@ -46,10 +46,11 @@ def _shuffle_middle(rng: random.Random, word: str, keep: int) -> str:
     middle = list(word[keep:-keep])
     for _ in range(10):  # retry so the anagram differs from the word whenever the middle allows it
         rng.shuffle(middle)
-        out = word[:keep] + "".join(middle) + word[-keep:]
-        if out != word:
-            return out
-    return out
+        if middle != list(word[keep:-keep]):
+            break
+    else:
+        middle = middle[1:] + middle[:1]  # a rotation differs unless all middle letters are equal
+    return word[:keep] + "".join(middle) + word[-keep:]
 
 
 def scramble(task: str, word: str, rng: random.Random) -> str:
