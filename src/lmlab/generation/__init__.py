@@ -1,0 +1,16 @@
+"""Decoding (greedy, sampling, beam search, streaming) with a KV cache, and scoring (log-likelihood, perplexity).
+
+    from lmlab.checkpoint import load_run
+    from lmlab.generation import generate, score_text
+    run = load_run("runs/tiny")
+    print(generate(run.model, run.tokenizer, "The capital of", temperature=0)[0].text)
+
+See docs/generation.md for the conventions.
+"""
+
+from lmlab.generation.decoding import Completion, choose_next, eval_mode, generate, new_text, stream
+from lmlab.generation.scoring import (TextScore, perplexity, score_continuation, score_continuations, score_text,
+                                      text_perplexity, token_logprobs)
+
+__all__ = ["Completion", "generate", "stream", "choose_next", "new_text", "eval_mode", "TextScore", "score_text",
+           "score_continuation", "score_continuations", "perplexity", "text_perplexity", "token_logprobs"]
