@@ -124,9 +124,14 @@ class Tokenizer(ABC):
         """
         fp = self.__dict__.get("_fingerprint")
         if fp is None:
-            body = json.dumps(self.to_dict(), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+            body = json.dumps(self._fingerprint_data(), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
             fp = self.__dict__["_fingerprint"] = hashlib.sha256(f"{self.kind}\n{body}".encode("utf-8")).hexdigest()[:16]
         return fp
+
+    def _fingerprint_data(self) -> Any:
+        """What the fingerprint hashes: the id mapping and rules, in a form that does not depend on library
+        versions. Default: the saved body (kinds whose file embeds another library's format override this)."""
+        return self.to_dict()
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the tokenizer as one JSON file, atomically."""

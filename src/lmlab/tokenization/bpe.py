@@ -172,6 +172,15 @@ class BPETokenizer(Tokenizer):
         """The underlying Hugging Face tokenizer (for tools that want it; do not modify it)."""
         return self._hf
 
+    def _fingerprint_data(self) -> dict[str, Any]:
+        # Tokens in id order, merges and the number policy fix the mapping; the rest of HF's JSON may gain fields
+        # with a `tokenizers` upgrade, which must not invalidate token shards made with the same vocabulary.
+        model = json.loads(self._hf.to_str())["model"]
+        merges = [m.split(" ", 1) if isinstance(m, str) else list(m) for m in model["merges"]]
+        vocab = self._hf.get_vocab(with_added_tokens=True)
+        return {"numbers": self.numbers, "special_tokens": self._specials, "roles": self._roles,
+                "tokens": sorted(vocab, key=vocab.__getitem__), "merges": merges}
+
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"numbers": self.numbers, "special_tokens": self._specials,
                              "hf": json.loads(self._hf.to_str())}
