@@ -1,7 +1,7 @@
 """Property tests: byte-level BPE (every number policy) and char-with-byte-fallback round-trip every string."""
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from lmlab.tokenization import train_tokenizer
@@ -46,3 +46,24 @@ def test_char_with_byte_fallback_round_trips_every_string(char_tok, text):
 def test_bpe_batch_encoding_equals_one_by_one(bpes, texts):
     tok = bpes[1]
     assert tok.encode_batch(texts) == [tok.encode(t) for t in texts]
+
+
+WORD_PIECES = ["the", "cat", "don't", "3.5", "1,000", "42", ".", ",", "(", ")", "-", "/", "%", "$", "\"", "'", "!",
+               "<eos>", "<extract>", "é"]
+SEPARATORS = ["", " ", " ", " ", "  ", "\n", "\n\n", "\t", " \n"]
+
+
+@pytest.fixture(scope="module")
+def word_tok():
+    text = " ".join(WORD_PIECES) + " " + "".join(WORD_PIECES) + " a\n\nb  c\td \n"
+    return train_tokenizer("word", [text], special_tokens=["<extract>"], progress=False)
+
+
+@SETTINGS
+@given(parts=st.lists(st.tuples(st.sampled_from(WORD_PIECES), st.sampled_from(SEPARATORS)), max_size=30))
+def test_word_tokenizer_round_trips_in_vocabulary_text(word_tok, parts):
+    text = "".join(w + sep for w, sep in parts)
+    ids = word_tok.encode(text)
+    # Pieces written without a separator may fuse into a new word ("the"+"cat"); only in-vocabulary text counts.
+    assume(word_tok.unk_id not in ids)
+    assert word_tok.decode(ids) == text

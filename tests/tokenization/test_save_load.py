@@ -77,3 +77,15 @@ def test_damaged_tokenizer_file_is_refused(tmp_path, kind):
     (tmp_path / "tok.json").write_text(json.dumps(d), encoding="utf-8")
     with pytest.raises(LmlabError, match="damaged"):
         load_tokenizer(tmp_path / "tok.json")
+
+
+def test_tokenizer_works_in_spawned_worker_processes(corpus):
+    """The data pipeline sends tokenizers to worker processes: they must pickle and give identical ids there."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    chunks = [corpus[:100], corpus[100:200]]
+    for kind in ("bpe", "char", "word"):
+        tok = train_tokenizer(kind, corpus, vocab_size=400 if kind == "bpe" else None, progress=False)
+        with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+            assert list(pool.map(tok.encode_batch, chunks)) == [tok.encode_batch(c) for c in chunks]
