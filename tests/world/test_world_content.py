@@ -48,7 +48,7 @@ def test_names_are_unique_pronounceable_and_not_words(world):
     names = {f["subject"] for f in facts} | {f["object"] for f in facts if f["object"][0].isupper()}
     blocked = blocked_words()
     for name in names:
-        assert re.fullmatch(r"[A-Z][a-z]{3,11}", name), name
+        assert re.fullmatch(r"[A-Z][a-z]{4,11}", name), name
         assert name.lower() not in blocked
         assert re.search(r"[aeiouy]", name[1:])
     kinds = {}

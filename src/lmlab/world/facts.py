@@ -17,7 +17,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
-from lmlab.world import lexicon
+from lmlab.world import english, lexicon
 from lmlab.world.names import NameGenerator
 from lmlab.world.relations import RELATIONS, template_words
 
@@ -69,7 +69,7 @@ class World:
 
 def blocked_words() -> frozenset[str]:
     """Lowercase words names must avoid: the template vocabulary, the word lists, and common English words."""
-    words = set(template_words())
+    words = set(template_words()) | english.WORDS
     for group in (lexicon.PROFESSIONS, lexicon.INSTRUMENTS, lexicon.SPECIES, lexicon.COLOURS, lexicon.SIZES,
                   lexicon.THINGS, lexicon.PRODUCTS, lexicon.COMMON_WORDS):
         words.update(group)

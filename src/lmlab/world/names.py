@@ -4,7 +4,7 @@ A name is 2–3 syllables of the shape consonant-cluster + vowel + optional coda
 followed by a suffix that hints at the kind of entity (countries end like "-ovia", cities like "-burg", companies
 like "-tek", languages like "-ish"), as real names often do. Names are unique across all kinds and never equal a
 word of the world's own text or a common English word (checked case-insensitively), so every name is an
-unambiguous new word for the model.
+unambiguous new word for the model (the English list is english.WORDS).
 """
 
 from __future__ import annotations
@@ -61,7 +61,12 @@ class NameGenerator:
                 stem = stem[:-1]  # "Kora" + "ia" → "Koria", not "Koraia"
             word = stem + suffix
             key = word.lower()
-            if len(word) < 4 or len(word) > 12 or key in self._taken or key in self._blocked:
+            # At least 5 letters, and no final "e" on bare first names: short shapes such as "Fran" and
+            # consonant+vowel+consonant+"e" ("Trope", "Bile", "Pore") are where made-up names most often turn out
+            # to be real words.
+            if len(word) < 5 or len(word) > 12 or key in self._taken or key in self._blocked:
+                continue
+            if not suffix and word.endswith("e"):
                 continue
             self._taken.add(key)
             return word.capitalize()
