@@ -108,13 +108,16 @@ class Tokenizer(ABC):
             raise LmlabError(f"this {self.kind} tokenizer has no {name} token")
         return idx
 
-    def _check_ids(self, ids: list[int]) -> None:
-        """Raise LmlabError when an id is outside 0..vocab_size-1 (a model/tokenizer mismatch, usually)."""
+    def _as_ids(self, ids: Iterable[int]) -> list[int]:
+        """`ids` as a list of Python ints (numpy/torch integers accepted), each checked to lie in 0..vocab_size-1;
+        LmlabError otherwise (usually ids from a model trained with another tokenizer)."""
+        ids = [int(i) for i in ids]
         n = self.vocab_size
         bad = next((i for i in ids if not 0 <= i < n), None)
         if bad is not None:
             raise LmlabError(f"token id {bad} is outside this tokenizer's vocabulary (0..{n - 1}); "
                              "was the ids' model trained with a different tokenizer?")
+        return ids
 
     @property
     def fingerprint(self) -> str:

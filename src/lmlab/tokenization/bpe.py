@@ -127,8 +127,7 @@ class BPETokenizer(Tokenizer):
     def decode(self, ids: Iterable[int]) -> str:
         """Text of `ids`. Special tokens are rendered by name; the byte runs between them are read as UTF-8
         (invalid sequences → U+FFFD). HF's byte-level decoder would garble non-ASCII special names, hence the split."""
-        ids = list(ids)
-        self._check_ids(ids)
+        ids = self._as_ids(ids)
         special = set(self._special_ids.values())
         if special.isdisjoint(ids):
             return self._hf.decode(ids, skip_special_tokens=False)
@@ -154,7 +153,7 @@ class BPETokenizer(Tokenizer):
         return self._hf.token_to_id(token)
 
     def id_to_token(self, idx: int) -> str:
-        tok = self._hf.id_to_token(idx) if 0 <= idx < self._vocab_size else None
+        tok = self._hf.id_to_token(int(idx)) if 0 <= idx < self._vocab_size else None
         if tok is None:
             raise LmlabError(f"token id {idx} is outside this tokenizer's vocabulary (0..{self.vocab_size - 1})")
         return tok

@@ -92,8 +92,7 @@ class CharTokenizer(Tokenizer):
 
     def decode(self, ids: Iterable[int]) -> str:
         """Text of `ids`; runs of byte tokens are joined and read as UTF-8 (invalid sequences → U+FFFD)."""
-        ids = list(ids)
-        self._check_ids(ids)
+        ids = self._as_ids(ids)
         parts: list[str] = []
         pending = bytearray()
         lo, hi = self._byte0, (self._byte0 + N_BYTES if self.byte_fallback else self._byte0)

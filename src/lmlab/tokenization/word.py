@@ -126,8 +126,7 @@ class WordTokenizer(Tokenizer):
 
     def decode(self, ids: Iterable[int]) -> str:
         """Text of `ids`: tokens joined by the implicit-space rule; `<glue>` → nothing; `<unk>` → '<unk>'."""
-        ids = list(ids)
-        self._check_ids(ids)
+        ids = self._as_ids(ids)
         parts: list[str] = []
         prev: int | None = None
         for i in ids:
