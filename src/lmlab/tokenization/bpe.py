@@ -76,7 +76,11 @@ class BPETokenizer(Tokenizer):
             if idx is None:
                 raise LmlabError(f"special token {t!r} is missing from the BPE vocabulary")
             self._special_ids[t] = idx
-        self._vocab_size = hf.get_vocab_size(with_added_tokens=True)
+        self._special_id_set = frozenset(self._special_ids.values())
+        ids = hf.get_vocab(with_added_tokens=True).values()
+        self._vocab_size = len(ids)
+        if max(ids, default=-1) != self._vocab_size - 1:  # n distinct ids with max n-1: exactly 0..n-1
+            raise LmlabError("the BPE vocabulary's ids are not contiguous from 0, so it cannot index an embedding")
 
     # --- construction --------------------------------------------------------------------------------------------
     @staticmethod
@@ -128,7 +132,7 @@ class BPETokenizer(Tokenizer):
         """Text of `ids`. Special tokens are rendered by name; the byte runs between them are read as UTF-8
         (invalid sequences → U+FFFD). HF's byte-level decoder would garble non-ASCII special names, hence the split."""
         ids = self._as_ids(ids)
-        special = set(self._special_ids.values())
+        special = self._special_id_set
         if special.isdisjoint(ids):
             return self._hf.decode(ids, skip_special_tokens=False)
         parts: list[str] = []
