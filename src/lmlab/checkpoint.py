@@ -162,6 +162,12 @@ def load_weights(model: nn.Module, path: str | os.PathLike, *, what: str = "the 
     if expected_sum is not None and _tensor_checksum(tensors) != expected_sum:
         raise LmlabError(f"{path} is corrupted: its tensor bytes do not match the checksum stored when it was "
                          "saved; restore it or re-train")
+    load_state(model, tensors, source=str(path), what=what)
+
+
+def load_state(model: nn.Module, tensors: dict[str, torch.Tensor], *, source: str, what: str = "the config") -> None:
+    """Copy `tensors` into `model` after checking that names and shapes are exactly the model's (tied aliases such
+    as lm_head.weight may be absent). Raises LmlabError naming each missing, unexpected or mis-shaped tensor."""
     expected = {name: tuple(t.shape) for name, t in _unique_state(model).items()}
     problems = [f"missing tensor {n} (expected shape {list(s)})" for n, s in expected.items() if n not in tensors]
     problems += [f"unexpected tensor {n} (shape {list(t.shape)})" for n, t in tensors.items() if n not in expected]
@@ -169,7 +175,7 @@ def load_weights(model: nn.Module, path: str | os.PathLike, *, what: str = "the 
                  for n, t in tensors.items() if n in expected and tuple(t.shape) != expected[n]]
     if problems:
         more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
-        raise LmlabError(f"{path} does not match {what}: " + "; ".join(problems[:5]) + more)
+        raise LmlabError(f"{source} does not match {what}: " + "; ".join(problems[:5]) + more)
     # Tied aliases (e.g. lm_head.weight) are absent from the file by design; they share storage with a loaded one.
     missing, unexpected = model.load_state_dict(tensors, strict=False)
     assert not unexpected and all(n not in expected for n in missing), (missing, unexpected)
