@@ -103,10 +103,14 @@ class Tokenizer(ABC):
         return {}
 
     def _special_id(self, name: str) -> int:
-        idx = self.token_to_id(self.special_roles.get(name, name))
-        if idx is None:
-            raise LmlabError(f"this {self.kind} tokenizer has no {name} token")
-        return idx
+        # Cached: data pipelines ask for eos_id once per document.
+        cache = self.__dict__.setdefault("_role_ids", {})
+        if name not in cache:
+            idx = self.token_to_id(self.special_roles.get(name, name))
+            if idx is None:
+                raise LmlabError(f"this {self.kind} tokenizer has no {name} token")
+            cache[name] = idx
+        return cache[name]
 
     def _as_ids(self, ids: Iterable[int]) -> list[int]:
         """`ids` as a list of Python ints (numpy/torch integers accepted), each checked to lie in 0..vocab_size-1;
