@@ -35,7 +35,7 @@ def cmd_world(args) -> int:
     c, m = s["counts"], s["mentions"]
     print(f"world: {s['out_dir']} (seed {s['seed']}, {human_bytes(s['corpus_bytes'])} of training text)")
     print("  entities: " + ", ".join(f"{n} {kind}" for kind, n in c["entities"].items()))
-    print(f"  facts: {c['static_facts']} static (mentioned {m['static_min']}–{m['static_mean']} times each), "
+    print(f"  facts: {c['static_facts']} static (each mentioned ≥{m['static_min']} times, mean {m['static_mean']}), "
           f"{c['temporal_facts']} temporal (outdated ×{m['outdated_mean']}, current ×{m['current_mean']} on average)")
     print(f"  edits: {c['edits']} requests; tasks: {len(c['task_items'])} files, "
           f"{sum(c['task_items'].values())} items")
