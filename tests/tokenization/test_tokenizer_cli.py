@@ -1,6 +1,5 @@
 """`lmlab tokenizer train|show`, in-process through lmlab.cli.main and once as a real subprocess."""
 
-import shutil
 import subprocess
 import sys
 from pathlib import Path
