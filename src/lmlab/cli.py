@@ -302,50 +302,235 @@ def _print_world_completions(run_dir, world_dir, n: int = 5) -> None:
 
 # ================================================================================== generation: sample / score ===
 def add_generation_parsers(sub) -> None:
-    p = sub.add_parser("sample", help="generate text from a run dir")
+    p = sub.add_parser("sample", help="generate text from a run dir",
+                       description="Continue a prompt with a trained model (see docs/generation.md). "
+                                   "--temperature 0 is greedy; --beam B runs beam search.")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="run dir (from `lmlab train` or `lmlab import hf-gpt2`)")
+    p.add_argument("--prompt", action="append", required=True, metavar="TEXT",
+                   help="prompt text; repeat for several prompts (decoded together as one batch)")
+    p.add_argument("--max-new-tokens", type=int, default=64, metavar="N", help="tokens to generate (default 64)")
+    p.add_argument("--temperature", type=float, default=1.0, metavar="T", help="0 = greedy (default 1.0)")
+    p.add_argument("--top-k", type=int, default=None, metavar="K", help="sample among the K likeliest tokens")
+    p.add_argument("--top-p", type=float, default=None, metavar="P", help="nucleus sampling: smallest set of mass ≥ P")
+    p.add_argument("--beam", type=int, default=1, metavar="B", help="beam search with B beams (default 1: off)")
+    p.add_argument("--length-penalty", type=float, default=1.0, metavar="A",
+                   help="beam score = sum log-prob / len**A (default 1.0)")
+    p.add_argument("--stop", nargs="+", default=None, metavar="S", help="stop when one of these strings appears")
+    p.add_argument("--seed", type=int, default=None, metavar="S", help="random seed for reproducible sampling")
+    p.add_argument("--truncate", choices=["left"], default=None,
+                   help="drop the prompt's start when prompt + new tokens exceed the context")
+    p.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    out = p.add_mutually_exclusive_group()
+    out.add_argument("--json", action="store_true", help="print JSON: completion, tokens and per-token log-probs")
+    out.add_argument("--stream", action="store_true", help="print text as it is generated (one prompt)")
     p.set_defaults(func=cmd_sample)
-    s = sub.add_parser("score", help="log-probabilities of a text under a run dir's model")
+
+    s = sub.add_parser("score", help="log-probabilities of a text under a run dir's model",
+                       description="log P(text) in nats: the first token is conditioned on <eos> (start of a "
+                                   "document) and P(<eos> | text) ends it unless --no-eos.")
+    s.add_argument("run_dir", metavar="RUN_DIR", help="run dir")
+    s.add_argument("--text", required=True, help="text to score")
+    s.add_argument("--no-eos", action="store_true", help="do not include P(<eos> | text) (score a prefix)")
+    s.add_argument("--json", action="store_true", help="print JSON with per-token log-probs")
+    s.add_argument("--device", default="cpu", help="torch device (default cpu)")
     s.set_defaults(func=cmd_score)
 
 
 def cmd_sample(args) -> int:
-    raise LmlabError("`lmlab sample` is not implemented yet")
+    import json
+
+    from lmlab.checkpoint import load_run
+    from lmlab.generation import generate, stream
+
+    run = load_run(args.run_dir, device=args.device)
+    options = dict(max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_k=args.top_k,
+                   top_p=args.top_p, num_beams=args.beam, length_penalty=args.length_penalty, stop=args.stop,
+                   seed=args.seed, truncate=args.truncate)
+    if args.stream:
+        if len(args.prompt) != 1:
+            raise LmlabError("--stream takes exactly one --prompt")
+        print(args.prompt[0], end="", flush=True)
+        for piece in stream(run.model, run.tokenizer, args.prompt[0], **options):
+            print(piece, end="", flush=True)
+        print()
+        return 0
+    completions = generate(run.model, run.tokenizer, args.prompt, return_logprobs=args.json, **options)
+    if args.json:
+        rows = []
+        for c in completions:
+            d = c.to_dict()
+            d["token_strings"] = [run.tokenizer.decode([t]) for t in c.tokens]
+            rows.append(d)
+        print(json.dumps(rows[0] if len(rows) == 1 else rows, ensure_ascii=False, indent=2))
+        return 0
+    for i, c in enumerate(completions):
+        if i:
+            print("-" * 40)
+        print(c.prompt + c.text)
+    return 0
 
 
 def cmd_score(args) -> int:
-    raise LmlabError("`lmlab score` is not implemented yet")
+    import json
+    import math
+
+    from lmlab.checkpoint import load_run
+    from lmlab.generation import score_text
+
+    run = load_run(args.run_dir, device=args.device)
+    result = score_text(run.model, run.tokenizer, args.text, add_eos=not args.no_eos)
+    if args.json:
+        print(json.dumps(result.to_dict(run.tokenizer), ensure_ascii=False, indent=2))
+        return 0
+    for tok, lp in zip(result.tokens, result.token_logprobs):
+        print(f"{lp:10.4f}  {run.tokenizer.decode([tok])!r}")
+    n = max(result.n_tokens, 1)
+    print(f"total log-prob {result.total_logprob:.4f} nats over {result.n_tokens} tokens "
+          f"(mean {result.total_logprob / n:.4f}, perplexity {math.exp(-result.total_logprob / n):.3f})")
+    return 0
 
 
 # ======================================================================================================== eval ===
 def add_eval_parser(sub) -> None:
     p = sub.add_parser("eval", help="evaluate a model")
-    esub = p.add_subparsers(dest="eval_cmd", required=True, metavar="{ppl}")
-    pp = esub.add_parser("ppl", help="perplexity and bits-per-byte on shards or a text file")
+    esub = p.add_subparsers(dest="eval_cmd", required=True, metavar="{ppl,tasks,list}")
+    add_eval_task_parsers(esub)
+    pp = esub.add_parser("ppl", help="perplexity and bits-per-byte on shards or a text file",
+                         description="Perplexity, bits per token and bits per byte of a run's model on a split of a "
+                                     "shard directory (`lmlab data prepare`) or on a UTF-8 text file.")
+    pp.add_argument("run_dir", metavar="RUN_DIR", help="run dir")
+    pp.add_argument("--data", default=None, metavar="DIR|FILE",
+                    help="shard directory or text file (default: the data dir recorded by training)")
+    pp.add_argument("--split", default="val", help="split of a shard directory (default val)")
+    pp.add_argument("--batch-size", type=int, default=8, metavar="N", help="windows per forward pass (default 8)")
+    pp.add_argument("--stride", type=int, default=None, metavar="S",
+                    help="window step in tokens (default block_size: non-overlapping windows)")
+    pp.add_argument("--json", action="store_true", help="print the figures as JSON")
+    pp.add_argument("--device", default="cpu", help="torch device (default cpu)")
     pp.set_defaults(func=cmd_eval_ppl)
 
 
 def cmd_eval_ppl(args) -> int:
-    raise LmlabError("`lmlab eval ppl` is not implemented yet")
+    import json
+    from pathlib import Path
+
+    from lmlab.checkpoint import load_run
+    from lmlab.data import load_manifest, load_split
+    from lmlab.generation import perplexity, text_perplexity
+
+    run = load_run(args.run_dir, device=args.device)
+    data = args.data or (run.training_config or {}).get("data_dir")
+    if not data:
+        raise LmlabError(f"{args.run_dir} records no training data dir; pass --data DIR|FILE")
+    data = Path(data)
+    if args.batch_size < 1:
+        raise LmlabError("--batch-size must be at least 1")
+    if data.is_dir():
+        tokens = load_split(data, args.split, tokenizer=run.tokenizer)  # checks the tokenizer fingerprint
+        text_bytes = load_manifest(data)["splits"][args.split].get("text_bytes")
+        result = perplexity(run.model, tokens, batch_size=args.batch_size, stride=args.stride,
+                            text_bytes=text_bytes, progress=True)
+        where = f"{args.split} split of {data}"
+    elif data.is_file():
+        try:
+            text = data.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            raise LmlabError(f"{data} is not UTF-8 text") from None
+        result = text_perplexity(run.model, run.tokenizer, text, batch_size=args.batch_size, stride=args.stride,
+                                 progress=True)
+        where = str(data)
+    else:
+        raise LmlabError(f"--data {data} is neither a shard directory nor a text file")
+    if args.json:
+        print(json.dumps({**result, "data": where}, indent=2))
+        return 0
+    bpb = f" | {result['bits_per_byte']:.4f} bits/byte" if "bits_per_byte" in result else ""
+    print(f"{where}: loss {result['loss_nats']:.4f} nats/token | ppl {result['ppl']:.3f} | "
+          f"{result['bits_per_token']:.4f} bits/token{bpb} | {result['n_tokens']} tokens")
+    return 0
 
 
 # ============================================================================================ hub: import/export ===
 def add_hub_parsers(sub) -> None:
     i = sub.add_parser("import", help="import a model from another library's files (local only)")
     isub = i.add_subparsers(dest="import_cmd", required=True, metavar="{hf-gpt2}")
-    ih = isub.add_parser("hf-gpt2", help="Hugging Face GPT-2 directory → run dir")
+    ih = isub.add_parser("hf-gpt2", help="Hugging Face GPT-2 directory → run dir",
+                         description="Convert a local Hugging Face GPT-2 directory (config.json, model.safetensors "
+                                     "or pytorch_model.bin, vocab.json, merges.txt) into a run dir.")
+    ih.add_argument("hf_dir", metavar="HF_DIR", help="Hugging Face GPT-2 directory")
+    ih.add_argument("--out", required=True, metavar="RUN_DIR", help="run dir to write")
     ih.set_defaults(func=cmd_import_hf_gpt2)
     e = sub.add_parser("export", help="export a run dir to another library's format")
     esub = e.add_subparsers(dest="export_cmd", required=True, metavar="{hf-gpt2}")
-    eh = esub.add_parser("hf-gpt2", help="run dir → Hugging Face GPT-2 directory")
+    eh = esub.add_parser("hf-gpt2", help="run dir → Hugging Face GPT-2 directory",
+                         description="Write a GPT-2-shaped run dir as a directory that transformers' "
+                                     "GPT2LMHeadModel.from_pretrained loads.")
+    eh.add_argument("run_dir", metavar="RUN_DIR", help="run dir")
+    eh.add_argument("--out", required=True, metavar="HF_DIR", help="directory to write")
     eh.set_defaults(func=cmd_export_hf_gpt2)
 
 
 def cmd_import_hf_gpt2(args) -> int:
-    raise LmlabError("`lmlab import hf-gpt2` is not implemented yet")
+    from lmlab.hub import import_hf_gpt2
+
+    out = import_hf_gpt2(args.hf_dir, args.out)
+    print(f"imported {args.hf_dir} → {out}")
+    return 0
 
 
 def cmd_export_hf_gpt2(args) -> int:
-    raise LmlabError("`lmlab export hf-gpt2` is not implemented yet")
+    from lmlab.hub import export_hf_gpt2
+
+    out = export_hf_gpt2(args.run_dir, args.out)
+    print(f"exported {args.run_dir} → {out}")
+    return 0
+
+
+# ========================================================================== evaluation: eval tasks / eval list ===
+def add_eval_task_parsers(esub) -> None:
+    """`lmlab eval tasks` and `lmlab eval list` (the evaluation harness); called from add_eval_parser."""
+    t = esub.add_parser("tasks", help="zero/one/few-shot evaluation on built-in or file-backed tasks")
+    t.set_defaults(func=cmd_eval_tasks)
+    ls = esub.add_parser("list", help="list built-in tasks")
+    ls.set_defaults(func=cmd_eval_list)
+
+
+def cmd_eval_tasks(args) -> int:
+    raise LmlabError("`lmlab eval tasks` is not implemented yet")
+
+
+def cmd_eval_list(args) -> int:
+    raise LmlabError("`lmlab eval list` is not implemented yet")
+
+
+# =============================================================================== inspection: inspect / locate ===
+def add_inspection_parsers(sub) -> None:
+    p = sub.add_parser("inspect", help="look inside a model: FFN memories, logit lens, attention")
+    isub = p.add_subparsers(dest="inspect_cmd", required=True, metavar="{memories,lens,attention}")
+    m = isub.add_parser("memories", help="FFN key-value memories active on a prompt")
+    m.set_defaults(func=cmd_inspect_memories)
+    ln = isub.add_parser("lens", help="logit lens: top tokens after every layer")
+    ln.set_defaults(func=cmd_inspect_lens)
+    a = isub.add_parser("attention", help="attention patterns per layer and head")
+    a.set_defaults(func=cmd_inspect_attention)
+    loc = sub.add_parser("locate", help="causal tracing: where does the model recall a fact")
+    loc.set_defaults(func=cmd_locate)
+
+
+def cmd_inspect_memories(args) -> int:
+    raise LmlabError("`lmlab inspect memories` is not implemented yet")
+
+
+def cmd_inspect_lens(args) -> int:
+    raise LmlabError("`lmlab inspect lens` is not implemented yet")
+
+
+def cmd_inspect_attention(args) -> int:
+    raise LmlabError("`lmlab inspect attention` is not implemented yet")
+
+
+def cmd_locate(args) -> int:
+    raise LmlabError("`lmlab locate` is not implemented yet")
 
 
 # ======================================================================================================== main ===
@@ -360,6 +545,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_generation_parsers(sub)
     add_eval_parser(sub)
     add_hub_parsers(sub)
+    add_inspection_parsers(sub)
     return parser
 
 
