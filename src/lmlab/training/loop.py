@@ -121,6 +121,7 @@ def train(model: torch.nn.Module, model_config: Any, tokenizer: Tokenizer, data_
     optimizer = make_optimizer(raw_model, cfg, device.type)
     scaler = precision.make_scaler()
     step, best_val, tokens_seen = 0, None, 0
+    saved_rng = None
     if resume:
         state = _load_resume_state(out_dir, raw_model, tokenizer)
         optimizer.load_state_dict(state["optimizer"])
@@ -128,12 +129,7 @@ def train(model: torch.nn.Module, model_config: Any, tokenizer: Tokenizer, data_
             scaler.load_state_dict(state["scaler"])
         sampler.load_state_dict(state["sampler"])
         step, best_val, tokens_seen = int(state["step"]), state["best_val_loss"], int(state["tokens_seen"])
-        rng = state["rng"]
-        if len(rng) == ctx.world_size:
-            _set_rng_state(rng[ctx.rank])
-        else:  # a different number of ranks cannot continue the same dropout streams; data order is unaffected
-            say(f"note: resuming with {ctx.world_size} ranks instead of {len(rng)}: RNG streams re-seeded")
-            _seed_everything(cfg.seed + ctx.rank + 1000 * step)
+        saved_rng = state["rng"]
         say(f"resuming {out_dir} from step {step}")
     elif ctx.is_main:
         _clear_checkpoints(out_dir)
@@ -167,6 +163,14 @@ def train(model: torch.nn.Module, model_config: Any, tokenizer: Tokenizer, data_
         # disable=None: draw only on a terminal; eval lines are printed either way.
         bar = tqdm(total=cfg.max_iters, initial=step, desc="train", unit="step", dynamic_ncols=True, disable=None,
                    file=sys.stderr)
+
+    # Restore the RNG streams last, right before the loop, so no set-up work above can shift them.
+    if saved_rng is not None:
+        if len(saved_rng) == ctx.world_size:
+            _set_rng_state(saved_rng[ctx.rank])
+        else:  # a different number of ranks cannot continue the same dropout streams; data order is unaffected
+            say(f"note: resuming with {ctx.world_size} ranks instead of {len(saved_rng)}: RNG streams re-seeded")
+            _seed_everything(cfg.seed + ctx.rank + 1000 * step)
 
     # --- the loop -------------------------------------------------------------------------------------------------
     stop_reason = "max_iters"

@@ -46,8 +46,10 @@ def measure_peak_flops(device: torch.device, dtype: torch.dtype, seconds: float 
     GPUs. We report the best repeat: the question is what the hardware can do, not the average under noise.
     """
     n = 4096 if device.type == "cuda" else 1024
-    a = torch.randn(n, n, device=device).to(dtype)
-    b = torch.randn(n, n, device=device).to(dtype)
+    # A private generator: the probe must not move the global RNG that dropout (and exact resume) depend on.
+    gen = torch.Generator(device=device).manual_seed(0)
+    a = torch.randn(n, n, device=device, generator=gen).to(dtype)
+    b = torch.randn(n, n, device=device, generator=gen).to(dtype)
     flops = 2.0 * n * n * n
     sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
     torch.matmul(a, b)  # warm-up: kernel selection, thread-pool start
