@@ -131,3 +131,22 @@ def test_cli_prints_summary_and_reports_errors(tmp_path, capsys):
     assert json.loads((tmp_path / "w" / "world.json").read_text())["seed"] == 2
     assert main(["world", "--out", str(tmp_path / "w2"), "--size", "3GB"]) == 2
     assert "lmlab: error: world size" in capsys.readouterr().err
+
+
+def test_interrupted_generation_leaves_no_world_and_no_temp_dir(tmp_path):
+    import signal
+    import time
+
+    out = tmp_path / "w"
+    proc = subprocess.Popen([sys.executable, "-m", "lmlab", "world", "--out", str(out), "--size", "500MB"],
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 30
+    while not any(p.name.startswith(".w.tmp-") for p in tmp_path.iterdir()):  # wait until writing has begun
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.05)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130 and b"interrupted" in err
+    assert not out.exists() and not is_world(out)
+    assert list(tmp_path.iterdir()) == []
