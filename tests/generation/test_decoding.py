@@ -116,14 +116,14 @@ def test_beam_search_finds_the_best_sequence(trained):
     out = generate(model, tok, "ab", max_new_tokens=3, num_beams=V * V, length_penalty=0.0, return_logprobs=True)[0]
     prompt = tok.encode("ab")
     best, best_seq = -float("inf"), None
-    for n in (1, 2, 3):
-        for seq in itertools.product(range(V), repeat=n):
-            if eos in seq[:-1] or (n < 3 and seq[-1] != eos):
-                continue
-            lp = model(torch.tensor([prompt + list(seq)]))[0][0].log_softmax(-1)
-            total = sum(lp[len(prompt) - 1 + i, t].item() for i, t in enumerate(seq))
+    for n in (1, 2, 3):  # every hypothesis: 3 tokens without <eos>, or ending at its first <eos>
+        seqs = [list(s) for s in itertools.product(range(V), repeat=n)
+                if eos not in s[:-1] and (n == 3 or s[-1] == eos)]
+        lp = model(torch.tensor([prompt + s for s in seqs]))[0].log_softmax(-1)
+        for row, seq in zip(lp, seqs):
+            total = sum(row[len(prompt) - 1 + i, t].item() for i, t in enumerate(seq))
             if total > best:
-                best, best_seq = total, list(seq)
+                best, best_seq = total, seq
     assert out.tokens == best_seq
     assert sum(out.token_logprobs) == pytest.approx(best, abs=1e-4)
 
