@@ -110,3 +110,14 @@ def test_import_errors(tmp_path, hf_dir):
         (partial / name).write_bytes((d / name).read_bytes())
     with pytest.raises(LmlabError, match="neither model.safetensors nor pytorch_model.bin"):
         import_hf_gpt2(partial, tmp_path / "run")
+
+
+def test_cli_import_then_export(hf_dir, tmp_path, capsys):
+    from lmlab.cli import main
+    d, _ = hf_dir
+    assert main(["import", "hf-gpt2", str(d), "--out", str(tmp_path / "run")]) == 0
+    assert main(["sample", str(tmp_path / "run"), "--prompt", "The", "--max-new-tokens", "3", "--seed", "0"]) == 0
+    assert main(["export", "hf-gpt2", str(tmp_path / "run"), "--out", str(tmp_path / "hf")]) == 0
+    assert (tmp_path / "hf" / "model.safetensors").is_file()
+    assert main(["import", "hf-gpt2", str(tmp_path / "nowhere"), "--out", str(tmp_path / "x")]) == 2
+    assert "does not exist" in capsys.readouterr().err
