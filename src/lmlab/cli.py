@@ -233,25 +233,44 @@ def add_train_parser(sub) -> None:
 # finishes in under 10 minutes on a 2-core CPU and the model learns the world's facts (docs/training.md).
 MAIN_WORLD_DIR, MAIN_DATA_DIR, MAIN_RUN_DIR = "runs/world", "runs/world-data", "runs/tiny"
 MAIN_WORLD = dict(seed=0, size="5MB")
-MAIN_TOKENIZER = dict(vocab_size=1024, numbers="digits")
+# Paragraphs are the documents (so the val split is a random 10% of paragraphs, not one whole file), and no dedup:
+# the world repeats each fact on purpose (see docs/world.md), and the repetitions are how the model learns them.
+MAIN_DATA = dict(vocab_size=1024, numbers="digits", split_blank_lines=True, dedup="none")
 
 
 def cmd_train(args) -> int:
-    from lmlab.training import train_run
-
     if args.data is None and args.text is None and not args.resume:
         return _train_main_job(args)
     out = args.out or f"runs/{args.preset or 'tiny'}"
-    result = train_run(out, data_dir=args.data, text=args.text, tokenizer=args.tokenizer, preset=args.preset,
+    result = _train_run_once(out, data_dir=args.data, text=args.text, tokenizer=args.tokenizer, preset=args.preset,
                        model_type=args.model_type, config_file=args.config, overrides=args.overrides,
                        resume=args.resume, overwrite=args.overwrite, progress=args.progress)
     _print_train_result(result)
     return 0
 
 
+def _train_run_once(*a, **kw):
+    """`train_run`, then leave the process group if torchrun started one (so the process exits cleanly)."""
+    from lmlab.training import teardown_distributed, train_run
+
+    try:
+        return train_run(*a, **kw)
+    finally:
+        teardown_distributed()
+
+
+def _is_main_rank() -> bool:
+    """False on torchrun's ranks other than 0, which train but print nothing."""
+    import os
+
+    return os.environ.get("RANK", "0") == "0"
+
+
 def _print_train_result(result) -> None:
     import math
 
+    if not _is_main_rank():
+        return
     line = f"trained {result.step} steps into {result.run_dir} ({result.stop_reason}, {result.wall_seconds:.0f} s)"
     if result.last_val_loss is not None:
         line += (f"; val loss {result.last_val_loss:.4f} (perplexity {math.exp(min(result.last_val_loss, 50)):.2f}), "
@@ -264,20 +283,19 @@ def _train_main_job(args) -> int:
     from pathlib import Path
 
     from lmlab.data import prepare
-    from lmlab.training import train_run
-    from lmlab.world import generate_world, sample_prompts
+    from lmlab.world import generate_world, is_world
 
     world_dir, data_dir = Path(MAIN_WORLD_DIR), Path(MAIN_DATA_DIR)
     out = Path(args.out or MAIN_RUN_DIR)
     say = (lambda msg: print(msg, file=sys.stderr)) if args.progress else (lambda msg: None)
-    if not (world_dir / "corpus").is_dir():
+    if not is_world(world_dir):
         say(f"[1/3] generating the world corpus into {world_dir}")
         generate_world(world_dir, progress=args.progress, **MAIN_WORLD)
     if not (data_dir / "manifest.json").is_file():
         say(f"[2/3] preparing BPE shards into {data_dir}")
-        prepare(world_dir / "corpus", "bpe", data_dir, progress=args.progress, **MAIN_TOKENIZER)
+        prepare(world_dir / "corpus", "bpe", data_dir, progress=args.progress, **MAIN_DATA)
     say(f"[3/3] training the {args.preset or 'tiny'} GPT into {out}")
-    result = train_run(out, data_dir=data_dir, tokenizer=args.tokenizer, preset=args.preset,
+    result = _train_run_once(out, data_dir=data_dir, tokenizer=args.tokenizer, preset=args.preset,
                        model_type=args.model_type, config_file=args.config, overrides=args.overrides,
                        overwrite=True, progress=args.progress)
     _print_train_result(result)
@@ -293,8 +311,7 @@ def _print_world_completions(run_dir, world_dir, n: int = 5) -> None:
 
     run = load_run(run_dir)
     prompts = sample_prompts(world_dir, n, seed=0)
-    completions = generate(run.model, run.tokenizer, prompts, max_new_tokens=16, temperature=0.0,
-                           stop=["\n", "<eos>"])
+    completions = generate(run.model, run.tokenizer, prompts, max_new_tokens=16, temperature=0.0, stop=["\n", "."])
     print("sample completions (greedy):")
     for prompt, c in zip(prompts, completions):
         print(f"  {prompt!r} → {c.text!r}")
@@ -489,48 +506,244 @@ def cmd_export_hf_gpt2(args) -> int:
 # ========================================================================== evaluation: eval tasks / eval list ===
 def add_eval_task_parsers(esub) -> None:
     """`lmlab eval tasks` and `lmlab eval list` (the evaluation harness); called from add_eval_parser."""
-    t = esub.add_parser("tasks", help="zero/one/few-shot evaluation on built-in or file-backed tasks")
+    t = esub.add_parser("tasks", help="zero/one/few-shot evaluation on built-in or file-backed tasks",
+                        description="Evaluate a run dir's model on tasks at one or more shot counts: prints a table "
+                                    "(task x shots, metric ± bootstrap stderr), writes the results JSON and a "
+                                    "per-item log (*.items.jsonl) beside it. See docs/evaluation.md.")
+    t.add_argument("run_dir", metavar="RUN_DIR", help="run dir (lmlab train, or lmlab import hf-gpt2)")
+    t.add_argument("--tasks", required=True, metavar="NAME[,NAME...]",
+                   help="built-in names or groups (lmlab eval list), NAME:PATH for file tasks, or task YAML files")
+    t.add_argument("--shots", default=None, metavar="K[,K...]",
+                   help="solved examples before each item, e.g. 5 or 0,1,5 (default: each task's num_fewshot, 0)")
+    t.add_argument("--limit", type=int, default=None, metavar="N", help="only the first N items of each task")
+    t.add_argument("--batch-size", type=int, default=16, metavar="N", help="sequences per forward pass (default 16)")
+    t.add_argument("--seed", type=int, default=1234,
+                   help="seed of generated tasks, few-shot draws and the bootstrap (default 1234)")
+    t.add_argument("--world", default=None, metavar="DIR",
+                   help="world dir for world tasks (default runs/world); also makes arithmetic and scrambling "
+                        "use the world's held-out items")
+    t.add_argument("--out", default=None, metavar="FILE",
+                   help="results JSON (default RUN_DIR/eval/results.json); the item log goes beside it")
+    t.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    t.add_argument("--json", action="store_true", help="print the results as JSON instead of a table")
+    t.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     t.set_defaults(func=cmd_eval_tasks)
-    ls = esub.add_parser("list", help="list built-in tasks")
+    ls = esub.add_parser("list", help="list built-in tasks",
+                         description="Built-in tasks with one line each; file tasks are given as NAME:PATH.")
     ls.set_defaults(func=cmd_eval_list)
 
 
 def cmd_eval_tasks(args) -> int:
-    raise LmlabError("`lmlab eval tasks` is not implemented yet")
+    import json
+    from pathlib import Path
+
+    from lmlab.evaluation import eval_tasks, format_table, items_path
+
+    out = Path(args.out) if args.out else Path(args.run_dir) / "eval" / "results.json"
+    report = eval_tasks(args.run_dir, args.tasks, shots=args.shots, limit=args.limit, batch_size=args.batch_size,
+                        seed=args.seed, world=args.world, out=out, device=args.device, progress=args.progress)
+    if args.json:
+        print(json.dumps(report["results"], indent=2))
+    else:
+        print(format_table(report))
+        print(f"results: {out}  items: {items_path(out)}")
+    return 0
 
 
 def cmd_eval_list(args) -> int:
-    raise LmlabError("`lmlab eval list` is not implemented yet")
+    from lmlab.evaluation import builtin_tasks
+    from lmlab.evaluation.builtin import GROUPS
+
+    tasks = builtin_tasks()
+    width = max(len(t["name"]) for t in tasks)
+    for t in tasks:
+        print(f"{t['name']:<{width}}  {t['summary']}")
+    print("groups: " + "; ".join(f"{g} ({len(names)} tasks)" for g, names in GROUPS.items()))
+    return 0
 
 
 # =============================================================================== inspection: inspect / locate ===
 def add_inspection_parsers(sub) -> None:
     p = sub.add_parser("inspect", help="look inside a model: FFN memories, logit lens, attention")
     isub = p.add_subparsers(dest="inspect_cmd", required=True, metavar="{memories,lens,attention}")
-    m = isub.add_parser("memories", help="FFN key-value memories active on a prompt")
+    m = isub.add_parser("memories", help="FFN key-value memories active on a prompt",
+                        description="The keys with the largest coefficients m_i in each MLP layer at the prompt's "
+                                    "last token, the tokens their values promote (E·v_i), and — given token shards "
+                                    "(--data, or the data dir training recorded) — each key's top trigger prefixes "
+                                    "and the per-layer agreement rate (Geva et al. 2021/2022; docs/inspection.md).")
+    m.add_argument("run_dir", metavar="RUN_DIR", help="run dir (from `lmlab train` or `lmlab import hf-gpt2`)")
+    m.add_argument("--prompt", required=True, metavar="TEXT", help="prompt text")
+    m.add_argument("--top-k", type=int, default=5, metavar="K", help="keys shown per layer (default 5)")
+    m.add_argument("--layer", type=int, default=None, metavar="L", help="only this layer (default: all)")
+    m.add_argument("--position", type=int, default=-1, metavar="P", help="token position to read (default -1: last)")
+    m.add_argument("--data", default=None, metavar="DIR", help="token shards for trigger examples "
+                                                               "(default: the data dir recorded by training)")
+    m.add_argument("--split", default="train", help="split of the shards (default train)")
+    m.add_argument("--windows", type=int, default=256, metavar="N", help="corpus windows sampled (default 256)")
+    m.add_argument("--window", type=int, default=64, metavar="T", help="tokens per window (default 64)")
+    m.add_argument("--triggers", type=int, default=3, metavar="N", help="trigger prefixes per key (default 3)")
+    m.add_argument("--seed", type=int, default=0, help="seed of the window sample (default 0)")
+    m.add_argument("--json", action="store_true", help="print the result as JSON")
+    m.add_argument("--device", default="cpu", help="torch device (default cpu)")
     m.set_defaults(func=cmd_inspect_memories)
-    ln = isub.add_parser("lens", help="logit lens: top tokens after every layer")
+    ln = isub.add_parser("lens", help="logit lens: top tokens after every layer",
+                         description="Read the residual stream after the embedding and after every block through "
+                                     "the final norm and unembedding: the top next tokens at each depth.")
+    ln.add_argument("run_dir", metavar="RUN_DIR", help="run dir")
+    ln.add_argument("--prompt", required=True, metavar="TEXT", help="prompt text")
+    ln.add_argument("--top-k", type=int, default=5, metavar="K", help="tokens shown per layer (default 5)")
+    ln.add_argument("--all-positions", action="store_true", help="every token position, not only the last")
+    ln.add_argument("--json", action="store_true", help="print the result as JSON")
+    ln.add_argument("--device", default="cpu", help="torch device (default cpu)")
     ln.set_defaults(func=cmd_inspect_lens)
-    a = isub.add_parser("attention", help="attention patterns per layer and head")
+    a = isub.add_parser("attention", help="attention patterns per layer and head",
+                        description="Attention weights of every head for a prompt, drawn as a PNG grid "
+                                    "(rows: layers, columns: heads; y: query token, x: key token).")
+    a.add_argument("run_dir", metavar="RUN_DIR", help="run dir")
+    a.add_argument("--prompt", required=True, metavar="TEXT", help="prompt text")
+    a.add_argument("--out", required=True, metavar="FIG.png", help="PNG file to write")
+    a.add_argument("--layer", type=int, default=None, metavar="L", help="only this layer (default: all)")
+    a.add_argument("--json", action="store_true", help="print the patterns as JSON")
+    a.add_argument("--device", default="cpu", help="torch device (default cpu)")
     a.set_defaults(func=cmd_inspect_attention)
-    loc = sub.add_parser("locate", help="causal tracing: where does the model recall a fact")
+    loc = sub.add_parser("locate", help="causal tracing: where does the model recall a fact",
+                         description="Causal tracing (Meng et al. 2022): corrupt the subject's embeddings with "
+                                     "noise, restore one hidden state at a time, and measure how much of P(object) "
+                                     "comes back. One fact (--prompt/--subject) or the average over a facts file.")
+    loc.add_argument("run_dir", metavar="RUN_DIR", help="run dir")
+    loc.add_argument("--prompt", metavar="TEXT", help="prompt containing the subject, or with '{}' where it goes")
+    loc.add_argument("--subject", metavar="S", help="the subject words to corrupt")
+    loc.add_argument("--target", metavar="O", help="the object (default: the model's own greedy next token)")
+    loc.add_argument("--facts", metavar="FILE", help="JSONL of {prompt, subject, object|target} (e.g. the world's "
+                                                     "facts.jsonl): average over facts")
+    loc.add_argument("--limit", type=int, default=None, metavar="N", help="trace only the first N facts")
+    loc.add_argument("--all-facts", action="store_true",
+                     help="average over every fact, not only those the model predicts correctly")
+    loc.add_argument("--out", required=True, metavar="DIR", help="directory for the JSON numbers and PNG heatmaps")
+    loc.add_argument("--samples", type=int, default=10, metavar="N", help="noise samples per fact (default 10)")
+    loc.add_argument("--noise", type=float, default=3.0, metavar="F",
+                     help="noise std as a multiple of the subject embeddings' std (default 3)")
+    loc.add_argument("--window", type=int, default=None, metavar="W",
+                     help="layers restored together for MLP/attention (default min(10, n_layer//2))")
+    loc.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
+    loc.add_argument("--json", action="store_true", help="print the result as JSON")
+    loc.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    loc.add_argument("--device", default="cpu", help="torch device (default cpu)")
     loc.set_defaults(func=cmd_locate)
 
 
 def cmd_inspect_memories(args) -> int:
-    raise LmlabError("`lmlab inspect memories` is not implemented yet")
+    import json
+
+    from lmlab.inspection.commands import inspect_memories
+
+    r = inspect_memories(args.run_dir, args.prompt, top_k=args.top_k, layer=args.layer, data=args.data,
+                         split=args.split, n_windows=args.windows, window=args.window, triggers=args.triggers,
+                         position=args.position, seed=args.seed, progress=sys.stderr.isatty(), device=args.device)
+    if args.json:
+        print(json.dumps(r, indent=2, ensure_ascii=False))
+        return 0
+    pos = r["position"]
+    print(f"prompt {r['prompt']!r}: {len(r['tokens'])} tokens; keys read at position {pos} {repr(r['tokens'][pos])}")
+    print("coefficient m_i of key i (blocks.L.mlp.post); tokens its value v_i promotes (E·v_i, top 5)")
+    for entry in r["layers"]:
+        print(f"layer {entry['layer']}:")
+        for k in entry["keys"]:
+            promoted = " ".join(repr(p["token"]) for p in k["promotes"])
+            print(f"  key {k['key']:>5}  m={k['coefficient']:7.3f}  |v|={k['value_norm']:.3f}  promotes {promoted}")
+            for t in k.get("triggers", []):
+                prefix = t["prefix"][-60:].replace("\n", " ")
+                print(f"      trigger m={t['activation']:6.3f}  ...{prefix!r} → {repr(t['next_token'])}")
+    if r["corpus"] is None:
+        print("(no corpus: pass --data DIR for trigger examples and agreement rates)")
+        return 0
+    c = r["corpus"]
+    print(f"agreement: value top token = next token after the key's top trigger ({c['windows']} windows × "
+          f"{c['window']} tokens of the {c['split']} split)")
+    print(f"  {'layer':>5}  {'keys':>6}  {'agreement':>9}  {'shuffled':>8}  {'uniform':>8}")
+    for a in r["agreement"]:
+        fmt = lambda x: "-" if x is None else f"{100 * x:.2f}%"  # noqa: E731
+        print(f"  {a['layer']:>5}  {a['n_keys']:>6}  {fmt(a['agreement']):>9}  {fmt(a['baseline_shuffled']):>8}  "
+              f"{fmt(a['baseline_uniform']):>8}")
+    return 0
 
 
 def cmd_inspect_lens(args) -> int:
-    raise LmlabError("`lmlab inspect lens` is not implemented yet")
+    import json
+
+    from lmlab.inspection.commands import inspect_lens
+
+    r = inspect_lens(args.run_dir, args.prompt, top_k=args.top_k, all_positions=args.all_positions,
+                     device=args.device)
+    if args.json:
+        print(json.dumps(r, indent=2, ensure_ascii=False))
+        return 0
+    print(f"logit lens on {r['prompt']!r} ({len(r['tokens'])} tokens): final norm + unembedding after each layer")
+    for i, p in enumerate(r["positions"]):
+        print(f"position {p} {repr(r['tokens'][p])} → next token:")
+        for st in r["stages"]:
+            tops = "  ".join(f"{repr(t['token'])} {t['prob']:.3f}" for t in st["positions"][i]["top"])
+            print(f"  {st['stage']:>9}  {tops}")
+    return 0
 
 
 def cmd_inspect_attention(args) -> int:
-    raise LmlabError("`lmlab inspect attention` is not implemented yet")
+    import json
+
+    from lmlab.inspection.commands import inspect_attention
+
+    r = inspect_attention(args.run_dir, args.prompt, args.out, layer=args.layer, device=args.device)
+    if args.json:
+        print(json.dumps(r, indent=2, ensure_ascii=False))
+        return 0
+    toks = r["tokens"]
+    print(f"attention on {r['prompt']!r} ({len(toks)} tokens); heatmaps written to {r['figure']}")
+    print(f"key each head's last query ({repr(toks[-1])}) attends to most:")
+    for i, layer in enumerate(r["layers"]):
+        heads = "  ".join(f"H{h} {repr(toks[am[-1]])} {r['patterns'][i][h][-1][am[-1]]:.2f}"
+                          for h, am in enumerate(r["argmax"][i]))
+        print(f"  layer {layer}: {heads}")
+    return 0
 
 
 def cmd_locate(args) -> int:
-    raise LmlabError("`lmlab locate` is not implemented yet")
+    import json
+
+    from lmlab.inspection.commands import locate
+
+    r = locate(args.run_dir, args.out, prompt=args.prompt, subject=args.subject, target=args.target,
+               facts=args.facts, limit=args.limit, samples=args.samples, noise=args.noise, window=args.window,
+               seed=args.seed, all_facts=args.all_facts, progress=args.progress and sys.stderr.isatty(),
+               device=args.device)
+    if args.json:
+        print(json.dumps(r, indent=2, ensure_ascii=False))
+        return 0
+    if args.facts is None:
+        s, e = r["subject_range"]
+        print(f"causal trace of {r['prompt']!r} → {repr(r['target_token'])} (subject tokens {s}..{e - 1}: "
+              f"{''.join(r['tokens'][s:e])!r}; {r['samples']} noise samples, ν={r['noise_std']:.4f}, "
+              f"window {r['window']})")
+        print(f"  P_clean {r['clean_prob']:.4f}   P_corrupted {r['corrupted_prob']:.4f}   "
+              f"total effect {r['total_effect']:.4f}" + ("" if r["known"] else "   (not the model's top prediction)"))
+        for kind, pk in r["peaks"].items():
+            print(f"  {kind:>5}: largest indirect effect {pk['ie']:.4f} at layer {pk['layer']}, token {pk['token']} "
+                  f"{repr(pk['token_text'])}")
+    else:
+        used = "known facts" if r["known_only"] and r["n_known"] else "facts"
+        print(f"average causal trace over {r['n_used']} {used} ({r['n_known']} of {r['n_facts']} predicted correctly; "
+              f"{r['samples']} noise samples, ν={r['noise_std']:.4f}, window {r['window']})")
+        print(f"  P_clean {r['clean_prob']:.4f}   P_corrupted {r['corrupted_prob']:.4f}   "
+              f"total effect {r['total_effect']:.4f}")
+        L = len(next(iter(r["indirect_effect"].values()))[0])
+        for kind, table in r["indirect_effect"].items():
+            print(f"  {kind} indirect effect by token bucket (columns: layers 0..{L - 1}):")
+            for name, row in zip(r["buckets"], table):
+                cells = " ".join("     -" if v is None else f"{v:6.3f}" for v in row)
+                print(f"    {name:>23} {cells}")
+            pk = r["peaks"][kind]
+            print(f"    peak: {pk['ie']:.4f} at layer {pk['layer']}, {pk['bucket']}")
+    print("wrote " + ", ".join(r["files"]))
+    return 0
 
 
 # ======================================================================================================== main ===

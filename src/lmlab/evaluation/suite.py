@@ -1,0 +1,143 @@
+"""`eval_tasks`: what `lmlab eval tasks` does — tasks × shot counts on a run dir, a table, results JSON and a
+per-item log.
+
+    from lmlab.evaluation import eval_tasks
+    report = eval_tasks("runs/tiny", "arithmetic_2da,facts_train", shots=[0, 5], limit=100, world="runs/world",
+                        out="runs/tiny/eval/results.json")
+    print(format_table(report))
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Sequence
+
+from lmlab import __version__
+from lmlab.errors import LmlabError
+from lmlab.evaluation.builtin import DEFAULT_SEED, resolve_tasks
+from lmlab.evaluation.harness import BOOTSTRAP_ITERS, DEFAULT_BATCH_SIZE, evaluate_task
+from lmlab.evaluation.tasks import Task, task_summary
+from lmlab.utils import atomic_write_json, atomic_write_text
+
+
+def parse_shots(text: str | int | Sequence[int] | None) -> list[int] | None:
+    """'0,1,5' → [0, 1, 5]; None stays None (each task's num_fewshot)."""
+    if text is None:
+        return None
+    if isinstance(text, int):
+        values = [text]
+    elif isinstance(text, str):
+        try:
+            values = [int(s) for s in text.split(",") if s.strip()]
+        except ValueError:
+            raise LmlabError(f"--shots takes integers like 5 or 0,1,5, got {text!r}") from None
+    else:
+        values = [int(v) for v in text]
+    if not values or any(v < 0 for v in values):
+        raise LmlabError(f"shot counts must be integers ≥ 0, got {text!r}")
+    return values
+
+
+def evaluate(model, tokenizer, tasks: Sequence[Task], *, shots: Sequence[int] | None = None,
+             limit: int | None = None, batch_size: int = DEFAULT_BATCH_SIZE, seed: int | None = None,
+             bootstrap_iters: int = BOOTSTRAP_ITERS, progress: bool = False) -> tuple[list[dict], list[dict]]:
+    """Every task at every shot count (None: the task's num_fewshot; rolling tasks always 0).
+    Returns (results, items): one `evaluate_task` result per (task, shots), and all per-item records."""
+    results, items = [], []
+    for task in tasks:
+        counts = shots if shots is not None else [task.config.num_fewshot]
+        if task.config.output_type == "loglikelihood_rolling":
+            counts = [0]
+        for k in counts:
+            r, it = evaluate_task(model, tokenizer, task, shots=k, limit=limit, batch_size=batch_size, seed=seed,
+                                  bootstrap_iters=bootstrap_iters, progress=progress)
+            results.append(r)
+            items.extend(it)
+    return results, items
+
+
+def items_path(out: str | os.PathLike) -> Path:
+    """Where the per-item log of a results file goes: results.json → results.items.jsonl."""
+    out = Path(out)
+    return out.with_name(out.stem + ".items.jsonl")
+
+
+def eval_tasks(run_dir: str | os.PathLike, tasks: str | Sequence[str], *, shots: str | int | Sequence[int] | None = None,
+               limit: int | None = None, batch_size: int = DEFAULT_BATCH_SIZE, seed: int = DEFAULT_SEED,
+               world: str | os.PathLike | None = None, out: str | os.PathLike | None = None, device: str = "cpu",
+               bootstrap_iters: int = BOOTSTRAP_ITERS, progress: bool = True) -> dict:
+    """Evaluate the model of `run_dir` on `tasks` (see `resolve_tasks` for names) at each shot count.
+
+    seed: seeds generated tasks, few-shot draws and the bootstrap. limit: first N documents of each task.
+    out: write the report there as JSON and the per-item log (prompt, target, prediction, score per line) beside
+    it as *.items.jsonl (see `items_path`). Returns the report: {"run_dir", "settings", "tasks": {name: settings},
+    "results": [evaluate_task results], "lmlab_version"}.
+    """
+    from lmlab.checkpoint import load_run
+
+    if limit is not None and limit < 1:
+        raise LmlabError(f"--limit must be at least 1, got {limit}")
+    shot_list = parse_shots(shots)
+    task_list = resolve_tasks(tasks, world=world, seed=seed)
+    run = load_run(run_dir, device=device)
+    results, items = evaluate(run.model, run.tokenizer, task_list, shots=shot_list, limit=limit,
+                              batch_size=batch_size, seed=seed, bootstrap_iters=bootstrap_iters, progress=progress)
+    report = {"run_dir": str(run_dir), "lmlab_version": __version__,
+              "settings": {"shots": shot_list, "limit": limit, "batch_size": batch_size, "seed": seed,
+                           "world": str(world) if world is not None else None, "bootstrap_iters": bootstrap_iters},
+              "tasks": {t.name: task_summary(t) for t in task_list}, "results": results}
+    if out is not None:
+        write_report(report, items, out)
+    return report
+
+
+def write_report(report: dict, items: list[dict], out: str | os.PathLike) -> tuple[Path, Path]:
+    """Write the report JSON to `out` and the item log next to it, both atomically; returns both paths."""
+    out = Path(out)
+    atomic_write_json(out, _finite(report))
+    log = items_path(out)
+    atomic_write_text(log, "".join(json.dumps(_finite(it), ensure_ascii=False) + "\n" for it in items))
+    return out, log
+
+
+def _finite(obj):
+    """JSON has no inf/nan: write them as null."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_finite(v) for v in obj]
+    return obj
+
+
+def format_table(report: dict | list[dict]) -> str:
+    """The results as an aligned text table: task, shots, metric, value ± stderr, items (and per-group rows)."""
+    results = report["results"] if isinstance(report, dict) else report
+    rows = [("task", "shots", "metric", "value", "± stderr", "n")]
+    for r in results:
+        for name, value in r["metrics"].items():
+            se = r["stderr"].get(name)
+            rows.append((r["task"], str(r["shots"]), name, _fmt(value), _fmt(se) if se is not None else "",
+                         str(r["n"])))
+        for group, g in r.get("groups", {}).items():
+            for name, value in g["metrics"].items():
+                rows.append((f"  {r['group_by']}={group}", str(r["shots"]), name, _fmt(value), "", str(g["n"])))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = []
+    for k, row in enumerate(rows):
+        cells = [row[0].ljust(widths[0]), row[1].rjust(widths[1]), row[2].ljust(widths[2]),
+                 row[3].rjust(widths[3]), row[4].rjust(widths[4]), row[5].rjust(widths[5])]
+        lines.append("  ".join(cells).rstrip())
+        if k == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _fmt(x: float) -> str:
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return "nan" if x is not None else ""
+    return f"{x:.4f}" if abs(x) < 1e5 else f"{x:.4g}"
