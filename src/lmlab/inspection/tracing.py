@@ -210,7 +210,8 @@ def _restorer(clean_state: torch.Tensor, rows: torch.Tensor, pos: torch.Tensor):
     return fn
 
 
-def _fact_fields(fact: dict[str, Any], line: int | None = None) -> tuple[str, str, str | None]:
+def check_fact(fact: dict[str, Any], line: int | None = None) -> tuple[str, str, str | None]:
+    """(prompt, subject, target or None) of a fact record; LmlabError when a field is missing or mistyped."""
     where = f"fact {line}: " if line is not None else ""
     if not isinstance(fact, dict):
         raise LmlabError(f"{where}each fact must be an object with prompt, subject and target (or object)")
@@ -265,7 +266,7 @@ def trace_facts(model: nn.Module, tokenizer: Tokenizer, facts: Sequence[dict[str
 
     if not facts:
         raise LmlabError("no facts to trace")
-    fields = [_fact_fields(f, i + 1) for i, f in enumerate(facts)]
+    fields = [check_fact(f, i + 1) for i, f in enumerate(facts)]
     spans = [locate_subject(tokenizer, p, s, model.config.block_size) for p, s, _ in fields]
     if noise_std is None:
         noise_std = noise_scale * embedding_std(model, [i for sp in spans for i in sp.ids[sp.start: sp.end]])
