@@ -192,3 +192,12 @@ def test_edits_are_counterfact_style_and_flag_outdated_to_current(world):
         assert rw["target_new"]["str"] not in e["neighborhood_targets"]
         assert all(f["subject"] not in p for p in e["neighborhood_prompts"])
         assert len(e["paraphrase_prompts"]) == 2 and all(f["subject"] in p for p in e["paraphrase_prompts"])
+
+
+def test_documents_survive_exact_deduplication(world):
+    # `lmlab data prepare` removes exact duplicate documents by default; the repetition of facts must not be
+    # written as identical documents, or deduplication would delete it.
+    for name in ("facts", "temporal", "grammar", "arithmetic", "scramble", "sentiment"):
+        docs = corpus(world, name).rstrip("\n").split("\n\n")
+        assert all(d and not d.startswith("\n") for d in docs)
+        assert len(set(docs)) >= 0.97 * len(docs), name

@@ -2,10 +2,11 @@
 
 Both are endless streams of documents; the writer stops when a section's byte budget is reached. Text is built in
 rounds so that coverage is even: each round of `static_documents` mentions every static fact exactly once (one
-document per subject, its facts in random order, each with a random *train* template), and each round of
-`temporal_documents` mentions every temporal fact's outdated value 3 times and its current value once or twice
-(see below). Mention counts are recorded in the lists passed in, counted only when a document is handed out, so
-they match the written text exactly.
+paragraph per subject, its facts in random order, each with a random *train* template), and each round of
+`temporal_documents` mentions every temporal fact's outdated value 3–4 times and its current value once (see
+below). Paragraphs and statements are then joined 2–4 at a time into documents (see grouping.py: this keeps
+documents distinct, so deduplication cannot strip the repetition). Mention counts are recorded in the lists
+passed in, counted only when a piece is handed out, so they match the written text exactly.
 """
 
 from __future__ import annotations
@@ -14,11 +15,18 @@ import random
 from collections.abc import Iterator
 
 from lmlab.world.facts import World
+from lmlab.world.grouping import grouped
 from lmlab.world.relations import RELATION_BY_NAME, render
 
 
 def static_documents(world: World, rng: random.Random, mentions: list[int]) -> Iterator[str]:
-    """Endless stream of documents about static facts; `mentions[i]` counts mentions of `world.facts[i]`."""
+    """Endless stream of documents about static facts; `mentions[i]` counts mentions of `world.facts[i]`.
+
+    A document is 2–4 subject paragraphs (all facts about one subject, in random order and templates)."""
+    return grouped(_subject_paragraphs(world, rng, mentions), rng)
+
+
+def _subject_paragraphs(world: World, rng: random.Random, mentions: list[int]) -> Iterator[str]:
     by_subject: dict[str, list[int]] = {}  # dicts keep insertion order: deterministic
     sentences: dict[int, list[str]] = {}
     for i, f in enumerate(world.facts):
@@ -42,11 +50,17 @@ def static_documents(world: World, rng: random.Random, mentions: list[int]) -> I
 
 def temporal_documents(world: World, rng: random.Random, outdated_mentions: list[int],
                        current_mentions: list[int]) -> Iterator[str]:
-    """Endless stream of documents about facts that changed over time.
+    """Endless stream of documents about facts that changed over time: each 2–4 of the statements below."""
+    return grouped(_temporal_statements(world, rng, outdated_mentions, current_mentions), rng)
 
-    Per round and temporal fact: one "stale" document stating the outdated value in the present tense with a plain
-    train template (like an old web page nobody updated), two documents with the outdated value and a past marker
-    ("In 2019, ...", "Back then, ..."), and one document with the current value and a present marker ("Today, ...",
+
+def _temporal_statements(world: World, rng: random.Random, outdated_mentions: list[int],
+                         current_mentions: list[int]) -> Iterator[str]:
+    """Endless stream of statements about facts that changed over time.
+
+    Per round and temporal fact: one "stale" statement of the outdated value in the present tense with a plain
+    train template (like an old web page nobody updated), two statements of the outdated value with a past marker
+    ("In 2019, ...", "Back then, ..."), and one statement of the current value and a present marker ("Today, ...",
     "Since 2023, ..."), half of the time preceded by a past-marked sentence for contrast. So the outdated value is
     written about 3.5× as often as the current one, and a prompt without a time marker favours the outdated value.
     """

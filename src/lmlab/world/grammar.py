@@ -13,6 +13,7 @@ from collections.abc import Iterator
 
 from lmlab.world import lexicon
 from lmlab.world.facts import World
+from lmlab.world.grouping import grouped
 
 
 def article(word: str) -> str:
@@ -50,7 +51,12 @@ def _thing_doc(rng: random.Random) -> str:
 
 
 def grammar_documents(world: World, rng: random.Random) -> Iterator[str]:
-    """Endless stream of grammar documents: 50% about one pet, 20% comparing two pets, 30% about a thing."""
+    """Endless stream of grammar documents, each 2–4 of the paragraphs of `_paragraphs`."""
+    return grouped(_paragraphs(world, rng), rng)
+
+
+def _paragraphs(world: World, rng: random.Random) -> Iterator[str]:
+    """Endless stream of paragraphs: 50% about one pet, 20% comparing two pets, 30% about a thing."""
     animals = world.entities["animal"]
     while True:
         r = rng.random()
