@@ -159,3 +159,12 @@ def test_bad_options_are_clear(trained):
         generate(model, tok, "a", top_p=1.5)
     with pytest.raises(LmlabError, match="max_new_tokens"):
         generate(model, tok, "a", max_new_tokens=40)
+
+
+def test_token_id_prompts_equal_text_prompts(trained):
+    model, tok = trained
+    by_text = generate(model, tok, ["the cat"], max_new_tokens=8, temperature=0)[0]
+    by_ids = generate(model, tok, [tok.encode("the cat")], max_new_tokens=8, temperature=0)[0]
+    assert by_ids.tokens == by_text.tokens and by_ids.prompt == "the cat"
+    with pytest.raises(LmlabError, match="outside"):
+        generate(model, tok, [[10_000]], max_new_tokens=2)

@@ -164,3 +164,12 @@ def test_context_overflow_is_an_error():
     model = make_model()
     with pytest.raises(LmlabError, match="block_size 32"):
         model(torch.zeros(1, 33, dtype=torch.long))
+
+
+def test_last_only_logits_equal_last_position():
+    model = make_model()
+    idx = torch.randint(0, 50, (2, 9))
+    full, _ = model(idx)
+    last, _ = model(idx, last_only=True)
+    assert last.shape == (2, 1, 50)
+    torch.testing.assert_close(last[:, 0], full[:, -1])

@@ -34,7 +34,7 @@ from lmlab.tokenization import Tokenizer
 class Completion:
     """One generated continuation."""
 
-    prompt: str                     # the prompt as given
+    prompt: str                     # the prompt as given (decoded, when given as token ids)
     text: str                       # new text only, cut before a stop string, without a final <eos>
     tokens: list[int]               # new token ids (a final <eos> included when finish_reason == "eos")
     token_logprobs: list[float] | None = None  # log p(token) in nats per entry of `tokens` (return_logprobs=True)
@@ -79,9 +79,9 @@ def _model_device(model: torch.nn.Module) -> torch.device:
     return next(model.parameters()).device
 
 
-def _prepare_prompts(model, tokenizer: Tokenizer, prompts: list[str], max_new_tokens: int,
+def _prepare_prompts(model, tokenizer: Tokenizer, prompts: list[str | list[int]], max_new_tokens: int,
                      truncate: str | None) -> list[list[int]]:
-    """Token ids of each prompt, checked (or left-truncated) against the context length."""
+    """Token ids of each prompt (text, or already token ids), checked (or left-truncated) against the context."""
     if truncate not in (None, "left"):
         raise LmlabError(f"truncate must be 'left' or None, got {truncate!r}")
     if max_new_tokens < 1:
@@ -92,7 +92,14 @@ def _prepare_prompts(model, tokenizer: Tokenizer, prompts: list[str], max_new_to
                          f"{block} tokens; ask for fewer new tokens")
     out = []
     for p in prompts:
-        ids = tokenizer.encode(p) or [tokenizer.eos_id]
+        if isinstance(p, str):
+            ids = tokenizer.encode(p) or [tokenizer.eos_id]
+        else:
+            ids = [int(i) for i in p] or [tokenizer.eos_id]
+            bad = [i for i in ids if not 0 <= i < tokenizer.vocab_size]
+            if bad:
+                raise LmlabError(f"prompt token id {bad[0]} is outside the tokenizer's ids "
+                                 f"0..{tokenizer.vocab_size - 1}")
         room = block - max_new_tokens
         if len(ids) > room:
             if truncate != "left":
@@ -176,10 +183,10 @@ def _sample_rows(model, tokenizer: Tokenizer, prompt_ids: list[list[int]], *, ma
 
     if padded:
         positions = (mask[:, :T0].cumsum(-1) - 1).clamp(min=0)
-        logits, _ = model(idx, attention_mask=mask[:, :T0], position_ids=positions, kv_cache=cache)
+        logits, _ = model(idx, attention_mask=mask[:, :T0], position_ids=positions, kv_cache=cache, last_only=True)
         next_pos = positions[:, -1:] + 1
     else:  # fast path: no mask, default positions
-        logits, _ = model(idx, kv_cache=cache)
+        logits, _ = model(idx, kv_cache=cache, last_only=True)
     for step in range(max_new_tokens):
         last = _mask_unknown_ids(logits[:, -1, :].float(), vocab)
         nxt = choose_next(last, temperature=temperature, top_k=top_k, top_p=top_p, generator=generator)
@@ -210,6 +217,10 @@ def _sample_rows(model, tokenizer: Tokenizer, prompt_ids: list[list[int]], *, ma
             logits, _ = model(nxt[:, None], kv_cache=cache)
 
 
+def _prompt_text(tokenizer: Tokenizer, prompt: str | list[int]) -> str:
+    return prompt if isinstance(prompt, str) else tokenizer.decode(prompt)
+
+
 def _finish_text(tokenizer: Tokenizer, row: _Row, stop: list[str]) -> str:
     if row.reason == "stop":
         return row.text
@@ -226,7 +237,7 @@ def _beam_search(model, tokenizer: Tokenizer, prompt_ids: list[int], *, max_new_
     device = _model_device(model)
     eos, vocab = tokenizer.eos_id, tokenizer.vocab_size
     cache = KVCache.for_model(model, 1, len(prompt_ids) + max_new_tokens)
-    logits, _ = model(torch.tensor([prompt_ids], device=device), kv_cache=cache)
+    logits, _ = model(torch.tensor([prompt_ids], device=device), kv_cache=cache, last_only=True)
     beams: list[tuple[list[int], list[float]]] = [([], [])]
     scores = torch.zeros(1, device=device)  # summed log-probs of the live beams
     logprobs = _mask_unknown_ids(logits[:, -1, :].float(), vocab).log_softmax(-1)
@@ -271,16 +282,19 @@ def _beam_search(model, tokenizer: Tokenizer, prompt_ids: list[int], *, max_new_
 
 
 # ========================================================================================================= API ===
-def generate(model, tokenizer: Tokenizer, prompts: str | list[str], *, max_new_tokens: int = 64,
+def generate(model, tokenizer: Tokenizer, prompts: str | list[str] | list[list[int]], *, max_new_tokens: int = 64,
              temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None, num_beams: int = 1,
              length_penalty: float = 1.0, stop: list[str] | str | None = None, seed: int | None = None,
              truncate: str | None = None, return_logprobs: bool = False) -> list[Completion]:
     """Continue each prompt (see the module docstring for conventions). Returns one Completion per prompt.
 
+    A prompt is a text or a list of token ids (e.g. from a data shard); Completion.prompt is then its decoded text.
     temperature=0 → greedy. num_beams > 1 → beam search (deterministic; temperature/top_k/top_p unused).
     seed makes sampling reproducible for the same prompts and options.
     """
     prompts_list = [prompts] if isinstance(prompts, str) else list(prompts)
+    if prompts_list and isinstance(prompts_list[0], int):
+        raise LmlabError("token-id prompts must be a list of lists (one list of ids per prompt)")
     stop_list = [stop] if isinstance(stop, str) else [s for s in (stop or []) if s]
     _check_options(temperature, top_k, top_p, num_beams)
     if not prompts_list:
@@ -296,7 +310,8 @@ def generate(model, tokenizer: Tokenizer, prompts: str | list[str], *, max_new_t
                 text = _finish_text(tokenizer, row, stop_list)
                 if stop_list and _cut_at_stop(new_text(tokenizer, p_ids, toks), stop_list) is not None:
                     reason = "stop"
-                out.append(Completion(prompt, text, toks, lps if return_logprobs else None, reason, p_ids))
+                out.append(Completion(_prompt_text(tokenizer, prompt), text, toks, lps if return_logprobs else None,
+                                      reason, p_ids))
             return out
         generator = None
         if seed is not None:
@@ -307,7 +322,7 @@ def generate(model, tokenizer: Tokenizer, prompts: str | list[str], *, max_new_t
                                  want_logprobs=return_logprobs):
             pass
     for prompt, row in zip(prompts_list, rows):
-        out.append(Completion(prompt, _finish_text(tokenizer, row, stop_list), row.tokens,
+        out.append(Completion(_prompt_text(tokenizer, prompt), _finish_text(tokenizer, row, stop_list), row.tokens,
                               row.logprobs if return_logprobs else None, row.reason, row.prompt_ids))
     return out
 

@@ -333,7 +333,8 @@ class GPT(nn.Module):
     # --- forward ------------------------------------------------------------------------------------------------
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None, *,
                 attention_mask: torch.Tensor | None = None, position_ids: torch.Tensor | None = None,
-                kv_cache: KVCache | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+                kv_cache: KVCache | None = None,
+                last_only: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Logits for every position, and the loss when targets are given.
 
         idx: (B,T) int64 token ids. targets: (B,T) int64, -100 = ignore; loss is the mean cross-entropy (nats).
@@ -341,7 +342,8 @@ class GPT(nn.Module):
         different lengths); past = kv_cache.length. position_ids: (B,T) absolute positions (default past..past+T-1;
         with left padding pass cumsum(mask)-1 so each row's first real token is position 0).
         kv_cache: a `KVCache`; this call appends its T positions to it, so decoding one token at a time gives the
-        same logits as one full forward pass. Returns (logits (B,T,V) float, loss or None).
+        same logits as one full forward pass. last_only: compute logits for the last position only (B,1,V) — all a
+        decoder needs after a prompt, and it skips most of the output layer's work. Returns (logits, loss or None).
         """
         c = self.config
         B, T = idx.shape
@@ -369,6 +371,10 @@ class GPT(nn.Module):
         if kv_cache is not None:
             kv_cache.advance(T)
         x = _hook(self.final_norm, self.ln_f(x))
+        if last_only:
+            if targets is not None:
+                raise ValueError("last_only=True computes no loss; pass targets=None")
+            x = x[:, -1:, :]
         logits = _hook(self.logits, self.lm_head(x))
 
         loss = None
