@@ -145,6 +145,8 @@ def add_data_parser(sub) -> None:
     st.add_argument("data_dir", metavar="DATA_DIR")
     st.add_argument("--top", type=int, default=10, help="show the N most frequent train tokens (0: none)")
     st.add_argument("--json", action="store_true", help="print the summary as JSON")
+    st.add_argument("--tokenizer", default=None, metavar="FILE",
+                    help="also check that the shards were made with this tokenizer file")
     st.set_defaults(func=cmd_data_stats)
 
 
@@ -184,7 +186,7 @@ def cmd_data_stats(args) -> int:
     from lmlab.data import data_stats
     from lmlab.utils import human_bytes
 
-    st = data_stats(args.data_dir, top=args.top)
+    st = data_stats(args.data_dir, top=args.top, tokenizer=args.tokenizer)
     if args.json:
         print(json.dumps(st, indent=2, ensure_ascii=False))
         return 0

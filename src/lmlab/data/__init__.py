@@ -4,7 +4,7 @@ See docs/data.md. Everything a user calls is importable from here.
 """
 
 from lmlab.data.dedup import DEDUP_MODES, ExactDeduplicator, NearDeduplicator, make_deduplicator
-from lmlab.data.prepare import encode_documents, prepare, resolve_tokenizer
+from lmlab.data.pipeline import encode_documents, prepare, resolve_tokenizer
 from lmlab.data.reading import Document, SourceFile, iter_documents, list_input_files
 from lmlab.data.samplers import RandomWindowSampler, SequentialWindowSampler
 from lmlab.data.shards import (check_tokenizer, dtype_for_vocab, load_manifest, load_split, load_tokenizer_of,

@@ -140,8 +140,8 @@ def _decode(raw: bytes, path: Path, offset: int, errors: str, where: str = "") -
         return raw.decode("utf-8", errors=errors)
     except UnicodeDecodeError as e:
         raise LmlabError(f"{path}{where}: not valid UTF-8 at byte offset {offset + e.start} "
-                         f"(byte 0x{raw[e.start]:02x}); convert the file to UTF-8 or pass --errors replace "
-                         "(errors='replace')") from None
+                         f"(byte 0x{raw[e.start]:02x}); convert the file to UTF-8, or pass --errors replace to "
+                         "substitute U+FFFD") from None
 
 
 def _read_whole(path: Path, errors: str) -> Iterator[tuple[bytes, Document | None]]:

@@ -8,18 +8,22 @@ from typing import Any
 
 import numpy as np
 
-from lmlab.data.shards import load_manifest, load_split, load_tokenizer_of
+from lmlab.data.shards import check_tokenizer, load_manifest, load_split, load_tokenizer_of
+from lmlab.tokenization import Tokenizer
 
 # Tokens counted per step when finding the most frequent ones: bounds memory on shards larger than RAM.
 _COUNT_CHUNK = 1 << 24
 
 
-def data_stats(data_dir: str | os.PathLike, *, top: int = 10) -> dict[str, Any]:
+def data_stats(data_dir: str | os.PathLike, *, top: int = 10, tokenizer: Tokenizer | str | None = None) -> dict[str, Any]:
     """Per split: tokens, documents, text bytes (UTF-8), tokens per byte, mean tokens per document; plus dtype,
     tokenizer kind / fingerprint / vocab size, dedup counts, and the `top` most frequent train tokens as
-    [token string, count] pairs (0 to skip reading the shard). Sizes are checked as in `load_split`."""
+    [token string, count] pairs (0 to skip reading the shard). Sizes are checked as in `load_split`; when
+    `tokenizer` (a Tokenizer, or a tokenizer file path) is given, also that the shards were made with it."""
     data_dir = Path(data_dir)
     m = load_manifest(data_dir)
+    if tokenizer is not None:
+        check_tokenizer(data_dir, m, tokenizer if isinstance(tokenizer, Tokenizer) else Tokenizer.load(tokenizer))
     splits: dict[str, Any] = {}
     for name, entry in m["splits"].items():
         tokens = load_split(data_dir, name)  # validates the file size

@@ -1,5 +1,7 @@
 """`prepare`: corpus → deduplicated, split, tokenized shards with a manifest (the `lmlab data prepare` verb).
 
+(Module named `pipeline`, not `prepare`, so that `lmlab.data.prepare` is unambiguously the function.)
+
 Two streaming passes over the inputs, so neither the text nor the tokens are ever all in memory:
   1. read every document once: exact/near dedup decisions (one byte per document kept in memory), document count,
      source file sizes and SHA-256; then the seeded split by document;
@@ -31,6 +33,8 @@ TOKENIZER_KINDS = ("char", "word", "bpe")
 # Characters per tokenization task: large enough that per-task overhead (pickling, process hops, Rust thread
 # start-up) is small, small enough that 2 × workers chunks in flight stay a few tens of MB.
 CHUNK_CHARS = 1 << 20
+# ...or this many documents, whichever comes first: keeps tasks short for corpora of many tiny documents.
+CHUNK_DOCS = 2048
 
 
 def prepare(inputs: str | os.PathLike | Sequence[str | os.PathLike], tokenizer: Tokenizer | str | os.PathLike,
@@ -43,7 +47,9 @@ def prepare(inputs: str | os.PathLike | Sequence[str | os.PathLike], tokenizer: 
 
     `tokenizer`: a Tokenizer, a path to a tokenizer JSON file, or a kind ("char", "word", "bpe") to train on the
     train split (with `vocab_size` and, for BPE, `numbers`). Documents are joined with `<eos>` after each one.
-    `workers`: tokenizing processes (None: all cores; 1: in this process). `dedup`: "none", "exact", or "near"
+    `workers`: parallel tokenizing tasks (None: all cores, and for pure-Python tokenizers processes only when the
+    corpus is over ~4 MB; 1: one background thread). BPE tokenizes in threads (its Rust engine releases the GIL);
+    char and word tokenizers in worker processes. `dedup`: "none", "exact", or "near"
     (exact first, then MinHash near-duplicates at Jaccard ≥ `near_threshold`). An existing data dir at `out_dir`
     is replaced atomically, only once the new one is complete.
     """
@@ -99,7 +105,7 @@ def prepare(inputs: str | os.PathLike | Sequence[str | os.PathLike], tokenizer: 
     # --- pass 2: tokenize and write -------------------------------------------------------------------------------
     n_workers = (os.cpu_count() or 1) if workers is None else workers
     total_bytes = sum(s.bytes for s in sources)
-    with ShardWriter(out_dir, tok) as writer, _make_executor(tok, n_workers, total_bytes) as (executor, encode):
+    with ShardWriter(out_dir, tok) as writer, _make_executor(tok, n_workers, total_bytes, workers is not None) as (executor, encode):
         pending: deque = deque()
         bar = _progress(None, progress, "tokenizing", total=n_kept, unit="doc")
         for split, texts in _chunks(kept_documents()):
@@ -170,21 +176,31 @@ def _encode_in_worker(texts: list[str]) -> tuple[np.ndarray, int]:
     return encode_documents(_WORKER_TOKENIZER, texts)
 
 
-class _make_executor:
-    """Context manager giving (executor, encode function). Worker processes rebuilt from `to_dict()` when more
-    than one worker is asked for and the corpus is big enough to repay their start-up; otherwise one background
-    thread in this process (which still overlaps reading with tokenizing)."""
+# Kinds whose `encode_batch` runs in native code that releases the GIL (HF tokenizers' Rust BPE): threads in this
+# process tokenize them in parallel with no copying of text between processes. Pure-Python kinds need processes.
+NATIVE_KINDS = frozenset({"bpe"})
 
-    def __init__(self, tok: Tokenizer, n_workers: int, total_bytes: int):
+
+class _make_executor:
+    """Context manager giving (executor, encode function) for `n_workers` parallel tokenizing tasks.
+
+    Native kinds: a thread pool in this process. Pure-Python kinds (char, word): worker processes, each rebuilt
+    from `to_dict()`, when more than one worker is asked for explicitly, or by default (`explicit=False`) when
+    the corpus is big enough to repay their start-up (~0.5 s each). Otherwise one background thread (which still
+    overlaps reading and writing with tokenizing).
+    """
+
+    def __init__(self, tok: Tokenizer, n_workers: int, total_bytes: int, explicit: bool):
         self.executor: Executor
-        if n_workers > 1 and total_bytes > 4 * CHUNK_CHARS:
-            # spawn, not fork: forking after the tokenizer's Rust threads or torch's have started can deadlock.
+        small = not explicit and total_bytes <= 4 * CHUNK_CHARS
+        if tok.kind in NATIVE_KINDS or n_workers == 1 or small:
+            self.executor = ThreadPoolExecutor(n_workers if tok.kind in NATIVE_KINDS else 1)
+            self.encode = lambda texts: encode_documents(tok, texts)
+        else:
+            # spawn, not fork: forking a process that runs threads (torch's, tqdm's, the tokenizer's) can deadlock.
             self.executor = ProcessPoolExecutor(n_workers, mp_context=multiprocessing.get_context("spawn"),
                                                 initializer=_init_worker, initargs=(type(tok), tok.to_dict()))
             self.encode = _encode_in_worker
-        else:
-            self.executor = ThreadPoolExecutor(1)
-            self.encode = lambda texts: encode_documents(tok, texts)
 
     def __enter__(self):
         return self.executor, self.encode
@@ -194,13 +210,14 @@ class _make_executor:
 
 
 def _chunks(docs: Iterator[tuple[str, Document]]) -> Iterator[tuple[str, list[str]]]:
-    """Group documents per split into lists of about CHUNK_CHARS characters, keeping order within each split."""
+    """Group documents per split into lists of about CHUNK_CHARS characters (at most CHUNK_DOCS documents),
+    keeping order within each split."""
     buf: dict[str, list[str]] = {"train": [], "val": []}
     size = {"train": 0, "val": 0}
     for split, doc in docs:
         buf[split].append(doc.text)
         size[split] += len(doc.text)
-        if size[split] >= CHUNK_CHARS:
+        if size[split] >= CHUNK_CHARS or len(buf[split]) >= CHUNK_DOCS:
             yield split, buf[split]
             buf[split], size[split] = [], 0
     for split in ("train", "val"):
