@@ -97,6 +97,8 @@ def load_task(world_dir: str | os.PathLike, name: str) -> list[dict]:
 def sample_prompts(world_dir: str | os.PathLike, n: int, seed: int = 0) -> list[str]:
     """`n` fact prompts with the subject filled in ("The capital of Vorland is"), drawn with `seed` from the static
     facts' train templates — handy for showing a model's completions after training."""
+    if n < 0:
+        raise LmlabError(f"number of prompts must be ≥ 0, got {n}")
     facts = [f for f in load_facts(world_dir) if not f.get("temporal")]
     if not facts:
         raise LmlabError(f"world {world_dir} has no facts; regenerate it with `lmlab world --out {world_dir}`")
