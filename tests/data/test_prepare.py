@@ -62,7 +62,7 @@ def test_prepare_is_deterministic_and_the_same_with_worker_processes(tmp_path):
     corpus.mkdir()
     # More documents than one task holds, so several tasks run and must come back in order.
     (corpus / "all.jsonl").write_text("".join(json.dumps({"text": f"line {i} " * (i % 5 + 1)}) + "\n"
-                                              for i in range(5000)))
+                                              for i in range(20000)))
     tok = train_tokenizer("char", ["line 0123456789"], progress=False)
     a = prepare(corpus, tok, tmp_path / "a", workers=1, progress=False)
     b = prepare(corpus, tok, tmp_path / "b", workers=2, progress=False)

@@ -34,7 +34,7 @@ TOKENIZER_KINDS = ("char", "word", "bpe")
 # start-up) is small, small enough that 2 × workers chunks in flight stay a few tens of MB.
 CHUNK_CHARS = 1 << 20
 # ...or this many documents, whichever comes first: keeps tasks short for corpora of many tiny documents.
-CHUNK_DOCS = 2048
+CHUNK_DOCS = 8192
 
 
 def prepare(inputs: str | os.PathLike | Sequence[str | os.PathLike], tokenizer: Tokenizer | str | os.PathLike,

@@ -14,9 +14,10 @@ import fnmatch
 import hashlib
 import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Sequence
+from typing import Callable, Iterable, Iterator, NamedTuple, Sequence
 
 from lmlab.errors import LmlabError
 
@@ -24,12 +25,12 @@ ERROR_MODES = ("strict", "replace")
 JSONL_SUFFIXES = (".jsonl",)
 
 
-@dataclass(frozen=True)
-class Document:
+class Document(NamedTuple):
     """One document: its text, the file it came from, and its position in that file.
 
     `index` counts documents within `source` from 0 (always 0 for a whole-file document; the record number for
-    JSONL, counting non-empty lines; the block number with `split_blank_lines`).
+    JSONL, counting non-empty lines; the block number with `split_blank_lines`). A NamedTuple, not a frozen
+    dataclass: millions are made per corpus and tuple construction is several times cheaper.
     """
 
     text: str
@@ -129,7 +130,7 @@ def _read_file(path: Path, *, text_field: str, split_blank_lines: bool, errors: 
         if hasher is not None:
             hasher.update(raw)
         size += len(raw)
-        if doc is not None and doc.text.strip():
+        if doc is not None and doc.text and not doc.text.isspace():  # isspace: no copy, unlike strip
             yield doc
     if hasher is not None:
         on_file(SourceFile(path=str(path), bytes=size, sha256=hasher.hexdigest()))
@@ -149,27 +150,39 @@ def _read_whole(path: Path, errors: str) -> Iterator[tuple[bytes, Document | Non
     yield raw, Document(_decode(raw, path, 0, errors), str(path), 0)
 
 
+# One or more consecutive blank lines (empty, or only spaces/tabs/CR) — the separator of `split_blank_lines`.
+# Matched with the newline that ends the previous line (a literal first character makes the scan ~6× faster
+# than a multi-line `^`); each piece is therefore searched with a "\n" put in front of it.
+_BLANK_LINES = re.compile(r"\n(?:[ \t\r\f\v]*\n)+")
+_TRAILING_BLANK = re.compile(r"(?:\n[ \t\r\f\v]*)+$")
+_BLOCK_READ_BYTES = 1 << 22
+
+
 def _read_blocks(path: Path, errors: str) -> Iterator[tuple[bytes, Document | None]]:
-    """Blank-line-separated blocks, read line by line so a huge file never sits in memory whole."""
+    """Blank-line-separated blocks, read in 4 MiB pieces cut at line ends (so no UTF-8 character and no blank
+    line is ever cut in two) and split with one regex per piece: fast, and a huge file never sits in memory."""
     offset = 0
-    block: list[str] = []
     index = 0
+    carry: list[str] = []  # start of a block that continues into the next piece
     with open(path, "rb") as f:
-        for raw in f:
-            line = _decode(raw, path, offset, errors)
+        while raw := f.read(_BLOCK_READ_BYTES):
+            if not raw.endswith(b"\n"):
+                raw += f.readline()
+            parts = _BLANK_LINES.split("\n" + _decode(raw, path, offset, errors))
             offset += len(raw)
-            if line.strip():
-                block.append(line)
-                yield raw, None
-            else:
-                doc = None
-                if block:
-                    doc = Document("".join(block).rstrip("\r\n"), str(path), index)
+            yield raw, None
+            carry.append(parts[0][1:] if parts[0] else "")  # drop the "\n" put in front
+            if len(parts) == 1:
+                continue
+            for text in ["".join(carry), *parts[1:-1]]:
+                text = text.rstrip("\r\n")
+                if text:
+                    yield b"", Document(text, str(path), index)
                     index += 1
-                    block = []
-                yield raw, doc
-    if block:
-        yield b"", Document("".join(block).rstrip("\r\n"), str(path), index)
+            carry = [parts[-1]]
+    text = _TRAILING_BLANK.sub("", "".join(carry)).rstrip("\r\n")
+    if text:
+        yield b"", Document(text, str(path), index)
 
 
 def _read_jsonl(path: Path, text_field: str, errors: str) -> Iterator[tuple[bytes, Document | None]]:
