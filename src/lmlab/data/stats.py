@@ -56,4 +56,5 @@ def _top_tokens(data_dir: Path, vocab_size: int, top: int) -> list[list]:
         counts += np.bincount(tokens[start:start + _COUNT_CHUNK], minlength=vocab_size)[:vocab_size]
     tok = load_tokenizer_of(data_dir)
     order = np.argsort(-counts, kind="stable")[:top]
-    return [[tok.id_to_token(int(i)), int(counts[i])] for i in order if counts[i] > 0]
+    # decode, not id_to_token: shows ' the' rather than byte-level BPE's internal spelling 'Ġthe'.
+    return [[tok.decode([int(i)]), int(counts[i])] for i in order if counts[i] > 0]
