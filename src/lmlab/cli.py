@@ -130,7 +130,7 @@ def add_data_parser(sub) -> None:
     pr.add_argument("--vocab-size", type=int, default=None, help="vocabulary size when training a tokenizer")
     pr.add_argument("--numbers", choices=("gpt2", "groups3", "digits"), default="gpt2",
                     help="BPE digit policy when training a BPE tokenizer (default gpt2)")
-    pr.add_argument("--include", nargs="+", default=None, metavar="GLOB",
+    pr.add_argument("--include", nargs="+", action="extend", default=None, metavar="GLOB",
                     help="only files matching these globs inside directories, e.g. '*.txt' '*.md'")
     pr.add_argument("--text-field", default="text", help="JSONL field holding the text (default 'text')")
     pr.add_argument("--split-blank-lines", action="store_true",
@@ -748,6 +748,146 @@ def cmd_locate(args) -> int:
     return 0
 
 
+# ==================================================================================== editing: edit / edit eval ===
+EDIT_USAGE = ("lmlab edit RUN_DIR (--prompt P --subject S --target O | --requests FILE) --out NEW_RUN_DIR "
+              "[--method rome|memit|ft] [--layers L[,L..]]\n"
+              "       lmlab edit eval RUN_DIR --requests FILE [--method M[,M..]] [--limit N] [--batch N] "
+              "[--out results.json]")
+
+
+def add_editing_parsers(sub) -> None:
+    # `lmlab edit RUN_DIR ...` and `lmlab edit eval RUN_DIR ...` share one parser: argparse cannot mix a
+    # positional RUN_DIR with subcommands, so the positionals are "[eval] RUN_DIR" and cmd_edit dispatches.
+    p = sub.add_parser(
+        "edit", help="rewrite facts in a model's weights (ROME, MEMIT, FT-L); `edit eval` scores methods",
+        usage=EDIT_USAGE,
+        description="Edit: load RUN_DIR, rewrite the fact(s) and write the edited model as a NEW run dir (--out) "
+                    "with an edits.jsonl log; the source run dir is never written. Prints P(target_new) and "
+                    "P(target_true) and a greedy completion before and after. "
+                    "Eval (`lmlab edit eval`): apply each request with each method (one at a time, undone after; "
+                    "--batch N applies N at once) and print CounterFact's scores (efficacy, paraphrase, "
+                    "neighbourhood, their harmonic mean S, generation entropy) next to the unedited model.",
+        epilog="Key statistics for ROME/MEMIT come from the training shards the run dir records, or --stats-data; "
+               "they are cached under --cache-dir (default $LMLAB_CACHE_DIR/edit-stats or "
+               "~/.cache/lmlab/edit-stats). See docs/editing.md.")
+    p.add_argument("positionals", nargs="+", metavar="[eval] RUN_DIR", help="the run dir (after `eval` to evaluate)")
+    p.add_argument("--prompt", help="edit: prompt with '{}' where the subject goes, e.g. 'The capital of {} is'")
+    p.add_argument("--subject", help="edit: the subject, e.g. Vorland")
+    p.add_argument("--target", help="edit: the new object, e.g. Gutaiholm")
+    p.add_argument("--target-true", default=None, help="edit: the current object (for the before/after report)")
+    p.add_argument("--requests", metavar="FILE",
+                   help="JSONL of requests {prompt, subject, target_new, target_true?}, a world's edits.jsonl "
+                        "(or the world dir), or a CounterFact .json file")
+    p.add_argument("--method", default=None,
+                   help="edit: rome (default), memit or ft; eval: comma list (default none,rome,ft,memit)")
+    p.add_argument("--layers", default=None, metavar="L[,L..]",
+                   help="layers to edit (default: chosen by causal tracing; MEMIT: a range)")
+    p.add_argument("--out", default=None,
+                   help="edit: the NEW run dir to write (required); eval: JSON file for the results")
+    p.add_argument("--limit", type=int, default=None, metavar="N", help="use the first N requests")
+    p.add_argument("--batch", type=int, default=1, metavar="N", help="eval: requests applied at once (default 1)")
+    p.add_argument("--stats-data", default=None, metavar="DIR|FILE",
+                   help="text (shard dir or UTF-8 file) for the key statistics (default: the run's training data)")
+    p.add_argument("--cache-dir", default=None, help="where key statistics are cached")
+    p.add_argument("--no-fluency", action="store_true", help="eval: skip the generation-entropy measurement")
+    p.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_edit)
+
+
+def _edit_layers(text: str | None) -> list[int] | None:
+    if text is None:
+        return None
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise LmlabError(f"--layers {text!r}: give layer numbers separated by commas, e.g. --layers 1 or 1,2")
+
+
+def cmd_edit(args) -> int:
+    if args.positionals[0] == "eval":
+        return cmd_edit_eval(args)
+    from lmlab.editing import load_requests
+    from lmlab.editing.runs import edit_run
+
+    if len(args.positionals) != 1:
+        raise LmlabError(f"expected one RUN_DIR, got {' '.join(args.positionals)} (usage: {EDIT_USAGE.splitlines()[0]})")
+    run_dir = args.positionals[0]
+    method = args.method or "rome"
+    if args.out is None:
+        raise LmlabError("--out NEW_RUN_DIR is required: the edited model is written to a new run dir")
+    if args.requests is not None:
+        if args.prompt or args.subject or args.target:
+            raise LmlabError("give either --requests FILE or --prompt/--subject/--target, not both")
+        requests = load_requests(args.requests, limit=args.limit)
+    else:
+        if args.prompt is None or args.subject is None or args.target is None:
+            raise LmlabError("give --prompt 'The capital of {} is' --subject S --target O (or --requests FILE)")
+        prompt = args.prompt
+        if "{}" not in prompt:
+            if args.subject and args.subject in prompt:
+                prompt = prompt.replace(args.subject, "{}", 1)
+            else:
+                raise LmlabError(f"subject {args.subject!r} is not in the prompt {args.prompt!r}; write '{{}}' where "
+                                 "the subject goes, e.g. --prompt 'The capital of {} is'")
+        requests = [{"prompt": prompt, "subject": args.subject, "target_new": args.target,
+                     "target_true": args.target_true}]
+    result = edit_run(run_dir, requests, args.out, method, layers=_edit_layers(args.layers),
+                      stats_data=args.stats_data, cache_dir=args.cache_dir, device=args.device,
+                      progress=not args.quiet)
+    fmt = lambda p: "-" if p is None else f"{p:.4f}"  # noqa: E731
+    for entry in result.log[:20]:
+        r, b, a = entry["request"], entry["before"], entry["after"]
+        print(f"{r['prompt'].replace('{}', r['subject'], 1)!r} → {r['target_new']!r}"
+              + (f" (was {r['target_true']!r})" if r.get("target_true") else ""))
+        print(f"  P(new)  {fmt(b['p_new'])} → {fmt(a['p_new'])}")
+        if r.get("target_true"):
+            print(f"  P(true) {fmt(b['p_true'])} → {fmt(a['p_true'])}")
+        if "completion_before" in entry:
+            print(f"  before: {entry['completion_before']!r}")
+            print(f"  after:  {entry['completion_after']!r}")
+    if len(result.log) > 20:
+        print(f"... {len(result.log) - 20} more in {args.out}/edits.jsonl")
+    norms = ", ".join(f"{n} {v:.3g}" for n, v in result.log[0]["update_norms"].items())
+    print(f"{method} edited layer(s) {','.join(map(str, result.layers))} for {len(result.log)} request(s) "
+          f"(update norms: {norms}) → {args.out}")
+    return 0
+
+
+def cmd_edit_eval(args) -> int:
+    from lmlab.checkpoint import load_run
+    from lmlab.editing import load_requests
+    from lmlab.editing.evaluate import evaluate_edits, format_table
+    from lmlab.editing.runs import stats_data_of
+    from lmlab.utils import atomic_write_json
+
+    if len(args.positionals) != 2:
+        raise LmlabError(f"usage: {EDIT_USAGE.splitlines()[1].strip()}")
+    run_dir = args.positionals[1]
+    if args.requests is None:
+        raise LmlabError("--requests FILE is required (a world's edits.jsonl or a CounterFact .json file)")
+    if args.prompt or args.subject or args.target:
+        raise LmlabError("`lmlab edit eval` reads its requests from --requests; leave out --prompt/--subject/--target")
+    if args.limit is not None and args.limit < 1:
+        raise LmlabError("--limit must be at least 1")
+    methods = [m.strip() for m in (args.method or "none,rome,ft,memit").split(",") if m.strip()]
+    if "none" not in methods:
+        methods = ["none"] + methods
+    requests = load_requests(args.requests, limit=args.limit)
+    run = load_run(run_dir, device=args.device)
+    data = stats_data_of(run_dir, args.stats_data) if any(m in ("rome", "memit") for m in methods) else None
+    layers = _edit_layers(args.layers)
+    results = evaluate_edits(run.model, run.tokenizer, requests, methods, batch=args.batch,
+                             layers={m: layers for m in methods if m != "none"} if layers else None,
+                             stats_data=data, cache_dir=args.cache_dir, fluency=not args.no_fluency,
+                             progress=not args.quiet)
+    print(format_table(results))
+    if args.out:
+        atomic_write_json(args.out, {"run_dir": str(run_dir), "requests": str(args.requests), **results})
+        print(f"wrote {args.out}")
+    return 0
+
+
 # ======================================================================================================== main ===
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lmlab", description="lmlab: train, sample, evaluate, inspect and edit small language models.")
@@ -761,6 +901,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_eval_parser(sub)
     add_hub_parsers(sub)
     add_inspection_parsers(sub)
+    add_editing_parsers(sub)
     return parser
 
 

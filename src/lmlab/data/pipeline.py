@@ -85,13 +85,19 @@ def prepare(inputs: str | os.PathLike | Sequence[str | os.PathLike], tokenizer: 
     def kept_documents(split: str | None = None) -> Iterator[tuple[str, Document]]:
         """Second (and third) reads: the kept documents with their split, in reading order."""
         j = 0
+        i = -1
         for i, doc in enumerate(iter_documents(inputs, **read_opts)):
+            if i >= len(keep):
+                break
             if not keep[i]:
                 continue
             s = "val" if is_val[j] else "train"
             j += 1
             if split is None or s == split:
                 yield s, doc
+        if i + 1 != len(keep):  # dedup and split decisions are per position: they only hold for the same stream
+            raise LmlabError(f"the inputs changed while being prepared ({len(keep)} documents on the first read, "
+                             f"{'more' if i + 1 > len(keep) else i + 1} on the next); run prepare again")
 
     # --- tokenizer ------------------------------------------------------------------------------------------------
     if isinstance(tok_or_kind, str):
