@@ -12,7 +12,8 @@ from lmlab.inspection.hooks import (as_token_batch, describe_hook_names, hooked,
                                     resolve_hook_names, run_with_cache, run_with_hooks)
 from lmlab.inspection.lens import lens_logits, lens_stages, logit_lens, unembed
 from lmlab.inspection.memories import (KeyStats, collect_key_stats, key_triggers, memory_agreement, sample_windows,
-                                       top_memories, value_scores, value_top_tokens, value_vectors)
+                                       shuffled_match_rate, top_memories, value_scores, value_top_tokens,
+                                       value_vectors)
 from lmlab.inspection.prompts import (SubjectSpan, encode_prompt, fill_prompt, locate_subject, target_token,
                                       token_labels)
 from lmlab.inspection.tracing import (BUCKETS, KINDS, Trace, average_traces, causal_trace, default_window,
@@ -24,7 +25,7 @@ __all__ = [
     "as_token_batch",
     "encode_prompt", "token_labels", "fill_prompt", "locate_subject", "SubjectSpan", "target_token",
     "top_memories", "value_vectors", "value_scores", "value_top_tokens", "collect_key_stats", "KeyStats",
-    "key_triggers", "memory_agreement", "sample_windows",
+    "key_triggers", "memory_agreement", "sample_windows", "shuffled_match_rate",
     "logit_lens", "lens_logits", "lens_stages", "unembed",
     "attention_patterns", "attention_report", "plot_attention", "check_layers",
     "causal_trace", "trace_facts", "trace_tokens", "average_traces", "plot_trace", "plot_average", "Trace",

@@ -172,6 +172,15 @@ def key_triggers(stats: KeyStats, tokenizer: Tokenizer, layer: int, key: int, to
     return out
 
 
+def shuffled_match_rate(a: torch.Tensor, b: torch.Tensor, vocab_size: int) -> float:
+    """Expected share of matches a[i] == b[π(i)] over uniformly random permutations π of two equal-length id
+    sequences: Σ_t count_a(t)·count_b(t) / n² (each pair (i, j) is matched with probability 1/n)."""
+    n = len(a)
+    ca = torch.bincount(a, minlength=vocab_size).double()
+    cb = torch.bincount(b, minlength=vocab_size).double()
+    return float((ca * cb).sum() / n ** 2)
+
+
 def memory_agreement(model: nn.Module, stats: KeyStats, *, min_activation: float = 0.0) -> list[dict[str, Any]]:
     """Per layer of `stats`: agreement rate between each key's value top token (argmax E·v_i) and the next token
     after its top-1 trigger prefix, with the shuffled-pairs and uniform baselines (module docstring).
@@ -191,10 +200,8 @@ def memory_agreement(model: nn.Module, stats: KeyStats, *, min_activation: float
         tops = value_top_tokens(model, layer)[keys]
         n = len(keys)
         matches = int((tops == nxt).sum())
-        a = torch.bincount(tops, minlength=V).double()
-        b = torch.bincount(nxt, minlength=V).double()
         out.append({"layer": layer, "n_keys": n, "matches": matches,
                     "agreement": matches / n if n else None,
-                    "baseline_shuffled": float((a * b).sum() / n ** 2) if n else None,
+                    "baseline_shuffled": shuffled_match_rate(tops, nxt, V) if n else None,
                     "baseline_uniform": 1.0 / V})
     return out

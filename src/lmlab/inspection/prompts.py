@@ -92,12 +92,23 @@ def locate_subject(tokenizer: Tokenizer, prompt: str, subject: str, block_size: 
     return SubjectSpan(text=text, ids=ids, start=covering[0], end=covering[-1] + 1)
 
 
-def target_token(tokenizer: Tokenizer, target: str) -> int:
-    """The id of the first token of ' ' + target (a leading space is added unless present): the token the model
-    must predict right after a prompt that ends before the object, as in ROME."""
+def target_token(tokenizer: Tokenizer, target: str, prompt: str | None = None) -> int:
+    """The id of the object's first token: the token the model must predict right after `prompt` to go on with
+    ' ' + target (a leading space is added unless present), as in ROME.
+
+    With `prompt`, it is read in context: the first token of encode(prompt + ' ' + target) after the prompt's own
+    tokens, so tokenizers with implicit spaces (word) or separate space tokens get the token they really emit.
+    Without it (or when the prompt's tokens change in context), the first token of encode(' ' + target).
+    """
     if not target or not target.strip():
         raise LmlabError("the target is empty; give the expected continuation, e.g. --target Paris")
-    ids = tokenizer.encode(target if target[0].isspace() else " " + target)
+    spaced = target if target[0].isspace() else " " + target
+    if prompt is not None:
+        head = tokenizer.encode(prompt)
+        full = tokenizer.encode(prompt + spaced)
+        if len(full) > len(head) and full[: len(head)] == head:
+            return full[len(head)]
+    ids = tokenizer.encode(spaced)
     if not ids:
         raise LmlabError(f"target {target!r} encodes to no tokens")
     return ids[0]

@@ -243,7 +243,7 @@ def causal_trace(model: nn.Module, tokenizer: Tokenizer, prompt: str, subject: s
 
 def _trace_span(model, tokenizer, span, prompt, subject, target, *, samples, noise_std, window, kinds, seed) -> Trace:
     if target is not None:
-        tid = target_token(tokenizer, target)
+        tid = target_token(tokenizer, target, span.text)
     else:  # trace the model's own prediction: one clean pass to learn it
         logits, _ = run_with_cache(model, span.ids, [])
         tid = int(logits[0, -1].argmax())
