@@ -161,3 +161,29 @@ def test_killed_prepare_leaves_previous_data_dir_valid(tmp_path):
     # The next prepare cleans up the dead process's temp dir.
     prepare(small, "char", data, progress=False)
     assert list(tmp_path.glob(".data.*")) == []
+
+
+def test_tokenizer_trained_on_the_fly_never_sees_validation_text(tmp_path):
+    corpus = tmp_path / "c"
+    corpus.mkdir()
+    for i in range(20):
+        (corpus / f"{i:02d}.txt").write_text(f"doc {i} mark{'QWXZ'[i % 4] * 3}")
+    m = prepare(corpus, "char", tmp_path / "data", val_fraction=0.5, progress=False)
+    tok = load_tokenizer_of(tmp_path / "data")
+    val_text = "".join(split_documents(load_split(tmp_path / "data", "val"), tok))
+    train_text = "".join(split_documents(load_split(tmp_path / "data", "train"), tok))
+    only_val = set(val_text) - set(train_text)
+    assert m["splits"]["val"]["documents"] == 10
+    assert only_val  # with seed 0 some digits/letters occur only in validation documents
+    assert all(tok.token_to_id(c) is None for c in only_val)
+    assert all(tok.token_to_id(c) is not None for c in set(train_text))
+
+
+def test_errors_replace_goes_on_past_bad_bytes(tmp_path):
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "a.txt").write_bytes(b"good text")
+    (tmp_path / "c" / "b.txt").write_bytes(b"bad \xff text")
+    with pytest.raises(LmlabError, match="b.txt: not valid UTF-8 at byte offset 4"):
+        prepare(tmp_path / "c", "char", tmp_path / "data", progress=False)
+    m = prepare(tmp_path / "c", "char", tmp_path / "data", errors="replace", progress=False)
+    assert m["documents_read"] == 2 and m["options"]["errors"] == "replace"
