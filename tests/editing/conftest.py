@@ -1,0 +1,81 @@
+"""Shared fixtures for the editing tests: a small GPT trained on a tiny world, built once.
+
+Training it takes ~40 s on a busy 2-core machine, so the trained run is kept in pytest's cache directory
+(.pytest_cache/, ignored by git) under a key made of the sources that determine it (model, training, data,
+tokenizer and world code); any change there retrains it. Tests must treat the run dir as read-only (edits write
+new run dirs under tmp_path).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+import torch
+
+SRC = Path(__file__).resolve().parents[2] / "src" / "lmlab"
+FIXTURE_VERSION = "1"
+TRAIN = dict(n_layer=4, n_head=2, n_embd=64, block_size=64, max_iters=400, eval_interval=400, eval_iters=2,
+             batch_size=16, warmup_iters=20, lr=3e-3, device="cpu", dtype="float32", seed=1)
+
+
+def _source_key() -> str:
+    h = hashlib.sha256(FIXTURE_VERSION.encode() + repr(sorted(TRAIN.items())).encode())
+    for sub in ("models", "training", "data", "tokenization", "world"):
+        for f in sorted((SRC / sub).rglob("*.py")):
+            h.update(f.read_bytes())
+    h.update(torch.__version__.encode())
+    return h.hexdigest()[:12]
+
+
+def _build(root: Path) -> None:
+    from lmlab.data import prepare
+    from lmlab.training import train_run
+    from lmlab.world import generate_world
+
+    generate_world(root / "world", seed=0, size="100KB", progress=False)
+    corpus = root / "world" / "corpus"
+    prepare([corpus / "facts.txt", corpus / "temporal.txt"], "bpe", root / "data", vocab_size=400,
+            numbers="digits", split_blank_lines=True, dedup="none", progress=False)
+    # One thread while training: on a machine shared by several test runs, two threads contend and run ~10x slower.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        train_run(root / "run", data_dir=root / "data", overrides=dict(TRAIN), overwrite=True, progress=False)
+    finally:
+        torch.set_num_threads(threads)
+    (root / "done").write_text("ok")
+
+
+@pytest.fixture(scope="session")
+def world_run(request) -> dict:
+    """{"run_dir", "world_dir", "data_dir"} of the trained fixture (read-only!)."""
+    root = Path(request.config.cache.mkdir(f"lmlab-editing-{_source_key()}"))
+    if not (root / "done").is_file():
+        _build(root)
+    return {"run_dir": root / "run", "world_dir": root / "world", "data_dir": root / "data"}
+
+
+@pytest.fixture(scope="session")
+def loaded(world_run):
+    """The fixture run loaded once (tests that edit must use in_place=False or restore)."""
+    from lmlab.checkpoint import load_run
+
+    return load_run(world_run["run_dir"])
+
+
+@pytest.fixture(scope="session")
+def world_requests(world_run):
+    from lmlab.editing import load_requests
+
+    return load_requests(world_run["world_dir"] / "edits.jsonl")
+
+
+@pytest.fixture(scope="session")
+def stats(loaded, world_run, tmp_path_factory):
+    """Key statistics over 20k training tokens, cached in a session temp dir."""
+    from lmlab.editing import SecondMoments
+
+    return SecondMoments(loaded.model, loaded.tokenizer, world_run["data_dir"], n_tokens=20_000,
+                         cache_dir=tmp_path_factory.mktemp("edit-stats"))

@@ -1,0 +1,51 @@
+"""The linear algebra of ROME and MEMIT, on random matrices (no model needed)."""
+
+import torch
+
+from lmlab.editing import memit_update, rank_one_update
+
+
+def _spd(n: int, gen: torch.Generator) -> torch.Tensor:
+    a = torch.randn(3 * n, n, generator=gen, dtype=torch.float64)
+    return a.T @ a / (3 * n)
+
+
+def test_rank_one_update_maps_key_to_value_exactly():
+    gen = torch.Generator().manual_seed(0)
+    D, H = 8, 32
+    W = torch.randn(D, H, generator=gen, dtype=torch.float64)
+    b = torch.randn(D, generator=gen, dtype=torch.float64)
+    C = _spd(H, gen)
+    k = torch.randn(H, generator=gen, dtype=torch.float64)
+    v = torch.randn(D, generator=gen, dtype=torch.float64)
+    delta = rank_one_update(W, b, C, k, v, ridge=0.0)
+    assert delta.shape == W.shape
+    torch.testing.assert_close((W + delta) @ k + b, v, rtol=1e-9, atol=1e-9)
+    assert torch.linalg.matrix_rank(delta) == 1
+
+
+def test_rank_one_update_leaves_c_inverse_orthogonal_keys_untouched():
+    gen = torch.Generator().manual_seed(1)
+    D, H = 8, 32
+    W = torch.randn(D, H, generator=gen, dtype=torch.float64)
+    C = _spd(H, gen)
+    k = torch.randn(H, generator=gen, dtype=torch.float64)
+    delta = rank_one_update(W, None, C, k, torch.randn(D, generator=gen, dtype=torch.float64), ridge=0.0)
+    u = torch.linalg.solve(C, k)
+    for _ in range(5):
+        j = torch.randn(H, generator=gen, dtype=torch.float64)
+        j = j - (u @ j) / (u @ u) * u            # now (C⁻¹k)ᵀ j = 0
+        torch.testing.assert_close((W + delta) @ j, W @ j, rtol=1e-9, atol=1e-9)
+
+
+def test_memit_update_maps_new_keys_to_their_residuals_when_c_weighs_little():
+    gen = torch.Generator().manual_seed(2)
+    D, H, n = 6, 24, 4
+    C = _spd(H, gen)
+    K = torch.randn(n, H, generator=gen, dtype=torch.float64)
+    R = torch.randn(n, D, generator=gen, dtype=torch.float64)
+    delta = memit_update(C, K, R, mom2_update_weight=1e-8, ridge=0.0)
+    torch.testing.assert_close(K @ delta.T, R, rtol=1e-4, atol=1e-4)
+    # With a heavy C the update shrinks: old keys are protected.
+    heavy = memit_update(C, K, R, mom2_update_weight=1e4, ridge=0.0)
+    assert heavy.norm() < 0.01 * delta.norm()
