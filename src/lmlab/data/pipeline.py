@@ -100,7 +100,8 @@ def prepare(inputs: str | os.PathLike | Sequence[str | os.PathLike], tokenizer: 
                              f"{'more' if i + 1 > len(keep) else i + 1} on the next); run prepare again")
 
     # --- tokenizer ------------------------------------------------------------------------------------------------
-    if isinstance(tok_or_kind, str):
+    trained_here = isinstance(tok_or_kind, str)
+    if trained_here:
         from lmlab.tokenization import train_tokenizer
 
         tok = train_tokenizer(tok_or_kind, (d.text for _, d in kept_documents("train")), vocab_size=vocab_size,
@@ -111,7 +112,8 @@ def prepare(inputs: str | os.PathLike | Sequence[str | os.PathLike], tokenizer: 
     # --- pass 2: tokenize and write -------------------------------------------------------------------------------
     n_workers = (os.cpu_count() or 1) if workers is None else workers
     total_bytes = sum(s.bytes for s in sources)
-    with ShardWriter(out_dir, tok) as writer, _make_executor(tok, n_workers, total_bytes, workers is not None) as (executor, encode):
+    parallel = _make_executor(tok, n_workers, total_bytes, explicit=workers is not None)
+    with ShardWriter(out_dir, tok) as writer, parallel as (executor, encode):
         pending: deque = deque()
         bar = _progress(None, progress, "tokenizing", total=n_kept, unit="doc")
         for split, texts in _chunks(kept_documents()):
@@ -131,7 +133,8 @@ def prepare(inputs: str | os.PathLike | Sequence[str | os.PathLike], tokenizer: 
                       "near_duplicates_removed": near.removed if near else 0,
                       **({"near_threshold": near_threshold} if near else {})},
             "sources": [s.to_dict() for s in sources],
-            "options": {**read_opts, **({"numbers": numbers} if tok.kind == "bpe" else {})},
+            "options": {**read_opts, "tokenizer_trained_here": trained_here,
+                        **({"numbers": numbers, "vocab_size": vocab_size} if trained_here else {})},
         }
         return writer.commit(fields)
 
