@@ -18,7 +18,8 @@ def run_cli(capsys, *argv):
 
 
 def test_lens_text_and_json(capsys, facts_run):
-    code, out, _ = run_cli(capsys, "inspect", "lens", facts_run, "--prompt", "the capital of Vorania is", "--top-k", "2")
+    code, out, _ = run_cli(capsys, "inspect", "lens", facts_run, "--prompt", "the capital of Vorania is",
+                           "--top-k", "2")
     assert code == 0
     lines = out.splitlines()
     assert "logit lens" in lines[0] and any(l.strip().startswith("layer 1") and "'Keltby'" in l for l in lines)

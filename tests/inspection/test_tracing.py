@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from lmlab.errors import LmlabError
-from lmlab.inspection import (BUCKETS, Trace, average_traces, causal_trace, default_window, plot_average,
+from lmlab.inspection import (BUCKETS, Trace, average_traces, best_layer, causal_trace, default_window, plot_average,
                               plot_trace, run_with_cache, run_with_hooks, trace_facts, trace_tokens, window_layers)
 
 from conftest import fact_records
@@ -136,3 +136,11 @@ def test_errors(random_model, bpe_tok):
         trace_tokens(random_model, IDS, SUBJECT, 3, noise_std=1.0, samples=0)
     with pytest.raises(LmlabError, match="fact 2"):
         trace_facts(random_model, bpe_tok, [{"prompt": "A {}", "subject": "x"}, {"prompt": 3}])
+
+
+def test_best_layer_reads_one_bucket():
+    avg = {"indirect_effect": {"mlp": [[0.1, 0.2, 0.0]] * 2 + [[0.0, 0.1, 0.5]] + [[0.9, 0.0, 0.0]] * 3}}
+    assert best_layer(avg) == 2  # last subject token row
+    assert best_layer(avg, bucket="last token") == 0
+    with pytest.raises(LmlabError, match="unknown token bucket"):
+        best_layer(avg, bucket="subject")

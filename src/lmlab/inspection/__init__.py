@@ -16,9 +16,9 @@ from lmlab.inspection.memories import (KeyStats, collect_key_stats, key_triggers
                                        value_vectors)
 from lmlab.inspection.prompts import (SubjectSpan, encode_prompt, fill_prompt, locate_subject, target_token,
                                       token_labels)
-from lmlab.inspection.tracing import (BUCKETS, KINDS, Trace, average_traces, causal_trace, default_window,
-                                      embedding_std, plot_average, plot_trace, trace_facts, trace_tokens,
-                                      window_layers)
+from lmlab.inspection.tracing import (BUCKETS, KINDS, Trace, average_traces, best_layer, causal_trace,
+                                      default_window, embedding_std, plot_average, plot_trace, trace_facts,
+                                      trace_tokens, window_layers)
 
 __all__ = [
     "run_with_cache", "run_with_hooks", "hooked", "patch_positions", "resolve_hook_names", "describe_hook_names",
@@ -28,6 +28,7 @@ __all__ = [
     "key_triggers", "memory_agreement", "sample_windows", "shuffled_match_rate",
     "logit_lens", "lens_logits", "lens_stages", "unembed",
     "attention_patterns", "attention_report", "plot_attention", "check_layers",
-    "causal_trace", "trace_facts", "trace_tokens", "average_traces", "plot_trace", "plot_average", "Trace",
+    "causal_trace", "trace_facts", "trace_tokens", "average_traces", "best_layer", "plot_trace", "plot_average",
+    "Trace",
     "KINDS", "BUCKETS", "default_window", "window_layers", "embedding_std",
 ]

@@ -10,8 +10,8 @@ For a fact (prompt, subject, object o):
 
 States ("kinds"): `resid` = the residual stream leaving block l (`blocks.{l}.resid_post`), restored at layer l
 only; `mlp` = the MLP output (`blocks.{l}.mlp.out`) and `attn` = the attention output (`blocks.{l}.attn.out`),
-restored at every layer of a window around l — range(max(0, l − w//2), min(L, l + ⌈w/2⌉)), ROME's window of 10 on
-GPT-2 XL's 48 layers. Default window: max(1, min(10, n_layer // 2)), i.e. 10 for deep models and a proportionally
+restored at every layer of a window around l — range(max(0, l − w//2), min(L, l + ⌈w/2⌉)), ROME's window of 10
+on GPT-2 XL's 48 layers. Default window: max(1, min(10, n_layer // 2)), i.e. 10 for deep models and a proportionally
 smaller one for small models (2 for the 4-layer tiny model), so that a window never covers the whole model.
 
 Noise: ν = noise_scale × σ with noise_scale = 3 (ROME), σ the standard deviation of all entries of the token
@@ -49,6 +49,8 @@ BUCKETS = ("first subject token", "middle subject tokens", "last subject token",
            "further tokens", "last token")
 NOISE_SCALE = 3.0
 SAMPLES = 10
+# Floats of (rows, T, V) logits one restoration pass may hold (512 MB): bounds memory for GPT-2-sized vocabularies.
+LOGIT_BUDGET = 1 << 27
 
 
 def default_window(n_layer: int) -> int:
@@ -143,8 +145,8 @@ def trace_tokens(model: nn.Module, ids: Sequence[int], subject_range: tuple[int,
     """The numbers of a causal trace on token ids: (P_clean, P_corrupted, {kind: P_restored (n_layer, T)},
     clean greedy token id). subject_range: [start, end) token indices to corrupt; noise_std: ν (absolute).
 
-    Restorations are batched: each forward pass holds up to `max_rows` rows, `samples` noisy copies per
-    (kind, layer, token) cell.
+    Restorations are batched: each forward pass holds up to `max_rows` rows (fewer when rows × T × V logits
+    would exceed LOGIT_BUDGET floats), `samples` noisy copies per (kind, layer, token) cell.
     """
     kinds = _check_kinds(kinds)
     if samples < 1:
@@ -181,7 +183,8 @@ def trace_tokens(model: nn.Module, ids: Sequence[int], subject_range: tuple[int,
     # One job per (kind, layer, token) from the subject's first token on; earlier tokens are never corrupted.
     jobs = [(k, l, t) for k in kinds for l in range(L) for t in range(s0, T)]
     scores = {k: torch.full((L, T), corrupted_prob) for k in kinds}
-    per_pass = max(1, max_rows // samples)
+    rows = min(max_rows, LOGIT_BUDGET // (T * model.config.vocab_size))
+    per_pass = max(1, rows // samples)
     for c in range(0, len(jobs), per_pass):
         chunk = jobs[c: c + per_pass]
         where: dict[str, tuple[list[int], list[int]]] = {}  # hook name → (rows, positions) to restore
@@ -312,6 +315,17 @@ def average_traces(traces: Sequence[Trace], *, known_only: bool = True) -> dict[
             "clean_prob": mean([t.clean_prob for t in used]), "corrupted_prob": mean([t.corrupted_prob for t in used]),
             "total_effect": mean([t.total_effect for t in used]), "buckets": list(BUCKETS),
             "counts": counts.tolist(), "indirect_effect": ie, "peaks": peaks}
+
+
+def best_layer(avg: dict[str, Any], kind: str = "mlp", bucket: str = "last subject token") -> int:
+    """The layer where an `average_traces` result's indirect effect of `kind` peaks within one token bucket
+    (default: MLP states at the last subject token, where ROME edits)."""
+    if bucket not in BUCKETS:
+        raise LmlabError(f"unknown token bucket {bucket!r}; choose from {list(BUCKETS)}")
+    row = avg["indirect_effect"][kind][BUCKETS.index(bucket)]
+    if all(v is None for v in row):
+        raise LmlabError(f"no token of the traced facts falls in the bucket {bucket!r}")
+    return max(range(len(row)), key=lambda l: -math.inf if row[l] is None else row[l])
 
 
 def plot_trace_panels(values: dict[str, Any], row_labels: Sequence[str], path: str | os.PathLike, *,
