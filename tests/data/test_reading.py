@@ -84,3 +84,34 @@ def test_source_files_are_hashed_while_reading(tmp_path):
     seen = []
     list(iter_documents(f, on_file=seen.append))
     assert [(s.path, s.bytes, s.sha256) for s in seen] == [(str(f), 5, hashlib.sha256(b"hello").hexdigest())]
+
+
+def reference_blocks(text):
+    """Line-by-line definition of split_blank_lines: a blank line is empty or only spaces/tabs/CR."""
+    out, block = [], []
+    for line in text.split("\n"):
+        if line.strip(" \t\r\f\v"):
+            block.append(line)
+        elif block:
+            out.append("\n".join(block).rstrip("\r\n"))
+            block = []
+    if block:
+        out.append("\n".join(block).rstrip("\r\n"))
+    return out
+
+
+def test_blank_line_blocks_across_read_boundaries_match_the_line_by_line_definition(tmp_path):
+    import random
+
+    rng = random.Random(0)
+    pool = []
+    for _ in range(300):
+        lines = ["".join(rng.choice("abcé \t") for _ in range(rng.randint(1, 60))).strip() or "x"
+                 for _ in range(rng.randint(1, 4))]
+        sep = rng.choice(["\n\n", "\n\n\n", "\n  \n", "\r\n\r\n", "\n\t\n \n"])
+        pool.append("\n".join(lines) + sep)
+    # ~9 MB: the reader works in 4 MiB pieces, so blocks and separators straddle two piece boundaries.
+    text = "".join(rng.choices(pool, k=9_000_000 // 60))
+    f = write(tmp_path / "big.txt", text)
+    got = [d.text for d in iter_documents(f, split_blank_lines=True)]
+    assert got == reference_blocks(text)

@@ -17,7 +17,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, NamedTuple, Sequence
+from typing import Callable, Iterator, NamedTuple, Sequence
 
 from lmlab.errors import LmlabError
 
@@ -209,9 +209,3 @@ def _read_jsonl(path: Path, text_field: str, errors: str) -> Iterator[tuple[byte
                 raise LmlabError(f"{path}:{lineno}: field {text_field!r} is {type(text).__name__}, not a string")
             yield raw, Document(text, str(path), index)
             index += 1
-
-
-def iter_texts(documents: Iterable[Document]) -> Iterator[str]:
-    """Just the texts of a document stream (what tokenizer training consumes)."""
-    for doc in documents:
-        yield doc.text
