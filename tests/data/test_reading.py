@@ -115,3 +115,11 @@ def test_blank_line_blocks_across_read_boundaries_match_the_line_by_line_definit
     f = write(tmp_path / "big.txt", text)
     got = [d.text for d in iter_documents(f, split_blank_lines=True)]
     assert got == reference_blocks(text)
+
+
+def test_byte_order_mark_is_not_part_of_the_text(tmp_path):
+    bom = "\ufeff".encode("utf-8")
+    f = write(tmp_path / "win.txt", bom + b"hello")
+    g = write(tmp_path / "win.jsonl", bom + b'{"text": "rec"}\n')
+    assert [d.text for d in iter_documents([f, g])] == ["hello", "rec"]
+    assert [d.text for d in iter_documents(f, split_blank_lines=True)] == ["hello"]

@@ -137,8 +137,11 @@ def _read_file(path: Path, *, text_field: str, split_blank_lines: bool, errors: 
 
 
 def _decode(raw: bytes, path: Path, offset: int, errors: str, where: str = "") -> str:
+    """UTF-8 text of `raw` (which starts `offset` bytes into `path`); a byte-order mark at the start of a file
+    (Windows editors write one) is dropped, not made part of the first document."""
     try:
-        return raw.decode("utf-8", errors=errors)
+        text = raw.decode("utf-8", errors=errors)
+        return text[1:] if offset == 0 and text.startswith("\ufeff") else text
     except UnicodeDecodeError as e:
         raise LmlabError(f"{path}{where}: not valid UTF-8 at byte offset {offset + e.start} "
                          f"(byte 0x{raw[e.start]:02x}); convert the file to UTF-8, or pass --errors replace to "
