@@ -54,6 +54,7 @@ def prepare(inputs: str | os.PathLike | Sequence[str | os.PathLike], tokenizer: 
     is replaced atomically, only once the new one is complete.
     """
     # --- check every option before reading a byte -------------------------------------------------------------
+    inputs = [inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs)  # read more than once
     if dedup not in DEDUP_MODES:
         raise LmlabError(f"unknown dedup mode {dedup!r}: use one of {', '.join(DEDUP_MODES)}")
     if errors not in ERROR_MODES:

@@ -52,7 +52,8 @@ class ShardWriter:
     """
 
     def __init__(self, out_dir: str | os.PathLike, tokenizer: Tokenizer):
-        self.out_dir = Path(out_dir)
+        # absolute: `--out .` or `--out data/` must still have a real name and parent for the sibling temp dir
+        self.out_dir = Path(os.path.abspath(out_dir))
         check_replaceable(self.out_dir)
         self.out_dir.parent.mkdir(parents=True, exist_ok=True)
         remove_stale_temp_dirs(self.out_dir)
