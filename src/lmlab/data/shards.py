@@ -200,7 +200,8 @@ def load_manifest(data_dir: str | os.PathLike) -> dict[str, Any]:
     data_dir = Path(data_dir)
     path = data_dir / MANIFEST_NAME
     if not data_dir.is_dir():
-        raise LmlabError(f"data dir not found: {data_dir}; make one with `lmlab data prepare INPUT... --out {data_dir}`")
+        raise LmlabError(f"data dir not found: {data_dir}; "
+                         f"make one with `lmlab data prepare INPUT... --out {data_dir}`")
     if not path.is_file():
         raise LmlabError(f"no {MANIFEST_NAME} in {data_dir}: not a finished shard directory; "
                          f"(re-)run `lmlab data prepare INPUT... --out {data_dir}`")
@@ -209,7 +210,8 @@ def load_manifest(data_dir: str | os.PathLike) -> dict[str, Any]:
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise LmlabError(f"{path} is corrupted ({e}); re-run `lmlab data prepare`") from None
     if not isinstance(m, dict) or m.get("lmlab_shards") != FORMAT_VERSION:
-        raise LmlabError(f"{path} is not an lmlab shard manifest of format {FORMAT_VERSION}; re-run `lmlab data prepare`")
+        raise LmlabError(f"{path} is not an lmlab shard manifest of format {FORMAT_VERSION}; "
+                         "re-run `lmlab data prepare`")
     try:
         ok = (m["dtype"] in DTYPES and isinstance(m["tokenizer"]["fingerprint"], str)
               and all(isinstance(m["splits"][s]["tokens"], int) and isinstance(m["splits"][s]["file"], str)
@@ -230,7 +232,8 @@ def check_tokenizer(data_dir: str | os.PathLike, manifest: dict[str, Any], token
                          f"`lmlab data prepare INPUT... --tokenizer MODEL_TOKENIZER.json --out {data_dir}`")
 
 
-def load_split(data_dir: str | os.PathLike, split: str = "train", tokenizer: Tokenizer | str | None = None) -> np.ndarray:
+def load_split(data_dir: str | os.PathLike, split: str = "train",
+               tokenizer: Tokenizer | str | None = None) -> np.ndarray:
     """The token ids of one split as a read-only 1-D memmap (dtype from the manifest; no data read yet).
 
     Checks: the manifest is valid, the split exists, the .bin size equals tokens × dtype size (a truncated or

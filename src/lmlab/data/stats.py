@@ -15,7 +15,8 @@ from lmlab.tokenization import Tokenizer
 _COUNT_CHUNK = 1 << 24
 
 
-def data_stats(data_dir: str | os.PathLike, *, top: int = 10, tokenizer: Tokenizer | str | None = None) -> dict[str, Any]:
+def data_stats(data_dir: str | os.PathLike, *, top: int = 10,
+               tokenizer: Tokenizer | str | os.PathLike | None = None) -> dict[str, Any]:
     """Per split: tokens, documents, text bytes (UTF-8), tokens per byte, mean tokens per document; plus dtype,
     tokenizer kind / fingerprint / vocab size, dedup counts, and the `top` most frequent train tokens as
     [token string, count] pairs (0 to skip reading the shard). Sizes are checked as in `load_split`; when
