@@ -922,6 +922,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("lmlab: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # `lmlab ... | head` closed our stdout early: not an error. Point stdout at devnull so the interpreter's
+        # final flush does not raise again.
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":
