@@ -91,3 +91,20 @@ def test_score_continuations(trained):
     assert batched[4] == (0.0, True)
     greedy_text = generate(model, tok, "the cat sat", max_new_tokens=5, temperature=0)[0].text
     assert score_continuation(model, tok, "the cat sat", greedy_text)[1]
+
+
+def test_one_token_choices_after_one_context_share_a_row(trained):
+    # Multiple-choice answers of one token after the same context need one forward row, not one each
+    # (lm-evaluation-harness does the same); the scores are those of scoring each pair alone.
+    model, tok = trained
+    pairs = [("the cat sat on the", c) for c in (" ", "m", "x", "t")] + [("the", " mat.")]
+    rows = []
+    handle = model.register_forward_hook(lambda m, args, out: rows.append(args[0].shape[0]))
+    try:
+        shared = score_continuations(model, tok, pairs, batch_size=8)
+    finally:
+        handle.remove()
+    assert rows == [2]
+    for (ctx, cont), (lp, greedy) in zip(pairs, shared):
+        alone = score_continuation(model, tok, ctx, cont)
+        assert lp == pytest.approx(alone[0], abs=1e-5) and greedy == alone[1]

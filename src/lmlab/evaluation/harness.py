@@ -42,13 +42,19 @@ def _longest_first(lengths: Sequence[int]) -> list[int]:
 
 def score_requests(model, tokenizer, pairs: Sequence[tuple[str, str]], *, batch_size: int = DEFAULT_BATCH_SIZE,
                    progress: bool = False, desc: str = "scoring") -> list[tuple[float, bool]]:
-    """(log P(continuation | context) in nats, is_greedy) per (context, continuation) pair, in input order:
-    `score_continuations` over batches of `batch_size` pairs taken longest first, with a progress bar."""
-    order = _longest_first([len(c) + len(x) for c, x in pairs])
+    """(log P(continuation | context) in nats, is_greedy) per (context, continuation) pair, in input order.
+
+    Pairs are grouped by context, longest context first; each group of `batch_size` contexts goes to
+    `score_continuations` (batches of `batch_size` rows; one-token answers to one context share a row), and the
+    progress bar advances by the pairs done."""
+    by_context: dict[str, list[int]] = {}
+    for i, (context, _) in enumerate(pairs):
+        by_context.setdefault(context, []).append(i)
+    contexts = sorted(by_context, key=lambda c: -max(len(c) + len(pairs[i][1]) for i in by_context[c]))
     out: list[tuple[float, bool]] = [(0.0, True)] * len(pairs)
     with _bar(len(pairs), desc, progress) as bar:
-        for b in range(0, len(order), batch_size):
-            chunk = order[b:b + batch_size]
+        for b in range(0, len(contexts), batch_size):
+            chunk = [i for c in contexts[b:b + batch_size] for i in by_context[c]]
             for i, r in zip(chunk, score_continuations(model, tokenizer, [pairs[i] for i in chunk],
                                                        batch_size=batch_size)):
                 out[i] = r

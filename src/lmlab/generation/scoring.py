@@ -145,7 +145,8 @@ def score_continuations(model, tokenizer: Tokenizer, pairs: Sequence[tuple[str, 
     Tokens are encode(context) + encode(continuation) (an empty context becomes <eos>); is_greedy says whether
     every continuation token is the model's argmax. When context + continuation exceed the context length the
     context's start is dropped. Pairs are sorted by length and batched (right padding, which a causal model
-    never attends to from earlier positions).
+    never attends to from earlier positions). Pairs whose model inputs are identical (multiple-choice answers of
+    one token after the same context) share one row of the batch, as lm-evaluation-harness does.
     """
     block = model.config.block_size
     items = []
@@ -157,22 +158,37 @@ def score_continuations(model, tokenizer: Tokenizer, pairs: Sequence[tuple[str, 
         inputs = (ctx + cont)[:-1][-block:]
         items.append((i, inputs, cont))
     results: list[tuple[float, bool]] = [(0.0, True)] * len(items)
-    scorable = sorted((it for it in items if it[2]), key=lambda it: -len(it[1]))
+    # One row per distinct input sequence; every pair that needs it reads its own targets from that row.
+    rows: dict[tuple[int, ...], list[tuple[int, list[int]]]] = {}
+    for i, inputs, cont in items:
+        if cont:
+            rows.setdefault(tuple(inputs), []).append((i, cont))
+    scorable = sorted(rows.items(), key=lambda kv: -len(kv[0]))
     device = next(model.parameters()).device
     with eval_mode(model):
         for b in range(0, len(scorable), batch_size):
             batch = scorable[b:b + batch_size]
-            T = len(batch[0][1])
+            T = len(batch[0][0])
             x = torch.full((len(batch), T), tokenizer.eos_id, dtype=torch.long)
-            for r, (_, inputs, _) in enumerate(batch):
+            for r, (inputs, _) in enumerate(batch):
                 x[r, :len(inputs)] = torch.tensor(inputs)
             logits, _ = model(x.to(device))
-            for r, (i, inputs, cont) in enumerate(batch):
+            # One log-softmax over just the positions that predict continuation tokens, for the whole batch
+            # (on CPU, hundreds of tiny per-pair calls cost more than the arithmetic).
+            spans, rows_idx, pos_idx, targets = [], [], [], []
+            for r, (inputs, users) in enumerate(batch):
                 end = len(inputs)
-                lp = logits[r, end - len(cont):end].float().log_softmax(-1)
-                target = torch.tensor(cont, device=lp.device)
-                total = float(lp.gather(-1, target[:, None]).sum())
-                results[i] = (total, bool((lp.argmax(-1) == target).all()))
+                for i, cont in users:
+                    spans.append((i, len(targets), len(cont)))
+                    rows_idx += [r] * len(cont)
+                    pos_idx += range(end - len(cont), end)
+                    targets += cont
+            lp = logits[rows_idx, pos_idx].float().log_softmax(-1)  # (continuation tokens, vocab)
+            target = torch.tensor(targets, device=lp.device)
+            token_lp = lp.gather(-1, target[:, None]).squeeze(-1)
+            hit = lp.argmax(-1) == target
+            for i, start, n in spans:
+                results[i] = (float(token_lp[start:start + n].sum()), bool(hit[start:start + n].all()))
     return results
 
 
