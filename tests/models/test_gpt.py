@@ -173,3 +173,25 @@ def test_last_only_logits_equal_last_position():
     last, _ = model(idx, last_only=True)
     assert last.shape == (2, 1, 50)
     torch.testing.assert_close(last[:, 0], full[:, -1])
+
+
+def test_explicit_attention_path_with_cache_and_padding():
+    model = make_model(pos_embedding="rotary")
+    idx = torch.randint(3, 50, (2, 8))
+    mask = torch.ones(2, 8, dtype=torch.long)
+    mask[0, :3] = 0
+    pos = (mask.cumsum(-1) - 1).clamp(min=0)
+
+    def run():
+        cache = KVCache.for_model(model, batch_size=2)
+        a, _ = model(idx[:, :5], attention_mask=mask[:, :5], position_ids=pos[:, :5], kv_cache=cache)
+        b, _ = model(idx[:, 5:], attention_mask=mask, position_ids=pos[:, 5:], kv_cache=cache)
+        return torch.cat([a, b], dim=1)
+
+    fused = run()
+    handles = [model.get_submodule(f"blocks.{i}.attn.pattern").register_forward_hook(lambda m, i, o: None)
+               for i in range(2)]
+    explicit = run()
+    for h in handles:
+        h.remove()
+    torch.testing.assert_close(explicit, fused, atol=1e-5, rtol=1e-5)

@@ -264,8 +264,9 @@ def _beam_search(model, tokenizer: Tokenizer, prompt_ids: list[int], *, max_new_
             next_tokens.append(tok)
             if len(new_beams) == num_beams:
                 break
-        last_step = step == max_new_tokens - 1
-        if last_step:
+        if not new_beams:  # every candidate ended (only possible with a vocabulary smaller than 2 beams)
+            break
+        if step == max_new_tokens - 1:
             finished += [(normalised(s, len(t)), t, l, "length") for (t, l), s in zip(new_beams, new_scores)]
             break
         # Stop when no live beam can still beat the worst of num_beams finished hypotheses (HF's heuristic).
