@@ -51,7 +51,7 @@ def apply_ft(model: nn.Module, tokenizer: Tokenizer, requests: list[EditRequest]
                 logits, _ = model(b.ids)
                 loss = F.cross_entropy(logits.float().flatten(0, 1), b.targets.flatten(), ignore_index=-100)
                 (loss / len(batches)).backward()
-                total += float(loss)
+                total += float(loss.detach())
             loss_v = total / len(batches)
             opt.step()
             with torch.no_grad():

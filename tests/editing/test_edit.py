@@ -1,0 +1,82 @@
+"""edit() on a small GPT trained on a tiny world: ROME flips a fact, copies stay copies, restore is exact,
+FT-L keeps its L∞ bound, MEMIT edits a batch, statistics are cached."""
+
+import torch
+
+from lmlab.editing import SecondMoments, case_probs, edit
+
+
+def _unknown_to_model(loaded, requests, n=1):
+    """Requests whose edit the model does not already 'believe': P(true) > P(new) before the edit."""
+    out = []
+    for r in requests:
+        if r.kind != "counterfactual":
+            continue
+        p_new, p_true = case_probs(loaded.model, loaded.tokenizer, r)["edit"]
+        if p_true > p_new:
+            out.append(r)
+            if len(out) == n:
+                break
+    return out
+
+
+def test_rome_edit_flips_the_fact_on_a_copy(loaded, world_requests, stats):
+    (req,) = _unknown_to_model(loaded, world_requests)
+    before = {n: p.detach().clone() for n, p in loaded.model.named_parameters()}
+    result = edit(loaded.model, loaded.tokenizer, req, "rome", stats=stats, layers=[1])
+    p_new, p_true = case_probs(result.model, loaded.tokenizer, req)["edit"]
+    assert p_new > p_true, result.log[0]
+    entry = result.log[0]
+    assert entry["before"]["p_true"] > entry["before"]["p_new"] and entry["after"]["p_new"] > entry["after"]["p_true"]
+    # The source model is untouched; only the one projection changed, by a rank-one matrix.
+    assert all(torch.equal(p, before[n]) for n, p in loaded.model.named_parameters())
+    assert list(result.deltas) == ["blocks.1.mlp.c_proj.weight"]
+    assert torch.linalg.matrix_rank(result.deltas["blocks.1.mlp.c_proj.weight"].double(), rtol=1e-6) == 1
+    assert entry["layers"] == [1] and entry["update_norms"]["blocks.1.mlp.c_proj.weight"] > 0
+
+
+def test_in_place_edit_is_undone_exactly_by_restore(loaded, world_requests, stats):
+    before = {n: p.detach().clone() for n, p in loaded.model.named_parameters()}
+    result = edit(loaded.model, loaded.tokenizer, world_requests[0], "rome", stats=stats, layers=[0], in_place=True,
+                  measure=False)
+    assert result.model is loaded.model
+    assert not torch.equal(loaded.model.blocks[0].mlp.c_proj.weight, before["blocks.0.mlp.c_proj.weight"])
+    result.restore()
+    assert all(torch.equal(p, before[n]) for n, p in loaded.model.named_parameters())
+
+
+def test_ft_respects_its_linf_bound(loaded, world_requests):
+    result = edit(loaded.model, loaded.tokenizer, world_requests[:2], "ft", layers=[1], norm_constraint=1e-3,
+                  measure=False)
+    assert set(result.deltas) <= {"blocks.1.mlp.c_proj.weight", "blocks.1.mlp.c_proj.bias"}
+    assert max(float(d.abs().max()) for d in result.deltas.values()) <= 1e-3 + 1e-7
+
+
+def test_memit_edits_a_batch_over_a_layer_range(loaded, world_requests, stats):
+    reqs = _unknown_to_model(loaded, world_requests, n=3)
+    result = edit(loaded.model, loaded.tokenizer, reqs, "memit", stats=stats, layers=[0, 1],
+                  mom2_update_weight=100.0)
+    assert set(result.deltas) == {"blocks.0.mlp.c_proj.weight", "blocks.1.mlp.c_proj.weight"}
+    gains = [e["after"]["p_new"] - e["before"]["p_new"] for e in result.log]
+    assert all(g > 0 for g in gains), gains
+
+
+def test_key_statistics_are_cached_on_disk(loaded, world_run, tmp_path):
+    first = SecondMoments(loaded.model, loaded.tokenizer, world_run["data_dir"], n_tokens=2000, cache_dir=tmp_path)
+    c = first.get(2)
+    assert c.shape == (256, 256) and first.computed == 1
+    torch.testing.assert_close(c, c.T)
+    second = SecondMoments(loaded.model, loaded.tokenizer, world_run["data_dir"], n_tokens=2000, cache_dir=tmp_path)
+    assert torch.equal(second.get(2), c) and second.cache_hits == 1 and second.computed == 0
+    other = SecondMoments(loaded.model, loaded.tokenizer, world_run["data_dir"], n_tokens=1000, cache_dir=tmp_path)
+    other.get(2)
+    assert other.computed == 1  # a different sample size is a different statistic
+
+
+def test_default_layer_comes_from_causal_tracing_and_is_not_the_last(loaded, world_requests):
+    from lmlab.editing import default_layers
+
+    layers = default_layers(loaded.model, loaded.tokenizer, world_requests[:4], "rome")
+    assert len(layers) == 1 and 0 <= layers[0] < loaded.model.config.n_layer - 1
+    memit_layers = default_layers(loaded.model, loaded.tokenizer, world_requests[:4], "memit")
+    assert memit_layers[-1] == layers[0] and memit_layers == list(range(memit_layers[0], layers[0] + 1))
