@@ -101,3 +101,18 @@ def test_subprocess_entry_point(facts_run):
                         "the capital of Zibreth is", "--top-k", "1", "--json"], capture_output=True, text=True)
     assert p.returncode == 0, p.stderr
     assert json.loads(p.stdout)["stages"][-1]["positions"][0]["top"][0]["token"] == "Obbley"
+
+
+def test_memories_corpus_errors(capsys, random_run, tmp_path):
+    code, _, err = run_cli(capsys, "inspect", "memories", random_run, "--prompt", "The", "--data", tmp_path / "nope")
+    assert code == 2 and "not found" in err
+    # a recorded data dir that has gone away: report without triggers, say why
+    moved = tmp_path / "copy"
+    moved.mkdir()
+    cfg = json.loads((random_run / "config.json").read_text())
+    cfg["training"]["data_dir"] = str(tmp_path / "gone")
+    for name in ("tokenizer.json", "model.safetensors"):
+        (moved / name).write_bytes((random_run / name).read_bytes())
+    (moved / "config.json").write_text(json.dumps(cfg))
+    code, out, _ = run_cli(capsys, "inspect", "memories", moved, "--prompt", "The capital")
+    assert code == 0 and "is missing" in out and "promotes" in out

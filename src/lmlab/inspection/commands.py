@@ -21,16 +21,22 @@ def _load(run_dir: str | os.PathLike, device: str = "cpu"):
 
 
 def corpus_tokens(run, data: str | os.PathLike | None, split: str = "train"):
-    """Token ids of `split` of a shard dir (default: the data dir recorded by training), checked against the
-    run's tokenizer; None when neither is available."""
+    """(token ids of `split` of a shard dir, note). The dir is `data`, else the one training recorded; ids are
+    checked against the run's tokenizer. A missing `data` dir is an error; a recorded dir that no longer exists
+    (a run dir copied elsewhere) gives (None, note), as does a run with no recorded dir."""
     from lmlab.data import load_split
 
-    data = data or (run.training_config or {}).get("data_dir")
-    if not data:
-        return None
-    if not Path(data).is_dir():
+    if data is None:
+        recorded = (run.training_config or {}).get("data_dir")
+        if not recorded:
+            return None, "no corpus: pass --data DIR (token shards) for trigger examples and agreement rates"
+        if not Path(recorded).is_dir():
+            return None, (f"the data dir recorded by training ({recorded}) is missing: pass --data DIR for "
+                          "trigger examples and agreement rates")
+        data = recorded
+    elif not Path(data).is_dir():
         raise LmlabError(f"data dir {data} not found; pass --data DIR (token shards from `lmlab data prepare`)")
-    return load_split(data, split, tokenizer=run.tokenizer)
+    return load_split(data, split, tokenizer=run.tokenizer), None
 
 
 def inspect_memories(run_dir: str | os.PathLike, prompt: str, *, top_k: int = 5, layer: int | None = None,
@@ -45,8 +51,8 @@ def inspect_memories(run_dir: str | os.PathLike, prompt: str, *, top_k: int = 5,
     layers = None if layer is None else [layer]
     result = top_memories(run.model, run.tokenizer, prompt, top_k=top_k, layers=layers, position=position,
                           n_tokens=n_tokens)
-    tokens = corpus_tokens(run, data, split)
-    result["corpus"] = None
+    tokens, note = corpus_tokens(run, data, split)
+    result["corpus"], result["corpus_note"] = None, note
     if tokens is not None:
         stats = collect_key_stats(run.model, tokens, layers=layers, n_windows=n_windows, window=window, seed=seed,
                                   progress=progress)
@@ -55,7 +61,7 @@ def inspect_memories(run_dir: str | os.PathLike, prompt: str, *, top_k: int = 5,
                 key["triggers"] = key_triggers(stats, run.tokenizer, entry["layer"], key["key"], triggers)
         result["agreement"] = memory_agreement(run.model, stats)
         result["corpus"] = {"windows": len(stats.windows), "window": stats.windows.shape[1] - 1, "split": split,
-                            "seed": seed}
+                            "seed": seed, "data_dir": str(data or run.training_config["data_dir"])}
     return result
 
 
