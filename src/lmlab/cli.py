@@ -657,7 +657,7 @@ def cmd_inspect_memories(args) -> int:
                 prefix = t["prefix"][-60:].replace("\n", " ")
                 print(f"      trigger m={t['activation']:6.3f}  ...{prefix!r} → {repr(t['next_token'])}")
     if r["corpus"] is None:
-        print("(no corpus: pass --data DIR for trigger examples and agreement rates)")
+        print(f"({r['corpus_note']})")
         return 0
     c = r["corpus"]
     print(f"agreement: value top token = next token after the key's top trigger ({c['windows']} windows × "
