@@ -8,7 +8,7 @@ import pytest
 
 from lmlab.cli import main
 
-from conftest import FACTS, fact_records
+from .conftest import FACTS, fact_records
 
 
 def run_cli(capsys, *argv):

@@ -14,7 +14,7 @@ from lmlab.cli import main  # noqa: E402
 from lmlab.hub import import_hf_gpt2  # noqa: E402
 from lmlab.inspection import causal_trace, logit_lens, run_with_cache, top_memories  # noqa: E402
 
-from conftest import TEXTS  # noqa: E402
+from .conftest import TEXTS  # noqa: E402
 
 
 @pytest.fixture(scope="module")

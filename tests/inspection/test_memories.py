@@ -10,7 +10,7 @@ from lmlab.errors import LmlabError
 from lmlab.inspection import (collect_key_stats, key_triggers, memory_agreement, run_with_cache, shuffled_match_rate,
                               top_memories, value_vectors)
 
-from conftest import TEXTS
+from .conftest import TEXTS
 
 
 def test_top_keys_and_promoted_tokens_match_hand_computation(random_model, bpe_tok):

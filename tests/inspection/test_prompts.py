@@ -6,7 +6,7 @@ from lmlab.errors import LmlabError
 from lmlab.inspection import locate_subject, target_token
 from lmlab.tokenization import CharTokenizer, WordTokenizer
 
-from conftest import TEXTS
+from .conftest import TEXTS
 
 
 def check_span(tok, prompt, subject):

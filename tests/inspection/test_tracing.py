@@ -10,7 +10,7 @@ from lmlab.errors import LmlabError
 from lmlab.inspection import (BUCKETS, Trace, average_traces, best_layer, causal_trace, default_window, plot_average,
                               plot_trace, run_with_cache, run_with_hooks, trace_facts, trace_tokens, window_layers)
 
-from conftest import fact_records
+from .conftest import fact_records
 
 IDS = [5, 9, 40, 41, 7, 100, 12]
 SUBJECT = (2, 4)

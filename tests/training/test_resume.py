@@ -12,7 +12,7 @@ import torch
 from lmlab.checkpoint import load_train_state
 from lmlab.training import read_metrics
 
-from conftest import make_char_data
+from .conftest import make_char_data
 
 pytestmark = pytest.mark.slow
 
