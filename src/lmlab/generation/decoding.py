@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from typing import Iterator
 
 import torch
-import torch.nn.functional as F
 
 from lmlab.errors import LmlabError
 from lmlab.models.gpt import KVCache
