@@ -144,15 +144,6 @@ def all_reduce_mean(value: torch.Tensor, ctx: DistContext) -> torch.Tensor:
     return value / ctx.world_size
 
 
-def broadcast_flag(flag: bool, ctx: DistContext) -> bool:
-    """Rank 0's decision, shared with every rank (e.g. 'stop now'), so all ranks leave the loop together."""
-    if not ctx.is_distributed:
-        return flag
-    t = torch.tensor([1 if flag else 0], device=ctx.device)
-    dist.broadcast(t, src=0)
-    return bool(t.item())
-
-
 def barrier(ctx: DistContext) -> None:
     """Wait for every rank (e.g. until rank 0 has finished writing a checkpoint)."""
     if ctx.is_distributed:
