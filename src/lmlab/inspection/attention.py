@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any, Sequence
 
+import numpy as np
 import torch
 import torch.nn as nn
 
@@ -55,6 +56,8 @@ def plot_attention(patterns: torch.Tensor, labels: Sequence[str], path: str | os
     patterns: (L, H, T, T) as from `attention_patterns`; labels: T token strings; layers: the layer number of each
     row (default 0..L-1).
     """
+    import matplotlib
+
     L, H, T, _ = patterns.shape
     layers = list(layers) if layers is not None else list(range(L))
     cell = max(1.6, 0.22 * T)
@@ -62,11 +65,18 @@ def plot_attention(patterns: torch.Tensor, labels: Sequence[str], path: str | os
     axes = fig.subplots(L, H, squeeze=False)
     shown = [repr(s)[1:-1] for s in labels]  # visible whitespace/newlines in tick labels
     small = T <= 24  # label every token only while the labels stay readable
+    future = np.triu(np.ones((T, T), dtype=bool), 1)  # keys a query cannot see: drawn blank, not as weight 0
+    cmap = matplotlib.colormaps["viridis"].with_extremes(bad="white")
     for r in range(L):
         for h in range(H):
             ax = axes[r][h]
-            ax.imshow(patterns[r, h].numpy(), vmin=0.0, vmax=1.0, cmap="viridis", interpolation="nearest")
+            ax.imshow(np.ma.masked_array(patterns[r, h].numpy(), mask=future), vmin=0.0, vmax=1.0, cmap=cmap,
+                      interpolation="nearest")
             ax.set_title(f"L{layers[r]} H{h}", fontsize=8)
+            if h == 0:
+                ax.set_ylabel("query", fontsize=7)
+            if r == L - 1:
+                ax.set_xlabel("key", fontsize=7)
             if small:
                 ax.set_xticks(range(T), shown, rotation=90, fontsize=6)
                 ax.set_yticks(range(T), shown, fontsize=6)
