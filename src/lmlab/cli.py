@@ -788,6 +788,8 @@ def add_editing_parsers(sub) -> None:
     p.add_argument("--batch", type=int, default=1, metavar="N", help="eval: requests applied at once (default 1)")
     p.add_argument("--stats-data", default=None, metavar="DIR|FILE",
                    help="text (shard dir or UTF-8 file) for the key statistics (default: the run's training data)")
+    p.add_argument("--stats-tokens", type=int, default=100_000, metavar="N",
+                   help="tokens of text for the key statistics (default 100000)")
     p.add_argument("--cache-dir", default=None, help="where key statistics are cached")
     p.add_argument("--no-fluency", action="store_true", help="eval: skip the generation-entropy measurement")
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
@@ -833,8 +835,8 @@ def cmd_edit(args) -> int:
         requests = [{"prompt": prompt, "subject": args.subject, "target_new": args.target,
                      "target_true": args.target_true}]
     result = edit_run(run_dir, requests, args.out, method, layers=_edit_layers(args.layers),
-                      stats_data=args.stats_data, cache_dir=args.cache_dir, device=args.device,
-                      progress=not args.quiet)
+                      stats_data=args.stats_data, n_tokens=args.stats_tokens, cache_dir=args.cache_dir,
+                      device=args.device, progress=not args.quiet)
     fmt = lambda p: "-" if p is None else f"{p:.4f}"  # noqa: E731
     for entry in result.log[:20]:
         r, b, a = entry["request"], entry["before"], entry["after"]
@@ -879,7 +881,8 @@ def cmd_edit_eval(args) -> int:
     layers = _edit_layers(args.layers)
     results = evaluate_edits(run.model, run.tokenizer, requests, methods, batch=args.batch,
                              layers={m: layers for m in methods if m != "none"} if layers else None,
-                             stats_data=data, cache_dir=args.cache_dir, fluency=not args.no_fluency,
+                             stats_data=data, n_tokens=args.stats_tokens, cache_dir=args.cache_dir,
+                             fluency=not args.no_fluency,
                              progress=not args.quiet)
     print(format_table(results))
     if args.out:

@@ -1,6 +1,7 @@
 """`lmlab edit` and `lmlab edit eval`: a new run dir with a log, the source untouched, one-line errors."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -31,7 +32,8 @@ def test_edit_writes_a_new_run_dir_and_leaves_the_source_unchanged(world_run, wo
     r = _world_fact(world_requests)
     out = tmp_path / "edited"
     code = main(["edit", str(src), "--prompt", r.prompt, "--subject", r.subject, "--target", r.target_new,
-                 "--target-true", r.target_true, "--layers", "1", "--out", str(out), "--quiet"])
+                 "--target-true", r.target_true, "--layers", "1", "--out", str(out), "--quiet",
+                 "--stats-tokens", "4000"])
     text = capsys.readouterr().out
     assert code == 0
     assert "P(new)" in text and "P(true)" in text and "before:" in text and "after:" in text
@@ -98,10 +100,11 @@ def test_out_dir_equal_to_the_source_is_refused(world_run, capsys):
 def test_edit_eval_prints_the_table_and_writes_json(world_run, tmp_path, monkeypatch):
     monkeypatch.setenv("LMLAB_CACHE_DIR", str(tmp_path / "cache"))
     out = tmp_path / "results.json"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}  # see conftest.one_torch_thread
     proc = subprocess.run([sys.executable, "-m", "lmlab", "edit", "eval", str(world_run["run_dir"]), "--requests",
                            str(world_run["world_dir"] / "edits.jsonl"), "--method", "rome,ft", "--limit", "3",
-                           "--layers", "1", "--no-fluency", "--quiet", "--out", str(out)],
-                          capture_output=True, text=True, cwd=REPO, timeout=300)
+                           "--layers", "1", "--no-fluency", "--quiet", "--out", str(out), "--stats-tokens", "4000"],
+                          capture_output=True, text=True, cwd=REPO, timeout=300, env=env)
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     assert lines[0].split()[:5] == ["method", "S", "ES", "PS", "NS"]

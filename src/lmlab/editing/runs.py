@@ -10,6 +10,7 @@ from typing import Any
 from lmlab.checkpoint import is_run_dir, load_run, read_run_config, save_run
 from lmlab.editing.api import EditResult, edit
 from lmlab.editing.requests import as_requests
+from lmlab.editing.stats import DEFAULT_N_TOKENS
 from lmlab.errors import LmlabError
 from lmlab.generation import generate
 from lmlab.utils import atomic_write_text
@@ -41,8 +42,8 @@ def check_out_dir(run_dir: str | os.PathLike, out: str | os.PathLike) -> Path:
 
 
 def edit_run(run_dir: str | os.PathLike, requests: Any, out: str | os.PathLike, method: str = "rome", *,
-             layers: list[int] | None = None, stats_data: Any = None, cache_dir: Any = None,
-             device: str = "cpu", completions: int = 5, max_new_tokens: int = 12, progress: bool = False,
+             layers: list[int] | None = None, stats_data: Any = None, n_tokens: int = DEFAULT_N_TOKENS,
+             cache_dir: Any = None, device: str = "cpu", completions: int = 5, max_new_tokens: int = 12, progress: bool = False,
              **hparams) -> EditResult:
     """Load `run_dir`, apply `requests` with `method`, write the edited model as a full run dir at `out` with an
     `edits.jsonl` log (one line per request, appended to the source's log if it has one). Returns the result.
@@ -57,7 +58,7 @@ def edit_run(run_dir: str | os.PathLike, requests: Any, out: str | os.PathLike, 
     shown = [r.filled_prompt for r in reqs[:completions]]
     before = _greedy(run.model, run.tokenizer, shown, max_new_tokens)
     result = edit(run.model, run.tokenizer, reqs, method, layers=layers, in_place=True, stats_data=data,
-                  cache_dir=cache_dir, progress=progress, **hparams)
+                  n_tokens=n_tokens, cache_dir=cache_dir, progress=progress, **hparams)
     after = _greedy(result.model, run.tokenizer, shown, max_new_tokens)
     for entry, b, a in zip(result.log, before, after):
         entry["completion_before"], entry["completion_after"] = b, a
