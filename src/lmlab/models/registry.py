@@ -44,3 +44,11 @@ def build_model(model_type: str, config_dict: dict[str, Any]) -> nn.Module:
 
 
 register_model("gpt", GPTConfig, GPT)
+
+# Word embeddings (docs/embeddings.md). Imported here, after register_model exists, so the registry stays the one
+# place that knows every type name.
+from lmlab.models.embeddings import CoocConfig, CountEmbeddings, PPMIConfig, Word2Vec, Word2VecConfig  # noqa: E402
+
+register_model("cooc", CoocConfig, CountEmbeddings)
+register_model("ppmi", PPMIConfig, CountEmbeddings)
+register_model("word2vec", Word2VecConfig, Word2Vec)

@@ -46,6 +46,7 @@ from lmlab.training.metrics import METRICS_FILE, PLOT_FILE, MetricsLog, TensorBo
 from lmlab.training.mfu import measure_peak_flops, mfu, nominal_peak_flops
 from lmlab.training.optim import lr_at, make_optimizer, set_lr
 from lmlab.training.precision import Precision, resolve_precision
+from lmlab.training.streams import ContiguousStreamSampler
 from lmlab.utils import sha256_file
 
 BEST_WEIGHTS_NAME = "best.safetensors"
@@ -63,7 +64,7 @@ class TrainResult:
 
     run_dir: Path
     step: int  # optimizer steps done (including those before a resume)
-    stop_reason: str  # "max_iters" | "target_loss"
+    stop_reason: str  # "max_iters" | "target_loss" | "fitted" (fitted from counts, no gradient steps)
     last_train_loss: float | None
     last_val_loss: float | None
     best_val_loss: float | None
@@ -109,8 +110,37 @@ def train(model: torch.nn.Module, model_config: Any, tokenizer: Tokenizer, data_
         raise LmlabError(f"the val split of {data_dir} has {len(val_tokens)} tokens, fewer than one window of "
                          f"block_size + 1 = {block_size + 1}; prepare with a larger val fraction, use a smaller "
                          "--block_size, or turn evaluation off with --eval_iters 0")
-    sampler = RandomWindowSampler(train_tokens, block_size, cfg.batch_size, seed=cfg.seed, rank=ctx.rank,
-                                  world_size=ctx.world_size)
+    # --- models that learn from corpus counts (n-gram, co-occurrence + SVD, word2vec's unigram table) ------------
+    # `fit_from_tokens(train_tokens, [tokenizer=...,] progress=...)` sees the whole train split once. A model left
+    # with no trainable parameter is finished: it is saved and the gradient loop below is skipped.
+    if hasattr(model, "fit_from_tokens") and not resume:
+        fit_summary = _fit_from_tokens(model, train_tokens, tokenizer, progress=progress and ctx.is_main)
+        if not any(p.requires_grad for p in model.parameters()):
+            return _finish_fitted(model, model_config, model_type, tokenizer, cfg, data_dir, out_dir, fit_summary,
+                                  len(train_tokens), t_start, ctx, say)
+    # Models whose state is a statistic of the whole train split (n-gram counts, co-occurrence SVD, word2vec's
+    # noise distribution) define fit_from_tokens(tokens, tokenizer, progress=...); a fresh run calls it before any
+    # step (a resumed run has the fitted state in its checkpoint). A model left with no trainable parameter is
+    # then finished: it is evaluated and saved without an optimizer or a single step.
+    if hasattr(model, "fit_from_tokens") and not resume:
+        t_fit = time.perf_counter()
+        model.fit_from_tokens(train_tokens, tokenizer, progress=progress and ctx.is_main)
+        model_config = getattr(model, "config", model_config)  # fitting may record data-dependent table sizes
+        if not any(p.requires_grad for p in model.parameters()):
+            return _finish_fitted(model, model_config, model_type, tokenizer, train_tokens, val_tokens, data_dir,
+                                  out_dir, cfg, ctx, precision, say, on_eval, t_start,
+                                  fit_seconds=time.perf_counter() - t_fit)
+    if not any(p.requires_grad for p in model.parameters()):
+        raise LmlabError(f"a {model_type} model has no trainable parameters and is fitted in one pass; there is "
+                         "no training to resume — train it again without --resume")
+    # A recurrent model that carries its state from one batch to the next (truncated BPTT) needs each batch row to
+    # continue where the same row of the previous batch ended: contiguous streams instead of random windows.
+    if getattr(model, "wants_contiguous_streams", False):
+        sampler = ContiguousStreamSampler(train_tokens, block_size, cfg.batch_size, rank=ctx.rank,
+                                          world_size=ctx.world_size)
+    else:
+        sampler = RandomWindowSampler(train_tokens, block_size, cfg.batch_size, seed=cfg.seed, rank=ctx.rank,
+                                      world_size=ctx.world_size)
     tokens_per_step = cfg.batch_size * cfg.grad_accum * ctx.world_size * block_size  # global batch, in tokens
 
     # --- model, optimizer, grad scaler; then either a fresh start or the saved state ---------------------------
@@ -289,12 +319,13 @@ def train(model: torch.nn.Module, model_config: Any, tokenizer: Tokenizer, data_
 
 @torch.no_grad()
 def evaluate(model: torch.nn.Module, tokens: np.ndarray, *, block_size: int, batch_size: int, eval_iters: int,
-             precision: Precision, ctx: DistContext) -> float:
+             precision: Precision, ctx: DistContext) -> float | None:
     """Mean cross-entropy (nats/token) over the first eval_iters × batch_size × world_size non-overlapping windows
     of `tokens` — the same windows at every evaluation, split across ranks, averaged per token over all ranks.
 
     `model` is the plain model (not DDP-wrapped: evaluation needs no gradient sync, and ranks may get partial or
-    empty last batches). Leaves the model in training mode.
+    empty last batches). Leaves the model in training mode. None when the model computes no loss (e.g. word
+    vectors fitted by counting).
     """
     device = next(model.parameters()).device
     sampler = SequentialWindowSampler(tokens, block_size, batch_size, rank=ctx.rank, world_size=ctx.world_size,
@@ -307,12 +338,91 @@ def evaluate(model: torch.nn.Module, tokens: np.ndarray, *, block_size: int, bat
                 continue
             with precision.autocast():
                 _, loss = model(_to_device(x, device), _to_device(y, device))
+            if loss is None:
+                return None
             totals += torch.stack([loss.double() * y.numel(), torch.tensor(float(y.numel()), device=device,
                                                                             dtype=torch.float64)])
     finally:
         model.train()
     totals = all_reduce_mean(totals, ctx)  # mean of sums ∝ sum of sums; the ratio is the per-token mean
     return (totals[0] / totals[1]).item()
+
+
+# ============================================================================== models fitted from counts ===
+def _fit_from_tokens(model: torch.nn.Module, train_tokens: np.ndarray, tokenizer: Tokenizer, *,
+                     progress: bool) -> dict[str, Any]:
+    """Call `model.fit_from_tokens` on the train split; the tokenizer is passed when the method takes one (models
+    that must tell words from punctuation or find `<eos>`). Returns the method's summary dict (or {})."""
+    import inspect
+
+    kwargs: dict[str, Any] = {"progress": progress}
+    if "tokenizer" in inspect.signature(model.fit_from_tokens).parameters:
+        kwargs["tokenizer"] = tokenizer
+    t0 = time.perf_counter()
+    summary = model.fit_from_tokens(train_tokens, **kwargs)
+    return {**(summary if isinstance(summary, dict) else {}), "fit_seconds": round(time.perf_counter() - t0, 3)}
+
+
+def _finish_fitted(model, model_config, model_type: str, tokenizer: Tokenizer, cfg: TrainConfig, data_dir: Path,
+                   out_dir: Path, fit_summary: dict[str, Any], n_tokens: int, t_start: float, ctx: DistContext,
+                   say) -> TrainResult:
+    """Save a model that was fully fitted by `fit_from_tokens` (no gradient steps) and report it."""
+    record = {"step": 0, "train_tokens": n_tokens, **fit_summary}
+    if ctx.is_main:
+        _clear_checkpoints(out_dir)
+        save_run(out_dir, model=model, model_config=model_config, model_type=model_type, tokenizer=tokenizer,
+                 training_config={**cfg.to_dict(), "data_dir": str(data_dir.resolve()), "world_size": 1})
+        log = MetricsLog(out_dir / METRICS_FILE)
+        log.write(record)
+        log.close()
+        say(f"fitted {model_type} on {n_tokens} train tokens in {fit_summary['fit_seconds']:.1f} s; saved {out_dir}")
+    barrier(ctx)
+    return TrainResult(run_dir=out_dir, step=0, stop_reason="fitted", last_train_loss=None, last_val_loss=None,
+                       best_val_loss=None, tokens_seen=n_tokens, wall_seconds=time.perf_counter() - t_start,
+                       metrics=[record])
+
+
+def _finish_fitted(model: torch.nn.Module, model_config: Any, model_type: str, tokenizer: Tokenizer,
+                   train_tokens: np.ndarray, val_tokens: np.ndarray | None, data_dir: Path, out_dir: Path,
+                   cfg: TrainConfig, ctx: DistContext, precision: Precision, say: Callable[[str], None],
+                   on_eval: Callable | None, t_start: float, *, fit_seconds: float) -> TrainResult:
+    """The end of training for a model fitted in closed form (no trainable parameters, e.g. an n-gram LM): the
+    loss on the same fixed train and val windows the gradient loop evaluates, then the run dir (no train_state.pt:
+    there are no steps to resume). The metrics record has step 0."""
+    model.to(ctx.device)
+    block_size = model_config.block_size
+
+    def loss_on(tokens):
+        if tokens is None or cfg.eval_iters == 0:
+            return None
+        return evaluate(model, tokens, block_size=block_size, batch_size=cfg.batch_size, eval_iters=cfg.eval_iters,
+                        precision=precision, ctx=ctx)
+
+    train_loss, val_loss = loss_on(train_tokens), loss_on(val_tokens)
+    record: dict[str, Any] = {"step": 0, "lr": 0.0, "fit_seconds": round(fit_seconds, 3),
+                              "tokens_per_sec": round(len(train_tokens) / max(fit_seconds, 1e-9), 1)}
+    if train_loss is not None:
+        record["train_loss"] = train_loss
+    if val_loss is not None:
+        record["val_loss"] = val_loss
+    if ctx.is_main:
+        _clear_checkpoints(out_dir)
+        run_info = dict(model=model, model_config=model_config, model_type=model_type, tokenizer=tokenizer,
+                        training_config={**cfg.to_dict(), "data_dir": str(data_dir.resolve()),
+                                         "world_size": ctx.world_size})
+        save_run(out_dir, **run_info)
+        if cfg.keep_best and val_loss is not None:
+            save_run(out_dir, weights_name=BEST_WEIGHTS_NAME, **run_info)
+        with MetricsLog(out_dir / METRICS_FILE) as log:
+            log.write(record)
+        say(f"fitted {model_type} on {len(train_tokens)} tokens in {fit_seconds:.1f} s"
+            + (f"; val loss {val_loss:.4f} (ppl {math.exp(min(val_loss, 50)):.2f})" if val_loss is not None else ""))
+        if on_eval is not None and val_loss is not None:
+            on_eval(record, model)
+    barrier(ctx)
+    return TrainResult(run_dir=out_dir, step=0, stop_reason="fitted", last_train_loss=train_loss,
+                       last_val_loss=val_loss, best_val_loss=val_loss, tokens_seen=len(train_tokens),
+                       wall_seconds=time.perf_counter() - t_start, metrics=[record])
 
 
 # ============================================================================================ checkpoints ===

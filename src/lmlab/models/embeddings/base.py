@@ -1,0 +1,55 @@
+"""What every word-embedding model shares: a word mask, the (V, d) matrix of word vectors, and the config plumbing.
+
+An embedding model is saved like any other model (config.json + model.safetensors in a run dir); what the
+`lmlab embed` commands and the world-relation evaluation need from it is only `word_vectors()` and `word_mask`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Mapping
+
+import torch
+import torch.nn as nn
+
+from lmlab.errors import LmlabError
+
+
+class ConfigDictMixin:
+    """`to_dict` / `from_dict` for the embedding configs (dataclasses); unknown keys are an error."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]):
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise LmlabError(f"unknown {cls.__name__} field(s) {unknown}; known: {sorted(names)}")
+        return cls(**d)
+
+
+def check_common(cfg) -> None:
+    """Raise LmlabError for nonsense in the fields every embedding config has."""
+    if cfg.vocab_size < 1:
+        raise LmlabError(f"vocab_size must be ≥ 1 (got {cfg.vocab_size})")
+    if cfg.dim < 1:
+        raise LmlabError(f"dim must be ≥ 1 (got {cfg.dim})")
+    if cfg.window < 1:
+        raise LmlabError(f"window must be ≥ 1 (got {cfg.window})")
+    if cfg.block_size < 2:
+        raise LmlabError(f"block_size must be ≥ 2 (got {cfg.block_size})")
+
+
+class EmbeddingModel(nn.Module):
+    """Base of the word-embedding models. Subclasses fill `word_mask` in `fit_from_tokens` and define
+    `word_vectors()`. `word_mask` (V,) bool is saved with the weights so a loaded model knows which ids are words."""
+
+    def __init__(self, vocab_size: int):
+        super().__init__()
+        self.register_buffer("word_mask", torch.zeros(vocab_size, dtype=torch.bool))
+
+    def word_vectors(self) -> torch.Tensor:
+        """(V, d) float32 word vectors; rows of non-word ids are meaningless (see `word_mask`)."""
+        raise NotImplementedError
