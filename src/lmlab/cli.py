@@ -891,6 +891,55 @@ def cmd_edit_eval(args) -> int:
     return 0
 
 
+# ========================================================================= embed: neighbors / analogy ===
+def add_embed_parsers(sub) -> None:
+    p = sub.add_parser("embed", help="query word vectors (cooc, ppmi, word2vec run dirs)",
+                       description="Nearest words and analogies in a word-embedding run dir "
+                                   "(see docs/embeddings.md).")
+    esub = p.add_subparsers(dest="embed_command", required=True, metavar="VERB")
+    n = esub.add_parser("neighbors", help="the words nearest to a word (cosine similarity)")
+    n.add_argument("run_dir", metavar="RUN_DIR", help="run dir trained with --model cooc, ppmi or word2vec")
+    n.add_argument("word", metavar="WORD", help="the query word (as the word tokenizer writes it; case matters)")
+    n.add_argument("--k", type=int, default=10, help="how many neighbours (default 10)")
+    n.add_argument("--json", action="store_true", help="print JSON [[word, cosine], ...]")
+    n.set_defaults(func=cmd_embed_neighbors)
+    a = esub.add_parser("analogy", help="a : b :: c : ? by 3CosAdd (b - a + c, inputs excluded)")
+    a.add_argument("run_dir", metavar="RUN_DIR", help="run dir trained with --model cooc, ppmi or word2vec")
+    a.add_argument("words", nargs=3, metavar=("A", "B", "C"), help="a is to b as c is to ?")
+    a.add_argument("--k", type=int, default=5, help="how many answers (default 5)")
+    a.add_argument("--json", action="store_true", help="print JSON [[word, cosine], ...]")
+    a.set_defaults(func=cmd_embed_analogy)
+
+
+def _print_scored_words(rows: list[tuple[str, float]], as_json: bool) -> None:
+    if as_json:
+        import json
+
+        print(json.dumps([[w, round(s, 6)] for w, s in rows]))
+        return
+    for w, s in rows:
+        print(f"{s:+.4f}  {w}")
+
+
+def cmd_embed_neighbors(args) -> int:
+    from lmlab.evaluation.embeddings import neighbors
+
+    if args.k < 1:
+        raise LmlabError(f"--k must be ≥ 1 (got {args.k})")
+    _print_scored_words(neighbors(args.run_dir, args.word, k=args.k), args.json)
+    return 0
+
+
+def cmd_embed_analogy(args) -> int:
+    from lmlab.evaluation.embeddings import analogy
+
+    if args.k < 1:
+        raise LmlabError(f"--k must be ≥ 1 (got {args.k})")
+    a, b, c = args.words
+    _print_scored_words(analogy(args.run_dir, a, b, c, k=args.k), args.json)
+    return 0
+
+
 # ======================================================================================================== main ===
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lmlab", description="lmlab: train, sample, evaluate, inspect and edit small language models.")
@@ -905,6 +954,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_hub_parsers(sub)
     add_inspection_parsers(sub)
     add_editing_parsers(sub)
+    add_embed_parsers(sub)
     return parser
 
 

@@ -67,7 +67,7 @@ class Word2VecConfig(ConfigDictMixin):
 class Word2Vec(EmbeddingModel):
     """Skip-gram / CBOW with negative sampling. `forward(idx, targets)` → (None, loss); `targets` is ignored (the
     pairs come from `idx` itself). Parameters: in_embed, out_embed (V, dim). Buffers: counts (V,) unigram counts of
-    the train split, word_mask (V,), eos_id (scalar; −1 when the tokenizer has none)."""
+    the train split, word_mask (V,), eos_id (1,) (−1 when the tokenizer has none)."""
 
     def __init__(self, config: Word2VecConfig):
         super().__init__(config.vocab_size)
@@ -78,7 +78,7 @@ class Word2Vec(EmbeddingModel):
         nn.init.uniform_(self.in_embed.weight, -0.5 / config.dim, 0.5 / config.dim)
         nn.init.zeros_(self.out_embed.weight)
         self.register_buffer("counts", torch.zeros(config.vocab_size))
-        self.register_buffer("eos_id", torch.tensor(-1, dtype=torch.long))
+        self.register_buffer("eos_id", torch.full((1,), -1, dtype=torch.long))  # (1,): safetensors-friendly
 
     def word_vectors(self) -> torch.Tensor:
         return self.in_embed.weight.detach()
