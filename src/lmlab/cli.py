@@ -788,6 +788,9 @@ def add_editing_parsers(sub) -> None:
     p.add_argument("--batch", type=int, default=1, metavar="N", help="eval: requests applied at once (default 1)")
     p.add_argument("--stats-data", default=None, metavar="DIR|FILE",
                    help="text (shard dir or UTF-8 file) for the key statistics (default: the run's training data)")
+    p.add_argument("--hparam", action="append", default=[], metavar="KEY=VALUE",
+                   help="a method setting, e.g. --hparam v_steps=40 --hparam n_prefixes=0 (see docs/editing.md); "
+                        "eval: applies to every method that has KEY")
     p.add_argument("--stats-tokens", type=int, default=100_000, metavar="N",
                    help="tokens of text for the key statistics (default 100000)")
     p.add_argument("--cache-dir", default=None, help="where key statistics are cached")
@@ -804,6 +807,19 @@ def _edit_layers(text: str | None) -> list[int] | None:
         return [int(x) for x in text.split(",") if x.strip()]
     except ValueError:
         raise LmlabError(f"--layers {text!r}: give layer numbers separated by commas, e.g. --layers 1 or 1,2")
+
+
+def _edit_hparams(items: list[str]) -> dict:
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise LmlabError(f"--hparam {item!r}: write KEY=VALUE, e.g. --hparam v_steps=40")
+        try:
+            out[key.strip()] = int(value) if value.strip().lstrip("-").isdigit() else float(value)
+        except ValueError:
+            raise LmlabError(f"--hparam {item!r}: the value must be a number") from None
+    return out
 
 
 def cmd_edit(args) -> int:
@@ -836,7 +852,7 @@ def cmd_edit(args) -> int:
                      "target_true": args.target_true}]
     result = edit_run(run_dir, requests, args.out, method, layers=_edit_layers(args.layers),
                       stats_data=args.stats_data, n_tokens=args.stats_tokens, cache_dir=args.cache_dir,
-                      device=args.device, progress=not args.quiet)
+                      device=args.device, progress=not args.quiet, **_edit_hparams(args.hparam))
     fmt = lambda p: "-" if p is None else f"{p:.4f}"  # noqa: E731
     for entry in result.log[:20]:
         r, b, a = entry["request"], entry["before"], entry["after"]
@@ -879,10 +895,21 @@ def cmd_edit_eval(args) -> int:
     run = load_run(run_dir, device=args.device)
     data = stats_data_of(run_dir, args.stats_data) if any(m in ("rome", "memit") for m in methods) else None
     layers = _edit_layers(args.layers)
+    from lmlab.editing import make_hparams
+
+    given = _edit_hparams(args.hparam)
+    hparams = {}
+    for m in methods:
+        if m != "none":
+            known = set(make_hparams(m).__dataclass_fields__)
+            hparams[m] = {k: v for k, v in given.items() if k in known}
+    unused = sorted(set(given) - {k for h in hparams.values() for k in h})
+    if unused:
+        raise LmlabError(f"--hparam {', '.join(unused)}: no method in {methods} has such a setting")
     results = evaluate_edits(run.model, run.tokenizer, requests, methods, batch=args.batch,
                              layers={m: layers for m in methods if m != "none"} if layers else None,
                              stats_data=data, n_tokens=args.stats_tokens, cache_dir=args.cache_dir,
-                             fluency=not args.no_fluency,
+                             fluency=not args.no_fluency, hparams=hparams,
                              progress=not args.quiet)
     print(format_table(results))
     if args.out:
