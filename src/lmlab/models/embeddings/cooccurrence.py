@@ -29,6 +29,7 @@ from typing import ClassVar
 import numpy as np
 import scipy.sparse as sp
 import torch
+import torch.nn as nn
 from scipy.sparse.linalg import LinearOperator, svds
 
 from lmlab.errors import LmlabError
@@ -205,7 +206,8 @@ class PPMIConfig(ConfigDictMixin):
 class CountEmbeddings(EmbeddingModel):
     """Word vectors from a factorised co-occurrence matrix (type `cooc` with CoocConfig, `ppmi` with PPMIConfig).
 
-    Buffers (saved in model.safetensors): `vectors` (V, dim) float32, `singular_values` (dim,), `word_mask` (V,).
+    Saved in model.safetensors: `vectors` (V, dim) float32 (a frozen parameter), `singular_values` (dim,),
+    `word_mask` (V,).
     Rows of ids that are not words, or never occurred, are zero. There are no trainable parameters: the model is
     fitted by `fit_from_tokens`, not by gradient descent.
     """
@@ -213,7 +215,9 @@ class CountEmbeddings(EmbeddingModel):
     def __init__(self, config: CoocConfig | PPMIConfig):
         super().__init__(config.vocab_size)
         self.config = config
-        self.register_buffer("vectors", torch.zeros(config.vocab_size, config.dim))
+        # A parameter that is never trained (set by fit_from_tokens): the model's weights, and how generic code
+        # (`next(model.parameters())`) finds its device; requires_grad=False tells the trainer there is no loop.
+        self.vectors = nn.Parameter(torch.zeros(config.vocab_size, config.dim), requires_grad=False)
         self.register_buffer("singular_values", torch.zeros(config.dim))
 
     def word_vectors(self) -> torch.Tensor:
