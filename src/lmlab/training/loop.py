@@ -115,21 +115,10 @@ def train(model: torch.nn.Module, model_config: Any, tokenizer: Tokenizer, data_
     # with no trainable parameter is finished: it is saved and the gradient loop below is skipped.
     if hasattr(model, "fit_from_tokens") and not resume:
         fit_summary = _fit_from_tokens(model, train_tokens, tokenizer, progress=progress and ctx.is_main)
-        if not any(p.requires_grad for p in model.parameters()):
-            return _finish_fitted(model, model_config, model_type, tokenizer, cfg, data_dir, out_dir, fit_summary,
-                                  len(train_tokens), t_start, ctx, say)
-    # Models whose state is a statistic of the whole train split (n-gram counts, co-occurrence SVD, word2vec's
-    # noise distribution) define fit_from_tokens(tokens, tokenizer, progress=...); a fresh run calls it before any
-    # step (a resumed run has the fitted state in its checkpoint). A model left with no trainable parameter is
-    # then finished: it is evaluated and saved without an optimizer or a single step.
-    if hasattr(model, "fit_from_tokens") and not resume:
-        t_fit = time.perf_counter()
-        model.fit_from_tokens(train_tokens, tokenizer, progress=progress and ctx.is_main)
         model_config = getattr(model, "config", model_config)  # fitting may record data-dependent table sizes
         if not any(p.requires_grad for p in model.parameters()):
-            return _finish_fitted(model, model_config, model_type, tokenizer, train_tokens, val_tokens, data_dir,
-                                  out_dir, cfg, ctx, precision, say, on_eval, t_start,
-                                  fit_seconds=time.perf_counter() - t_fit)
+            return _finish_fitted(model, model_config, model_type, tokenizer, cfg, data_dir, out_dir, fit_summary,
+                                  train_tokens, val_tokens, precision, t_start, ctx, say, on_eval)
     if not any(p.requires_grad for p in model.parameters()):
         raise LmlabError(f"a {model_type} model has no trainable parameters and is fitted in one pass; there is "
                          "no training to resume — train it again without --resume")
@@ -364,43 +353,22 @@ def _fit_from_tokens(model: torch.nn.Module, train_tokens: np.ndarray, tokenizer
 
 
 def _finish_fitted(model, model_config, model_type: str, tokenizer: Tokenizer, cfg: TrainConfig, data_dir: Path,
-                   out_dir: Path, fit_summary: dict[str, Any], n_tokens: int, t_start: float, ctx: DistContext,
-                   say) -> TrainResult:
-    """Save a model that was fully fitted by `fit_from_tokens` (no gradient steps) and report it."""
-    record = {"step": 0, "train_tokens": n_tokens, **fit_summary}
-    if ctx.is_main:
-        _clear_checkpoints(out_dir)
-        save_run(out_dir, model=model, model_config=model_config, model_type=model_type, tokenizer=tokenizer,
-                 training_config={**cfg.to_dict(), "data_dir": str(data_dir.resolve()), "world_size": 1})
-        log = MetricsLog(out_dir / METRICS_FILE)
-        log.write(record)
-        log.close()
-        say(f"fitted {model_type} on {n_tokens} train tokens in {fit_summary['fit_seconds']:.1f} s; saved {out_dir}")
-    barrier(ctx)
-    return TrainResult(run_dir=out_dir, step=0, stop_reason="fitted", last_train_loss=None, last_val_loss=None,
-                       best_val_loss=None, tokens_seen=n_tokens, wall_seconds=time.perf_counter() - t_start,
-                       metrics=[record])
-
-
-def _finish_fitted(model: torch.nn.Module, model_config: Any, model_type: str, tokenizer: Tokenizer,
-                   train_tokens: np.ndarray, val_tokens: np.ndarray | None, data_dir: Path, out_dir: Path,
-                   cfg: TrainConfig, ctx: DistContext, precision: Precision, say: Callable[[str], None],
-                   on_eval: Callable | None, t_start: float, *, fit_seconds: float) -> TrainResult:
-    """The end of training for a model fitted in closed form (no trainable parameters, e.g. an n-gram LM): the
-    loss on the same fixed train and val windows the gradient loop evaluates, then the run dir (no train_state.pt:
-    there are no steps to resume). The metrics record has step 0."""
+                   out_dir: Path, fit_summary: dict[str, Any], train_tokens: np.ndarray,
+                   val_tokens: np.ndarray | None, precision: Precision, t_start: float, ctx: DistContext, say,
+                   on_eval: Callable | None) -> TrainResult:
+    """Save and report a model fully fitted by `fit_from_tokens` (no gradient steps, no train_state.pt). When the
+    model computes a loss (an n-gram LM) it is measured on the same fixed train and val windows the gradient loop
+    evaluates; the metrics record has step 0."""
     model.to(ctx.device)
-    block_size = model_config.block_size
 
     def loss_on(tokens):
         if tokens is None or cfg.eval_iters == 0:
             return None
-        return evaluate(model, tokens, block_size=block_size, batch_size=cfg.batch_size, eval_iters=cfg.eval_iters,
-                        precision=precision, ctx=ctx)
+        return evaluate(model, tokens, block_size=model_config.block_size, batch_size=cfg.batch_size,
+                        eval_iters=cfg.eval_iters, precision=precision, ctx=ctx)
 
     train_loss, val_loss = loss_on(train_tokens), loss_on(val_tokens)
-    record: dict[str, Any] = {"step": 0, "lr": 0.0, "fit_seconds": round(fit_seconds, 3),
-                              "tokens_per_sec": round(len(train_tokens) / max(fit_seconds, 1e-9), 1)}
+    record: dict[str, Any] = {"step": 0, "train_tokens": len(train_tokens), **fit_summary}
     if train_loss is not None:
         record["train_loss"] = train_loss
     if val_loss is not None:
@@ -408,15 +376,15 @@ def _finish_fitted(model: torch.nn.Module, model_config: Any, model_type: str, t
     if ctx.is_main:
         _clear_checkpoints(out_dir)
         run_info = dict(model=model, model_config=model_config, model_type=model_type, tokenizer=tokenizer,
-                        training_config={**cfg.to_dict(), "data_dir": str(data_dir.resolve()),
-                                         "world_size": ctx.world_size})
+                        training_config={**cfg.to_dict(), "data_dir": str(data_dir.resolve()), "world_size": 1})
         save_run(out_dir, **run_info)
         if cfg.keep_best and val_loss is not None:
             save_run(out_dir, weights_name=BEST_WEIGHTS_NAME, **run_info)
         with MetricsLog(out_dir / METRICS_FILE) as log:
             log.write(record)
-        say(f"fitted {model_type} on {len(train_tokens)} tokens in {fit_seconds:.1f} s"
-            + (f"; val loss {val_loss:.4f} (ppl {math.exp(min(val_loss, 50)):.2f})" if val_loss is not None else ""))
+        say(f"fitted {model_type} on {len(train_tokens)} train tokens in {fit_summary['fit_seconds']:.1f} s"
+            + (f"; val loss {val_loss:.4f} (ppl {math.exp(min(val_loss, 50)):.2f})" if val_loss is not None else "")
+            + f"; saved {out_dir}")
         if on_eval is not None and val_loss is not None:
             on_eval(record, model)
     barrier(ctx)

@@ -16,7 +16,8 @@ from lmlab.checkpoint import TOKENIZER_NAME, TRAIN_STATE_NAME, WEIGHTS_NAME, rea
 from lmlab.data import load_tokenizer_of, prepare
 from lmlab.errors import LmlabError
 from lmlab.models.presets import get_preset
-from lmlab.models.registry import build_config, build_model, get_model_type
+from lmlab.models.registry import build_config, build_model, get_model_type, preset_model_type, type_preset, \
+    type_presets
 from lmlab.tokenization import Tokenizer
 from lmlab.training.config import TrainConfig, apply_overrides, load_config_file, parse_override_args, \
     resolve_configs, train_preset
@@ -54,9 +55,13 @@ def train_run(out_dir: str | os.PathLike, *, data_dir: str | os.PathLike | None 
             raise LmlabError(f"{out_dir} already holds a trained run; continue it with --resume, start over with "
                              "--overwrite, or choose another --out")
     file_values = load_config_file(config_file) if config_file is not None else {}
-    preset = preset or file_values.get("preset") or DEFAULT_PRESET
-    model_type = model_type or file_values.get("model_type") or "gpt"
+    preset = preset or file_values.get("preset")
+    # A preset registered by another model type (e.g. lstm-tiny, ngram3) implies that type.
+    model_type = model_type or file_values.get("model_type") or preset_model_type(preset) or "gpt"
     get_model_type(model_type)  # unknown type → error now, before any data work
+    type_settings = type_preset(model_type, preset) if model_type != "gpt" else {}  # bad preset name → error now
+    if preset is None:
+        preset = next(iter(type_presets(model_type)), DEFAULT_PRESET)  # the type's default preset
 
     # --- data and tokenizer -----------------------------------------------------------------------------------
     if data_dir is not None and text is not None:
@@ -87,7 +92,7 @@ def train_run(out_dir: str | os.PathLike, *, data_dir: str | os.PathLike | None 
     if model_type == "gpt":
         model_config = get_preset(preset, vocab_size=tok.vocab_size)
     else:
-        model_config = build_config(model_type, {"vocab_size": tok.vocab_size})
+        model_config = build_config(model_type, {**type_settings, "vocab_size": tok.vocab_size})
     model_config, train_config = resolve_configs(model_config, train_preset(preset), config_file=config_file,
                                                  overrides=overrides)
     torch.manual_seed(train_config.seed)  # model initialisation is part of the run's seeded randomness
