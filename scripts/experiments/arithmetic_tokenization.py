@@ -1,4 +1,6 @@
-"""Experiment: does writing numbers digit by digit help a small GPT learn arithmetic? (docs/experiments/arithmetic-tokenization.md)
+"""Experiment: does writing numbers digit by digit help a small GPT learn arithmetic?
+
+Write-up: docs/experiments/arithmetic-tokenization.md.
 
 Two GPTs of the same shape are trained with the same compute (same steps × batch × context = the same number of
 tokens, the same FLOPs) on the same text — the arithmetic section of a `lmlab world` corpus — differing only in the

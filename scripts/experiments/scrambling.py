@@ -61,7 +61,8 @@ def main() -> None:
                     str(data), "--split-blank-lines", "--dedup", "none", "--no-progress"], log)
         t0 = time.time()
         sh(LMLAB + ["train", "--data", str(data), "--out", str(run), "--overwrite", "--no-progress", "--n_layer", "2",
-                    "--n_head", "4", "--n_embd", "128", "--block_size", "128", "--batch_size", "16", "--max_iters", str(args.max_iters), "--lr", "3e-3",
+                    "--n_head", "4", "--n_embd", "128", "--block_size", "128", "--batch_size", "16",
+                    "--max_iters", str(args.max_iters), "--lr", "3e-3",
                     "--min_lr", "3e-4", "--warmup_iters", "40", "--eval_interval", str(args.max_iters),
                     "--eval_iters", "10", "--dtype", "float32", "--seed", "0"], log)
         seconds = time.time() - t0

@@ -42,7 +42,8 @@ def test_scrambling_tasks_both_directions():
     assert len(tasks) == 10
     unscr = tasks["scramble_unscramble_reversed_words"]
     doc = unscr.docs[0]
-    assert unscr.context(0, 0) == f"Please unscramble the letters into a word, and write that word:\n{doc['word'][::-1]} ="
+    instruction = "Please unscramble the letters into a word, and write that word:"
+    assert unscr.context(0, 0) == f"{instruction}\n{doc['word'][::-1]} ="
     assert unscr.target(doc) == doc["word"] and unscr.check is None
     scr = tasks["scramble_scramble_anagrams1"]
     doc = scr.docs[0]

@@ -65,7 +65,8 @@ def items_path(out: str | os.PathLike) -> Path:
     return out.with_name(out.stem + ".items.jsonl")
 
 
-def eval_tasks(run_dir: str | os.PathLike, tasks: str | Sequence[str], *, shots: str | int | Sequence[int] | None = None,
+def eval_tasks(run_dir: str | os.PathLike, tasks: str | Sequence[str], *,
+               shots: str | int | Sequence[int] | None = None,
                limit: int | None = None, batch_size: int = DEFAULT_BATCH_SIZE, seed: int = DEFAULT_SEED,
                world: str | os.PathLike | None = None, out: str | os.PathLike | None = None, device: str = "cpu",
                bootstrap_iters: int = BOOTSTRAP_ITERS, progress: bool = True) -> dict:
