@@ -19,6 +19,7 @@ Conventions
 from __future__ import annotations
 
 import contextlib
+import inspect
 from dataclasses import dataclass, field
 from typing import Iterator
 
@@ -160,11 +161,39 @@ class _Row:
     text: str = ""
 
 
+def _supports_kv_cache(model) -> bool:
+    """Whether the model's forward takes a `kv_cache` (GPT). Models without one (n-gram, LSTM) are decoded by
+    re-running them on each row's whole context (its last block_size tokens) at every step."""
+    return "kv_cache" in inspect.signature(model.forward).parameters
+
+
+def _last_logits(model, seqs: list[list[int]], device: torch.device) -> torch.Tensor:
+    """Logits (B,1,V) after each token sequence, each run from its start (at most block_size tokens back).
+    Rows of equal length share one batch; otherwise each row runs alone, since padding would change a
+    recurrent model's state."""
+    block = model.config.block_size
+    if len({len(s) for s in seqs}) == 1:
+        return model(torch.tensor([s[-block:] for s in seqs], device=device))[0][:, -1:, :]
+    return torch.cat([model(torch.tensor([s[-block:]], device=device))[0][:, -1:, :] for s in seqs])
+
+
 def _sample_rows(model, tokenizer: Tokenizer, prompt_ids: list[list[int]], *, max_new_tokens: int,
                  temperature: float, top_k: int | None, top_p: float | None, stop: list[str],
                  generator: torch.Generator | None, want_logprobs: bool) -> Iterator[list[_Row]]:
     """Decode all prompts together, one token per row per step; yields the rows after every step."""
     device = _model_device(model)
+    if not _supports_kv_cache(model):
+        seqs = [list(p) for p in prompt_ids]
+
+        def advance(nxt: torch.Tensor, step: int) -> torch.Tensor:
+            for s, tok in zip(seqs, nxt.tolist()):
+                s.append(tok)
+            return _last_logits(model, seqs, device)
+
+        yield from _decode_steps(tokenizer, prompt_ids, _last_logits(model, seqs, device), advance,
+                                 max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
+                                 stop=stop, generator=generator, want_logprobs=want_logprobs)
+        return
     B = len(prompt_ids)
     lengths = [len(p) for p in prompt_ids]
     T0 = max(lengths)
@@ -177,15 +206,38 @@ def _sample_rows(model, tokenizer: Tokenizer, prompt_ids: list[list[int]], *, ma
     idx, mask = idx.to(device), mask.to(device)
     mask[:, T0:] = 1
     cache = KVCache.for_model(model, B, T0 + max_new_tokens)
-    rows = [_Row(p) for p in prompt_ids]
-    eos, vocab = tokenizer.eos_id, tokenizer.vocab_size
 
+    next_pos = None
     if padded:
         positions = (mask[:, :T0].cumsum(-1) - 1).clamp(min=0)
         logits, _ = model(idx, attention_mask=mask[:, :T0], position_ids=positions, kv_cache=cache, last_only=True)
         next_pos = positions[:, -1:] + 1
     else:  # fast path: no mask, default positions
         logits, _ = model(idx, kv_cache=cache, last_only=True)
+
+    def advance(nxt: torch.Tensor, step: int) -> torch.Tensor:
+        """Logits after feeding the chosen tokens nxt (B,) through the cache."""
+        nonlocal next_pos
+        if padded:
+            out, _ = model(nxt[:, None], attention_mask=mask[:, :T0 + step + 1], position_ids=next_pos,
+                           kv_cache=cache)
+            next_pos = next_pos + 1
+        else:
+            out, _ = model(nxt[:, None], kv_cache=cache)
+        return out
+
+    yield from _decode_steps(tokenizer, prompt_ids, logits, advance, max_new_tokens=max_new_tokens,
+                             temperature=temperature, top_k=top_k, top_p=top_p, stop=stop, generator=generator,
+                             want_logprobs=want_logprobs)
+
+
+def _decode_steps(tokenizer: Tokenizer, prompt_ids: list[list[int]], logits: torch.Tensor, advance, *,
+                  max_new_tokens: int, temperature: float, top_k: int | None, top_p: float | None,
+                  stop: list[str], generator: torch.Generator | None, want_logprobs: bool) -> Iterator[list[_Row]]:
+    """The decoding loop shared by the cached and the re-running paths: pick a token per row from the last
+    logits (B,·,V), record it, stop rows at <eos> or a stop string, then `advance(tokens, step)` → next logits."""
+    rows = [_Row(p) for p in prompt_ids]
+    eos, vocab = tokenizer.eos_id, tokenizer.vocab_size
     for step in range(max_new_tokens):
         last = _mask_unknown_ids(logits[:, -1, :].float(), vocab)
         nxt = choose_next(last, temperature=temperature, top_k=top_k, top_p=top_p, generator=generator)
@@ -208,12 +260,7 @@ def _sample_rows(model, tokenizer: Tokenizer, prompt_ids: list[list[int]], *, ma
         yield rows
         if all(r.done for r in rows) or step == max_new_tokens - 1:
             return
-        if padded:
-            logits, _ = model(nxt[:, None], attention_mask=mask[:, :T0 + step + 1], position_ids=next_pos,
-                              kv_cache=cache)
-            next_pos = next_pos + 1
-        else:
-            logits, _ = model(nxt[:, None], kv_cache=cache)
+        logits = advance(nxt, step)
 
 
 def _prompt_text(tokenizer: Tokenizer, prompt: str | list[int]) -> str:
@@ -235,8 +282,13 @@ def _beam_search(model, tokenizer: Tokenizer, prompt_ids: list[int], *, max_new_
     """Best hypothesis (tokens, per-token log-probs, finish reason) of one prompt."""
     device = _model_device(model)
     eos, vocab = tokenizer.eos_id, tokenizer.vocab_size
-    cache = KVCache.for_model(model, 1, len(prompt_ids) + max_new_tokens)
-    logits, _ = model(torch.tensor([prompt_ids], device=device), kv_cache=cache, last_only=True)
+    cached = _supports_kv_cache(model)
+    if cached:
+        cache = KVCache.for_model(model, 1, len(prompt_ids) + max_new_tokens)
+        logits, _ = model(torch.tensor([prompt_ids], device=device), kv_cache=cache, last_only=True)
+    else:  # no cache: every beam is re-run on its whole sequence (all beams have the same length)
+        seqs = [list(prompt_ids)]
+        logits = _last_logits(model, seqs, device)
     beams: list[tuple[list[int], list[float]]] = [([], [])]
     scores = torch.zeros(1, device=device)  # summed log-probs of the live beams
     logprobs = _mask_unknown_ids(logits[:, -1, :].float(), vocab).log_softmax(-1)
@@ -274,8 +326,12 @@ def _beam_search(model, tokenizer: Tokenizer, prompt_ids: list[int], *, max_new_
             if normalised(max(new_scores), step + 1) <= worst:
                 break
         beams, scores = new_beams, torch.tensor(new_scores, device=device)
-        cache.reorder(torch.tensor(parents, device=device))  # cache row i ← its parent's row (1 → k rows at first)
-        logits, _ = model(torch.tensor(next_tokens, device=device)[:, None], kv_cache=cache)
+        if cached:
+            cache.reorder(torch.tensor(parents, device=device))  # cache row i ← its parent's row (1 → k at first)
+            logits, _ = model(torch.tensor(next_tokens, device=device)[:, None], kv_cache=cache)
+        else:
+            seqs = [seqs[p] + [t] for p, t in zip(parents, next_tokens)]
+            logits = _last_logits(model, seqs, device)
         logprobs = _mask_unknown_ids(logits[:, -1, :].float(), vocab).log_softmax(-1)
     best = max(finished, key=lambda f: f[0])
     return best[1], best[2], best[3]

@@ -13,11 +13,41 @@ from lmlab.errors import LmlabError
 from lmlab.models.gpt import GPT, GPTConfig
 
 _MODEL_TYPES: dict[str, tuple[type, type[nn.Module]]] = {}
+# Named model settings of the non-GPT types (GPT's are in lmlab.models.presets): preset name → (type, settings).
+_TYPE_PRESETS: dict[str, tuple[str, dict[str, Any]]] = {}
 
 
-def register_model(model_type: str, config_cls: type, model_cls: type[nn.Module]) -> None:
-    """Make `model_type` buildable. config_cls needs `from_dict`/`to_dict`; model_cls(config) builds the model."""
+def register_model(model_type: str, config_cls: type, model_cls: type[nn.Module], *,
+                   presets: dict[str, dict[str, Any]] | None = None) -> None:
+    """Make `model_type` buildable. config_cls needs `from_dict`/`to_dict`; model_cls(config) builds the model.
+    presets: named config settings of this type (the first is its default preset); names are global."""
     _MODEL_TYPES[model_type] = (config_cls, model_cls)
+    for name, settings in (presets or {}).items():
+        _TYPE_PRESETS[name] = (model_type, dict(settings))
+
+
+def preset_model_type(name: str | None) -> str | None:
+    """The model type a registered preset name belongs to (None for GPT presets and unknown names)."""
+    return _TYPE_PRESETS[name][0] if name in _TYPE_PRESETS else None
+
+
+def type_presets(model_type: str) -> dict[str, dict[str, Any]]:
+    """{preset name: settings} registered for `model_type`, in registration order (first = default)."""
+    return {name: dict(s) for name, (t, s) in _TYPE_PRESETS.items() if t == model_type}
+
+
+def type_preset(model_type: str, name: str | None) -> dict[str, Any]:
+    """Settings of preset `name` of `model_type` (its default preset when name is None; {} for a type without
+    presets). A name that belongs to no preset of this type is an error listing the type's presets."""
+    presets = type_presets(model_type)
+    if not presets:
+        return {}
+    if name is None:
+        return next(iter(presets.values()))
+    if name not in presets:
+        raise LmlabError(f"{name!r} is not a preset of model type {model_type!r}; choose one of: "
+                         f"{', '.join(presets)}")
+    return presets[name]
 
 
 def model_types() -> list[str]:
@@ -44,6 +74,14 @@ def build_model(model_type: str, config_dict: dict[str, Any]) -> nn.Module:
 
 
 register_model("gpt", GPTConfig, GPT)
+
+# Classic language models (docs/models-classic.md). Imported after register_model exists, like the embeddings below.
+from lmlab.models.lstm import BILSTM_PRESETS, LSTM_PRESETS, BiLSTMLM, LSTMConfig, LSTMLM  # noqa: E402
+from lmlab.models.ngram import NGRAM_PRESETS, NGramConfig, NGramLM  # noqa: E402
+
+register_model("ngram", NGramConfig, NGramLM, presets=NGRAM_PRESETS)
+register_model("lstm", LSTMConfig, LSTMLM, presets=LSTM_PRESETS)
+register_model("bilstm", LSTMConfig, BiLSTMLM, presets=BILSTM_PRESETS)
 
 # Word embeddings (docs/embeddings.md). Imported here, after register_model exists, so the registry stays the one
 # place that knows every type name.
