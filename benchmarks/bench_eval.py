@@ -7,10 +7,11 @@ lm-evaluation-harness's HFLM on the same (exported) GPT-2 checkpoint and the sam
 "one at a time" calls `score_continuation` once per request. The model is a random GPT-2 (4 layers, 256 wide,
 256 positions; a byte-level BPE of 2,000 ids trained on the task's text) written by transformers, imported into an
 lmlab run dir (`lmlab.hub.import_hf_gpt2`) and exported back (`export_hf_gpt2`); HFLM loads the export.
-The task is SST-2 (lm-evaluation-harness's prompt, 2 choices per item) on the first N rows of ../shared/data/sst2_alps_dev.tsv, or the world's sentiment task when that file is absent.
+The task is SST-2 (lm-evaluation-harness's prompt, 2 choices per item) on the first N rows of
+../shared/data/sst2_alps_dev.tsv, or the world's sentiment task when that file is absent.
 Both sides score the very same (context, continuation) pairs; their log-likelihoods and accuracies must agree.
-lm-eval is a benchmark-only dependency: `pip install -c constraints.txt lm-eval accelerate`; without it that column is skipped.
-Ends with one `RESULT key=value ...` line.
+lm-eval is a benchmark-only dependency (`pip install -c constraints.txt lm-eval accelerate`); without it that
+column is skipped. Ends with one `RESULT key=value ...` line.
 """
 
 from __future__ import annotations
