@@ -22,10 +22,10 @@ def test_two_cpu_ranks_match_one_process_with_double_batch(char_data, tmp_path):
     ddp, single = tmp_path / "ddp", tmp_path / "single"
     r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
                         "-m", "lmlab", "train", "--data", str(char_data), "--out", str(ddp), "--batch_size", "4",
-                        *ARGS], env=env, capture_output=True, text=True, timeout=120)
+                        *ARGS], env=env, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     subprocess.run([sys.executable, "-m", "lmlab", "train", "--data", str(char_data), "--out", str(single),
-                    "--batch_size", "8", *ARGS], env=env, check=True, timeout=120)
+                    "--batch_size", "8", *ARGS], env=env, check=True, timeout=600)
 
     a, b = read_metrics(ddp / "metrics.jsonl"), read_metrics(single / "metrics.jsonl")
     assert [x["step"] for x in a] == [x["step"] for x in b] == list(range(1, 13))  # rank 0 alone wrote the log

@@ -13,7 +13,7 @@ pytestmark = pytest.mark.slow
 def test_main_job_pipeline_runs_end_to_end(tmp_path):
     r = subprocess.run([sys.executable, "-m", "lmlab", "train", "--max_iters", "3", "--eval_interval", "3",
                         "--eval_iters", "1", "--n_layer", "1", "--device", "cpu", "--no-progress"],
-                       cwd=tmp_path, capture_output=True, text=True, timeout=300)
+                       cwd=tmp_path, capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stderr[-2000:]
     assert (tmp_path / "runs" / "world" / "world.json").is_file()
     manifest = json.loads((tmp_path / "runs" / "world-data" / "manifest.json").read_text())
@@ -25,7 +25,7 @@ def test_main_job_pipeline_runs_end_to_end(tmp_path):
     # a second run reuses the world and the shards, and replaces the earlier main-job run
     r2 = subprocess.run([sys.executable, "-m", "lmlab", "train", "--max_iters", "1", "--eval_iters", "1",
                          "--n_layer", "1", "--device", "cpu"], cwd=tmp_path, capture_output=True, text=True,
-                        timeout=300)
+                        timeout=900)
     assert r2.returncode == 0, r2.stderr[-2000:]
     assert "generating the world" not in r2.stderr and "preparing BPE shards" not in r2.stderr
     assert "[3/3] training" in r2.stderr
