@@ -11,6 +11,9 @@ From a batch to pairs:
      windows are counted in *kept words*, as in the original C code; `<eos>` ends a document and no pair spans it.
   3. Skip-gram: every (centre, context) pair at most `window` words apart, both directions.
      CBOW: each centre with the mean of the in-vectors of its ≤ 2·window context words.
+     With `shrink_window` (default, as the C tool and gensim, which draw each centre's window b uniformly from
+     1..window) a pair d words apart is used with probability (window − d + 1) / window while training, so near
+     words weigh more.
   4. k = `negatives` noise words per pair, drawn with replacement from the unigram distribution raised to 0.75,
      P_n(w) ∝ #(w)^0.75 over words (`noise_power`).
 
@@ -47,7 +50,8 @@ class Word2VecConfig(ConfigDictMixin):
 
     vocab_size: int = 1024  # ids of the tokenizer (set from it by `lmlab train`)
     dim: int = 100  # vector size (C tool: -size)
-    window: int = 5  # pairs at most this many kept words apart (C tool: -window, here not randomly shrunk)
+    window: int = 5  # pairs at most this many kept words apart (C tool: -window)
+    shrink_window: bool = True  # C tool / gensim: a pair d apart is used with probability (window − d + 1) / window
     architecture: str = "skipgram"  # skipgram (SGNS) | cbow (C tool: -cbow 0/1)
     negatives: int = 5  # noise words per pair (C tool: -negative)
     noise_power: float = 0.75  # P_n(w) ∝ #(w)^noise_power
@@ -138,7 +142,7 @@ class Word2Vec(EmbeddingModel):
         """(P,) centre and (P,) context ids: every pair ≤ window apart in a row, same document, both directions."""
         centres, contexts = [], []
         for d in range(1, min(self.config.window, words.shape[1] - 1) + 1):
-            ok = valid[:, :-d] & valid[:, d:] & (doc[:, :-d] == doc[:, d:])
+            ok = self._pair_mask(valid, doc, d)
             left, right = words[:, :-d][ok], words[:, d:][ok]
             centres += [left, right]
             contexts += [right, left]
@@ -146,13 +150,21 @@ class Word2Vec(EmbeddingModel):
             return words.new_zeros(0), words.new_zeros(0)
         return torch.cat(centres), torch.cat(contexts)
 
+    def _pair_mask(self, valid, doc, d: int) -> torch.Tensor:
+        """(B, T − d) bool: positions i, i + d are both kept words of one document (and survive window shrinking)."""
+        ok = valid[:, :-d] & valid[:, d:] & (doc[:, :-d] == doc[:, d:])
+        W = self.config.window
+        if self.training and self.config.shrink_window and d > 1:
+            ok = ok & (torch.rand(ok.shape, device=ok.device) < (W - d + 1) / W)
+        return ok
+
     def _cbow_contexts(self, words, valid, doc) -> tuple[torch.Tensor, torch.Tensor]:
         """((P, dim) mean context in-vector, (P,) centre ids) for every kept word with at least one context word."""
         emb = self.in_embed(words) * valid.unsqueeze(-1)
         total = torch.zeros_like(emb)
         n = torch.zeros(words.shape, device=words.device, dtype=emb.dtype)
         for d in range(1, min(self.config.window, words.shape[1] - 1) + 1):
-            ok = (valid[:, :-d] & valid[:, d:] & (doc[:, :-d] == doc[:, d:])).to(emb.dtype)
+            ok = self._pair_mask(valid, doc, d).to(emb.dtype)
             # word at i gets the context at i + d, and the word at i + d gets the one at i
             total[:, :-d] += emb[:, d:] * ok.unsqueeze(-1)
             total[:, d:] += emb[:, :-d] * ok.unsqueeze(-1)
