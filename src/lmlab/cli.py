@@ -831,7 +831,8 @@ def cmd_edit(args) -> int:
     from lmlab.editing.runs import edit_run
 
     if len(args.positionals) != 1:
-        raise LmlabError(f"expected one RUN_DIR, got {' '.join(args.positionals)} (usage: {EDIT_USAGE.splitlines()[0]})")
+        raise LmlabError(f"expected one RUN_DIR, got {' '.join(args.positionals)} "
+                         f"(usage: {EDIT_USAGE.splitlines()[0]})")
     run_dir = args.positionals[0]
     method = args.method or "rome"
     if args.out is None:

@@ -36,7 +36,9 @@ class MemitHparams:
     kl_factor: float = 0.0625
     v_weight_decay: float = 0.5
     clamp_norm_factor: float = 0.75
-    mom2_update_weight: float = 15000.0
+    # How many "old" keys C stands for against each new key. None: 15000 (MEMIT's GPT-J value) scaled by the key
+    # width 4D / 16384 (GPT-J's), because C's share along one direction shrinks with the width.
+    mom2_update_weight: float | None = None
     n_prefixes: int = 10
     prefix_length: int = 10
     ridge: float = 1e-4
@@ -77,7 +79,8 @@ def apply_memit(model: nn.Module, tokenizer: Tokenizer, requests: list[EditReque
         current = torch.cat([activation_at(model, build_batch(model, tokenizer, [r.prompt], r.subject), z_name)
                              for r in requests])                          # (n, D)
         residuals = (z - current) / (len(layers) - i)
-        delta = memit_update(C[layer], keys, residuals, hp.mom2_update_weight, hp.ridge)
+        weight = hp.mom2_update_weight if hp.mom2_update_weight is not None else 15000.0 * keys.shape[1] / 16384
+        delta = memit_update(C[layer], keys, residuals, weight, hp.ridge)
         proj = mlp_projection(model, layer)
         with torch.no_grad():
             proj.weight.add_(delta.to(proj.weight.device))

@@ -92,7 +92,8 @@ def context_prefixes(model: nn.Module, tokenizer: Tokenizer, n: int = 10, length
     cache = _PREFIX_CACHE.setdefault(model, {})
     if key not in cache:
         starts = [PREFIX_SEEDS[i % len(PREFIX_SEEDS)] for i in range(n)]
-        out = generate(model, tokenizer, starts, max_new_tokens=length, temperature=1.0, top_k=5, seed=seed) if n else []
+        out = (generate(model, tokenizer, starts, max_new_tokens=length, temperature=1.0, top_k=5, seed=seed)
+               if n else [])
         prefixes = []
         for s, c in zip(starts, out):
             text = " ".join((s + c.text).replace("{", " ").replace("}", " ").split())

@@ -4,7 +4,7 @@ output projection so that the subject's key k* maps to a value v* that makes the
     k* = mean over '{prefix}. {prompt}' contexts (and the bare prompt) of the key (mlp.post) at the last subject
          token                                                                                        (ROME eq. 3)
     v* = W k* + b + δ, δ optimised on the MLP output at that token (lmlab.editing.values)            (ROME eq. 4)
-    W ← W + Λ (C⁻¹ k*)ᵀ,  Λ = (v* − W k* − b) / ((C⁻¹ k*)ᵀ k*)                                        (ROME eq. 2)
+    W ← W + Λ (C⁻¹ k*)ᵀ,  Λ = (v* − W k* − b) / ((C⁻¹ k*)ᵀ k*)                              (ROME eq. 2)
 
 In nn.Linear layout (weight (D, 4D), out = W k + b) Λ is a column (D,) and C⁻¹k* a row (4D,), so after the update
 W' k* + b = v* exactly, and every key j with (C⁻¹k*)ᵀ j = 0 maps as before. C = E[k kᵀ] (lmlab.editing.stats);

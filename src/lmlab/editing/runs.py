@@ -43,7 +43,8 @@ def check_out_dir(run_dir: str | os.PathLike, out: str | os.PathLike) -> Path:
 
 def edit_run(run_dir: str | os.PathLike, requests: Any, out: str | os.PathLike, method: str = "rome", *,
              layers: list[int] | None = None, stats_data: Any = None, n_tokens: int = DEFAULT_N_TOKENS,
-             cache_dir: Any = None, device: str = "cpu", completions: int = 5, max_new_tokens: int = 12, progress: bool = False,
+             cache_dir: Any = None, device: str = "cpu", completions: int = 5, max_new_tokens: int = 12,
+             progress: bool = False,
              **hparams) -> EditResult:
     """Load `run_dir`, apply `requests` with `method`, write the edited model as a full run dir at `out` with an
     `edits.jsonl` log (one line per request, appended to the source's log if it has one). Returns the result.

@@ -5,7 +5,7 @@ Loss, as in ROME's code (compute_v):
 
     L(δ) = mean over prompts of −(1/|o|) Σ log P(o_j | prefix_i + prompt + o_<j ; h += δ)        (new object)
          + kl_factor · KL( P(· | "{subject} is a") before ‖ after )  at the last subject token  (keep the subject)
-         + weight_decay · ‖δ‖ / ‖h₀‖²                                                          (keep δ small)
+         + weight_decay · ‖δ‖ / ‖h₀‖²                                                      (keep δ small)
 
 with Adam, ‖δ‖ clamped to clamp_norm_factor · ‖h₀‖ after every step, stopping early once L < 0.05. h₀ is the
 hidden state at the last subject token of the bare prompt. ROME adds δ to the MLP output (`blocks.{l}.mlp.out`);
