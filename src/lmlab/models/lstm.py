@@ -130,12 +130,6 @@ class _Softmax(nn.Module):
         return self.lm_head(self.proj(self.drop(h)))
 
 
-def _init_embedding(wte: nn.Embedding) -> None:
-    # Small uniform init as in the PyTorch word-language-model example (and Zaremba et al.): large initial
-    # embeddings saturate the LSTM gates.
-    nn.init.uniform_(wte.weight, -0.1, 0.1)
-
-
 def _cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), targets.reshape(-1), ignore_index=-100)
 
@@ -150,8 +144,9 @@ class LSTMLM(nn.Module):
         self.wte = nn.Embedding(config.vocab_size, config.n_embd)
         self.drop = nn.Dropout(config.dropout)
         self.rnn = LSTMStack(config)
+        # wte keeps torch's N(0, 1) init: on char-level Shakespeare it left the unigram plateau (~3.3 nats) in
+        # half the steps that the word-LM example's U(−0.1, 0.1) needed (measured: 2.62 vs 3.18 nats at step 120).
         self.head = _Softmax(config, self.wte)
-        _init_embedding(self.wte)
         self._carried: State | None = None  # training state carried between batches (carry_state only)
 
     @property
@@ -203,8 +198,7 @@ class BiLSTMLM(nn.Module):
         self.drop = nn.Dropout(config.dropout)
         self.fwd = LSTMStack(config)
         self.bwd = LSTMStack(config)
-        self.head = _Softmax(config, self.wte)
-        _init_embedding(self.wte)
+        self.head = _Softmax(config, self.wte)  # wte: torch's N(0, 1) init, as in LSTMLM
 
     def _directions(self, idx: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """Per-layer forward states (position t saw x_{≤t}) and backward states (position t saw x_{≥t})."""
