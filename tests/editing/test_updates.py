@@ -49,3 +49,21 @@ def test_memit_update_maps_new_keys_to_their_residuals_when_c_weighs_little():
     # With a heavy C the update shrinks: old keys are protected.
     heavy = memit_update(C, K, R, mom2_update_weight=1e4, ridge=0.0)
     assert heavy.norm() < 0.01 * delta.norm()
+
+
+def test_rank_one_update_can_hit_another_key_exactly_along_the_same_direction():
+    """ROME's code: direction C⁻¹k* from the averaged key, exact on the bare prompt's key."""
+    gen = torch.Generator().manual_seed(3)
+    D, H = 8, 32
+    W = torch.randn(D, H, generator=gen, dtype=torch.float64)
+    b = torch.randn(D, generator=gen, dtype=torch.float64)
+    C = _spd(H, gen)
+    k_star = torch.randn(H, generator=gen, dtype=torch.float64)
+    k_bare = k_star + 0.3 * torch.randn(H, generator=gen, dtype=torch.float64)
+    v = torch.randn(D, generator=gen, dtype=torch.float64)
+    delta = rank_one_update(W, b, C, k_star, v, ridge=0.0, at=k_bare)
+    torch.testing.assert_close((W + delta) @ k_bare + b, v, rtol=1e-9, atol=1e-9)
+    u = torch.linalg.solve(C, k_star)
+    j = torch.randn(H, generator=gen, dtype=torch.float64)
+    j = j - (u @ j) / (u @ u) * u
+    torch.testing.assert_close(delta @ j, torch.zeros(D, dtype=torch.float64), rtol=0, atol=1e-9)

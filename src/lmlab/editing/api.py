@@ -116,6 +116,7 @@ def edit(model: nn.Module, tokenizer: Tokenizer, requests: Any, method: str = "r
     """
     hp = make_hparams(method, **hparams)
     reqs = as_requests(requests)
+    source = model  # context prefixes are cached per model object: ask the source, not a fresh copy
     if not in_place:
         model = copy.deepcopy(model)
     layers = check_layers(model, list(layers)) if layers else default_layers(model, tokenizer, reqs, method)
@@ -132,7 +133,7 @@ def edit(model: nn.Module, tokenizer: Tokenizer, requests: Any, method: str = "r
     entries: list[dict[str, Any]] = []
     if method == "rome":
         C = stats.get(layers[0])
-        prefixes = context_prefixes(model, tokenizer, hp.n_prefixes, hp.prefix_length, hp.seed)
+        prefixes = context_prefixes(source, tokenizer, hp.n_prefixes, hp.prefix_length, hp.seed)
         for r in reqs:
             t = time.perf_counter()
             info = apply_rome(model, tokenizer, r, layers[0], C, prefixes, hp)
@@ -141,7 +142,7 @@ def edit(model: nn.Module, tokenizer: Tokenizer, requests: Any, method: str = "r
                             "v_nll": info["v_nll"], "seconds": time.perf_counter() - t})
     elif method == "memit":
         C = stats.get_many(layers)
-        prefixes = context_prefixes(model, tokenizer, hp.n_prefixes, hp.prefix_length, hp.seed)
+        prefixes = context_prefixes(source, tokenizer, hp.n_prefixes, hp.prefix_length, hp.seed)
         info = apply_memit(model, tokenizer, reqs, layers, C, prefixes, hp, progress=progress)
         norms = {f"blocks.{layer}.mlp.c_proj.weight": float(d.norm()) for layer, d in info["deltas"].items()}
         entries = [{"update_norms": norms, "z_nll_mean": info["z_nll_mean"],
