@@ -111,4 +111,6 @@ def test_contextual_vectors_and_generation_from_run_dirs(tmp_path):
             ids.append(new)
         beams = generate(run.model, tok, ["the", "a cat"], max_new_tokens=4, num_beams=2)
         assert len(beams) == 2
+        # no KV cache, no length limit: the model slides over its last block_size (16) tokens
+        assert len(generate(run.model, tok, "the cat sat", max_new_tokens=20, seed=0)[0].tokens) <= 20
         assert score_text(run.model, tok, "the mat").n_tokens == 8

@@ -6,7 +6,8 @@ Conventions
 - Prompts of different lengths are decoded together: left-padded, with an attention mask and position ids that
   start at 0 on each prompt's first real token, so each row gets the same tokens it would get alone.
 - prompt + max_new_tokens must fit the model's context (block_size) for every position kind; `truncate="left"`
-  keeps the prompt's last (block_size - max_new_tokens) tokens instead of raising LmlabError.
+  keeps the prompt's last (block_size - max_new_tokens) tokens instead of raising LmlabError. Models without a KV
+  cache (n-gram, LSTM) are re-run on each row's last block_size tokens every step, so they have no such limit.
 - Ids the tokenizer does not have (vocab padded up to a multiple of 64) are never generated.
 - `token_logprobs` are log-probabilities (nats) of the chosen tokens under the model's own distribution
   (log-softmax of the logits, before temperature / top-k / top-p).
@@ -86,7 +87,9 @@ def _prepare_prompts(model, tokenizer: Tokenizer, prompts: list[str | list[int]]
         raise LmlabError(f"truncate must be 'left' or None, got {truncate!r}")
     if max_new_tokens < 1:
         raise LmlabError(f"max_new_tokens must be at least 1, got {max_new_tokens}")
-    block = model.config.block_size
+    # Models decoded by re-running (no KV cache: n-gram, LSTM) slide over their last block_size tokens, so neither
+    # the prompt nor the new tokens are limited by the context; a KV cache is.
+    block = model.config.block_size if _supports_kv_cache(model) else float("inf")
     if max_new_tokens >= block:
         raise LmlabError(f"max_new_tokens={max_new_tokens} leaves no room for a prompt in the model's context of "
                          f"{block} tokens; ask for fewer new tokens")
