@@ -41,7 +41,6 @@ distribution itself), so scoring, perplexity and generation code treat it like a
 from __future__ import annotations
 
 import dataclasses
-import math
 import sys
 from dataclasses import dataclass, field
 from typing import Any
@@ -264,13 +263,6 @@ class NGramLM(nn.Module):
         """Number of stored probabilities (one per n-gram seen, plus one backoff weight per context)."""
         return sum(getattr(self, f"probs_{k}").numel() + getattr(self, f"gammas_{k}").numel()
                    for k in range(1, self.config.order + 1))
-
-
-def perplexity_of(model: NGramLM, tokens: np.ndarray) -> float:
-    """exp(mean NLL) of tokens[1:] given everything before (a convenience for tests and notebooks)."""
-    idx = torch.as_tensor(np.asarray(tokens, dtype=np.int64))[None]
-    _, loss = model(idx[:, :-1], idx[:, 1:])
-    return math.exp(loss.item())
 
 
 # Named orders: `lmlab train --preset ngram3` (the same as `--model ngram --order 3`).
