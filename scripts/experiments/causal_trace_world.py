@@ -55,6 +55,7 @@ def main() -> int:
     ap.add_argument("--samples", type=int, default=10)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--doc", default=str(REPO / "docs/experiments/causal-tracing.md"))
+    ap.add_argument("--note", default="", help="a line on how the run was made, put under the title")
     args = ap.parse_args()
 
     doc = Path(args.doc)
@@ -101,7 +102,7 @@ corrupted with Gaussian noise (ν = 3 σ = {traces[0].noise_std:.4f}, σ the std
 entries), {args.samples} noise samples per fact, and each hidden state is restored in turn (MLP and attention
 outputs over a window of {traces[0].window} layers). Numbers are indirect effects IE = P_restored(o) −
 P_corrupted(o) on the object's first token, averaged per ROME token bucket.
-
+{chr(10) + args.note + chr(10) if args.note else ""}
 Reproduce (took {seconds:.0f} s on this machine's CPU):
 
     .venv/bin/python scripts/experiments/causal_trace_world.py --run {args.run} --facts {args.facts} \\
