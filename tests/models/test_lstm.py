@@ -63,6 +63,9 @@ def test_bilstm_loss_is_the_mean_of_both_directions():
     forward = F.cross_entropy(logits.reshape(-1, V), targets.reshape(-1))
     backward = F.cross_entropy(model.backward_logits(idx)[:, 1:].reshape(-1, V), idx[:, :-1].reshape(-1))
     assert loss.item() == pytest.approx(0.5 * (forward + backward).item(), rel=1e-5)
+    per_direction = model.direction_losses(idx, targets)
+    assert per_direction["forward"].item() == pytest.approx(forward.item(), rel=1e-5)
+    assert per_direction["backward"].item() == pytest.approx(backward.item(), rel=1e-5)
 
 
 def test_bilstm_directions_do_not_see_their_future():

@@ -210,15 +210,27 @@ class BiLSTMLM(nn.Module):
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None) -> tuple[torch.Tensor,
                                                                                        torch.Tensor | None]:
         """idx (B,T) → (forward-LM logits (B,T,V), ½ (forward loss + backward loss) or None)."""
+        logits, losses = self._forward(idx, targets)
+        if losses is None:
+            return logits, None
+        if "backward" not in losses:  # a one-token window has nothing for the backward LM to predict
+            return logits, losses["forward"]
+        return logits, 0.5 * (losses["forward"] + losses["backward"])
+
+    def direction_losses(self, idx: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:
+        """{"forward": mean NLL of targets given x_{≤t}, "backward": mean NLL of x_{t−1} given x_{≥t}} (nats), the two
+        terms of the training loss — for reporting each direction separately."""
+        return self._forward(idx, targets)[1]
+
+    def _forward(self, idx: torch.Tensor, targets: torch.Tensor | None):
         fwd, bwd = self._directions(idx)
         logits = self.head(fwd[-1])
         if targets is None:
             return logits, None
-        loss = _cross_entropy(logits, targets)
+        losses = {"forward": _cross_entropy(logits, targets)}
         if idx.shape[1] > 1:  # backward LM: the state at t (saw x_{≥t}) predicts x_{t−1}
-            back_logits = self.head(bwd[-1][:, 1:])
-            loss = 0.5 * (loss + _cross_entropy(back_logits, idx[:, :-1]))
-        return logits, loss
+            losses["backward"] = _cross_entropy(self.head(bwd[-1][:, 1:]), idx[:, :-1])
+        return logits, losses
 
     def backward_logits(self, idx: torch.Tensor) -> torch.Tensor:
         """Backward-LM logits (B,T,V): position t predicts x_{t−1} from x_{≥t} (position 0 predicts the token
