@@ -68,12 +68,15 @@ def default_layers(model: nn.Module, tokenizer: Tokenizer, requests: list[EditRe
     where the average indirect effect of the MLP output at the last subject token peaks, restoring one layer at a
     time (window 1, so the peak names a layer, not a window). The last layer is never chosen: its MLP output at
     the subject token reaches the prediction through no later attention. ROME/FT edit that layer; MEMIT edits a
-    range ending there of max(2, n_layer // 6) layers (MEMIT's critical path: 5 of GPT-2 XL's 48 layers).
+    range ending there of max(2, n_layer // 6) layers (MEMIT's critical path: 5 of GPT-2 XL's 48 layers), moved
+    forward when it would start before layer 0 (never including the last layer).
     Cached per model object and facts."""
     peak = _traced_peak(model, tokenizer, requests[:TRACE_FACTS])
     if method == "memit":
-        width = max(2, model.config.n_layer // 6)
-        return list(range(max(0, peak - width + 1), peak + 1))
+        n = model.config.n_layer
+        width = min(max(2, n // 6), max(1, n - 1))
+        start = max(0, min(peak - width + 1, n - 1 - width))  # a range cut off at layer 0 extends forward instead
+        return list(range(start, start + width))
     return [peak]
 
 
