@@ -94,3 +94,25 @@ def human_bytes(n: float) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1000
     return f"{n:.1f} TB"
+
+
+def iter_jsonl(path: str | os.PathLike, *, missing: str | None = None, hint: str = "") -> Iterator[tuple[int, dict]]:
+    """(line number, object) for each non-blank line of a JSONL file; every line must be one JSON object.
+
+    Errors are one-line `LmlabError`s in the `file:line: problem` form; `missing` replaces the message for a file
+    that does not exist, `hint` is appended to parse errors (e.g. "; regenerate the world").
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise LmlabError(missing or f"{path} does not exist")
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+            except ValueError as e:
+                raise LmlabError(f"{path}:{lineno}: not valid JSON ({e}){hint}") from None
+            if not isinstance(rec, dict):
+                raise LmlabError(f"{path}:{lineno}: expected a JSON object per line{hint}")
+            yield lineno, rec

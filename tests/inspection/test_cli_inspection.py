@@ -87,7 +87,7 @@ def test_locate_facts_file(capsys, facts_run, tmp_path):
      "out of range"),
     (["inspect", "lens", "{tmp}", "--prompt", "x"], "not a run dir"),
     (["locate", "{run}", "--out", "{tmp}"], "either --prompt"),
-    (["locate", "{run}", "--facts", "{tmp}/bad.jsonl", "--out", "{tmp}"], "line 2"),
+    (["locate", "{run}", "--facts", "{tmp}/bad.jsonl", "--out", "{tmp}"], "bad.jsonl:2:"),
 ])
 def test_user_errors_exit_2_with_one_line(capsys, facts_run, tmp_path, argv, message):
     (tmp_path / "bad.jsonl").write_text('{"prompt": "a {}", "subject": "b", "object": "c"}\n{"prompt": 1}\n')

@@ -34,7 +34,6 @@ YAML definition (every key but `task` and the data is optional; defaults shown):
 
 from __future__ import annotations
 
-import json
 import os
 import random
 from dataclasses import dataclass, field, fields
@@ -42,6 +41,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from lmlab.errors import LmlabError
+from lmlab.utils import iter_jsonl
 
 OUTPUT_TYPES = ("loglikelihood", "multiple_choice", "generate_until", "loglikelihood_rolling")
 
@@ -171,22 +171,7 @@ class Task:
 # ============================================================================================ reading files ===
 def read_jsonl(path: str | os.PathLike) -> list[dict]:
     """Documents of a JSONL file (one object per line; blank lines skipped). Errors name the file and line."""
-    path = Path(path)
-    if not path.is_file():
-        raise LmlabError(f"task data file {path} does not exist")
-    out = []
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except ValueError as e:
-                raise LmlabError(f"{path}:{lineno}: not valid JSON ({e})") from None
-            if not isinstance(rec, dict):
-                raise LmlabError(f"{path}:{lineno}: expected a JSON object per line")
-            out.append(rec)
-    return out
+    return [rec for _, rec in iter_jsonl(path, missing=f"task data file {path} does not exist")]
 
 
 def load_task_yaml(path: str | os.PathLike) -> Task:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from lmlab.errors import LmlabError
+from lmlab.utils import iter_jsonl
 
 
 def _load(run_dir: str | os.PathLike, device: str = "cpu"):
@@ -97,24 +98,15 @@ def read_facts(path: str | os.PathLike, limit: int | None = None) -> list[dict[s
     from lmlab.inspection.tracing import check_fact
 
     path = Path(path)
-    if not path.is_file():
-        raise LmlabError(f"facts file {path} not found")
     facts = []
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise LmlabError(f"{path} line {n} is not valid JSON ({e.msg})") from None
-            try:
-                check_fact(rec)
-            except LmlabError as e:
-                raise LmlabError(f"{path} line {n}: {e}") from None
-            facts.append(rec)
-            if limit is not None and len(facts) >= limit:
-                break
+    for n, rec in iter_jsonl(path, missing=f"facts file {path} not found"):
+        try:
+            check_fact(rec)
+        except LmlabError as e:
+            raise LmlabError(f"{path}:{n}: {e}") from None
+        facts.append(rec)
+        if limit is not None and len(facts) >= limit:
+            break
     if not facts:
         raise LmlabError(f"{path} holds no facts")
     return facts

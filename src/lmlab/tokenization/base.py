@@ -219,3 +219,26 @@ def special_splitter(special_tokens: Iterable[str]) -> re.Pattern[str]:
     """
     names = sorted(set(special_tokens), key=lambda t: (-len(t), t))
     return re.compile("(" + "|".join(re.escape(t) for t in names) + ")")
+
+
+class TableTokenizer(Tokenizer):
+    """A tokenizer whose vocabulary is a plain list (char, word): id ↔ token lookups shared by those kinds.
+
+    Subclasses set `_id_to_tok` (list: id → token), `_tok_to_id` (dict: token → id) and `_specials` (list).
+    """
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self._id_to_tok)
+
+    def token_to_id(self, token: str) -> int | None:
+        return self._tok_to_id.get(token)
+
+    def id_to_token(self, idx: int) -> str:
+        if not 0 <= idx < len(self._id_to_tok):
+            raise LmlabError(f"token id {idx} is outside this tokenizer's vocabulary (0..{self.vocab_size - 1})")
+        return self._id_to_tok[idx]
+
+    @property
+    def special_tokens(self) -> list[str]:
+        return list(self._specials)

@@ -12,7 +12,7 @@ from collections import Counter
 from typing import Any, Iterable
 
 from lmlab.errors import LmlabError
-from lmlab.tokenization.base import Tokenizer, check_special_tokens, special_splitter, user_special_tokens
+from lmlab.tokenization.base import TableTokenizer, check_special_tokens, special_splitter, user_special_tokens
 
 N_BYTES = 256
 
@@ -22,7 +22,7 @@ def byte_token(b: int) -> str:
     return f"<0x{b:02X}>"
 
 
-class CharTokenizer(Tokenizer):
+class CharTokenizer(TableTokenizer):
     """Characters ↔ ids. Build with `CharTokenizer.train(texts, ...)` or `CharTokenizer(chars, ...)`."""
 
     kind = "char"
@@ -107,22 +107,6 @@ class CharTokenizer(Tokenizer):
         if pending:
             parts.append(pending.decode("utf-8", errors="replace"))
         return "".join(parts)
-
-    @property
-    def vocab_size(self) -> int:
-        return len(self._id_to_tok)
-
-    def token_to_id(self, token: str) -> int | None:
-        return self._tok_to_id.get(token)
-
-    def id_to_token(self, idx: int) -> str:
-        if not 0 <= idx < len(self._id_to_tok):
-            raise LmlabError(f"token id {idx} is outside this tokenizer's vocabulary (0..{self.vocab_size - 1})")
-        return self._id_to_tok[idx]
-
-    @property
-    def special_tokens(self) -> list[str]:
-        return list(self._specials)
 
     @property
     def chars(self) -> list[str]:

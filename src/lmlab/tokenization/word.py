@@ -19,8 +19,7 @@ import re
 from collections import Counter
 from typing import Any, Iterable
 
-from lmlab.errors import LmlabError
-from lmlab.tokenization.base import Tokenizer, check_special_tokens, special_splitter, user_special_tokens
+from lmlab.tokenization.base import TableTokenizer, check_special_tokens, special_splitter, user_special_tokens
 
 GLUE = "<glue>"
 RESERVED = (GLUE, " ", "\n", "\t")
@@ -35,7 +34,7 @@ def split_pieces(text: str) -> list[str]:
     return PIECE_RE.findall(text)
 
 
-class WordTokenizer(Tokenizer):
+class WordTokenizer(TableTokenizer):
     """Words ↔ ids. Build with `WordTokenizer.train(texts, ...)` or `WordTokenizer(words, ...)`."""
 
     kind = "word"
@@ -143,22 +142,6 @@ class WordTokenizer(Tokenizer):
             parts.append(tok)
             prev = i
         return "".join(parts)
-
-    @property
-    def vocab_size(self) -> int:
-        return len(self._id_to_tok)
-
-    def token_to_id(self, token: str) -> int | None:
-        return self._tok_to_id.get(token)
-
-    def id_to_token(self, idx: int) -> str:
-        if not 0 <= idx < len(self._id_to_tok):
-            raise LmlabError(f"token id {idx} is outside this tokenizer's vocabulary (0..{self.vocab_size - 1})")
-        return self._id_to_tok[idx]
-
-    @property
-    def special_tokens(self) -> list[str]:
-        return list(self._specials)
 
     def to_dict(self) -> dict[str, Any]:
         return {"special_tokens": self._specials, "words": self._words}

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from lmlab.errors import LmlabError
+from lmlab.utils import iter_jsonl
 from lmlab.world.relations import fill
 
 GENERATOR_NAME = "lmlab.world"
@@ -53,21 +54,9 @@ def _require_world(world_dir: str | os.PathLike) -> Path:
 
 
 def _read_jsonl(path: Path) -> list[dict]:
-    if not path.is_file():
-        raise LmlabError(f"{path} is missing: regenerate the world with `lmlab world --out {path.parent}`")
-    out = []
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except ValueError as e:
-                raise LmlabError(f"{path}:{lineno}: not valid JSON ({e}); regenerate the world") from None
-            if not isinstance(rec, dict):
-                raise LmlabError(f"{path}:{lineno}: expected a JSON object; regenerate the world")
-            out.append(rec)
-    return out
+    return [rec for _, rec in iter_jsonl(path, hint="; regenerate the world",
+                                         missing=f"{path} is missing: regenerate the world with "
+                                                 f"`lmlab world --out {path.parent}`")]
 
 
 def load_facts(world_dir: str | os.PathLike) -> list[dict]:
