@@ -4,7 +4,8 @@ layers R = [l₁..L] on the critical path.
     1. for each request i: z*_i = h_L + δ_i, δ_i optimised on the residual stream leaving layer L at the last
        subject token (lmlab.editing.values; MEMIT's defaults: 25 steps, ‖δ‖ ≤ 0.75 ‖h_L‖);
     2. for each layer l in R, in order (earlier updates already applied, so keys and residuals are recomputed):
-         K  = keys at layer l (mlp.post at the last subject token, averaged over contexts)    (4D, n)
+         K  = keys at layer l (mlp.post at the last subject token; mean of the bare prompt's key and the mean
+              key behind the generated prefixes, as MEMIT's compute_ks)                          (4D, n)
          R_ = (z* − h_L(current model)) / (layers left, including l)                          (D, n)
          ΔW = R_ Kᵀ (w·C + K Kᵀ + λI)⁻¹                                                       (D, 4D)
        the least-squares update that maps the new keys to their share of the residual while keeping
@@ -22,7 +23,7 @@ import torch.nn as nn
 
 from lmlab.editing.prompts import activation_at, build_batch, mlp_projection
 from lmlab.editing.requests import EditRequest
-from lmlab.editing.rome import subject_key
+from lmlab.editing.rome import subject_keys
 from lmlab.editing.values import optimise_delta
 from lmlab.tokenization import Tokenizer
 
@@ -43,6 +44,14 @@ class MemitHparams:
     prefix_length: int = 10
     ridge: float = 1e-4
     seed: int = 0
+
+
+def context_type_key(model: nn.Module, tokenizer: Tokenizer, request: EditRequest, layer: int,
+                     prefixes: list[str]) -> torch.Tensor:
+    """The key MEMIT edits (its compute_ks.py): the mean over context *types* — the bare prompt, and the prompt
+    behind generated prefixes — so the bare prompt's key weighs one half rather than 1/(1 + n_prefixes). (4D,)"""
+    keys = subject_keys(model, tokenizer, request, layer, prefixes)
+    return keys[0] if len(keys) == 1 else 0.5 * (keys[0] + keys[1:].mean(0))
 
 
 def memit_update(C: torch.Tensor, keys: torch.Tensor, residuals: torch.Tensor, mom2_update_weight: float,
@@ -75,7 +84,7 @@ def apply_memit(model: nn.Module, tokenizer: Tokenizer, requests: list[EditReque
     z = torch.stack(targets)                                              # (n, D)
     deltas: dict[int, torch.Tensor] = {}
     for i, layer in enumerate(sorted(layers)):
-        keys = torch.stack([subject_key(model, tokenizer, r, layer, prefixes) for r in requests])   # (n, 4D)
+        keys = torch.stack([context_type_key(model, tokenizer, r, layer, prefixes) for r in requests])  # (n, 4D)
         current = torch.cat([activation_at(model, build_batch(model, tokenizer, [r.prompt], r.subject), z_name)
                              for r in requests])                          # (n, D)
         residuals = (z - current) / (len(layers) - i)
