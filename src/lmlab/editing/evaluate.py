@@ -14,7 +14,7 @@ import torch.nn as nn
 
 from lmlab.editing.api import METHODS, default_layers, edit
 from lmlab.editing.metrics import case_probs, case_scores, generation_entropy, generation_prompts, summarize
-from lmlab.editing.requests import EditRequest, as_requests
+from lmlab.editing.requests import as_requests
 from lmlab.editing.stats import DEFAULT_N_TOKENS, SecondMoments
 from lmlab.errors import LmlabError
 from lmlab.tokenization import Tokenizer
