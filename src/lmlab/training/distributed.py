@@ -77,7 +77,6 @@ def setup_distributed(device: str = "auto") -> DistContext:
     in a process that already joined a group returns the same context.
     """
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     dev = resolve_device(device, local_rank)
     if world_size <= 1:

@@ -41,7 +41,7 @@ from lmlab.errors import LmlabError
 from lmlab.tokenization import Tokenizer
 from lmlab.training.config import TrainConfig
 from lmlab.training.distributed import (DistContext, all_reduce_mean, barrier, setup_distributed, sync_gradients,
-                                        unwrap_model, wrap_model)
+                                        wrap_model)
 from lmlab.training.metrics import METRICS_FILE, PLOT_FILE, MetricsLog, TensorBoardLog, plot_losses
 from lmlab.training.mfu import measure_peak_flops, mfu, nominal_peak_flops
 from lmlab.training.optim import lr_at, make_optimizer, set_lr

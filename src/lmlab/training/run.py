@@ -19,8 +19,8 @@ from lmlab.models.presets import get_preset
 from lmlab.models.registry import build_config, build_model, get_model_type, preset_model_type, type_preset, \
     type_presets
 from lmlab.tokenization import Tokenizer
-from lmlab.training.config import TrainConfig, apply_overrides, load_config_file, parse_override_args, \
-    resolve_configs, train_preset
+from lmlab.training.config import TrainConfig, load_config_file, parse_override_args, resolve_configs, \
+    train_preset
 from lmlab.training.loop import TrainResult, train
 
 DEFAULT_PRESET = "tiny"
