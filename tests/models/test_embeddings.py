@@ -1,5 +1,6 @@
 """Word-embedding models: counting, centred SVD = PCA, PPMI, word2vec learning, and fitting through `lmlab train`."""
 
+import json
 import math
 
 import numpy as np
@@ -8,6 +9,7 @@ import scipy.sparse as sp
 import torch
 
 from lmlab.checkpoint import load_run
+from lmlab.cli import main
 from lmlab.errors import LmlabError
 from lmlab.models.embeddings import (CoocConfig, CountEmbeddings, PPMIConfig, Word2Vec, Word2VecConfig,
                                      centred_operator, compact_words, cooccurrence_matrix, ppmi_matrix,
@@ -207,6 +209,15 @@ def test_word2vec_trains_through_the_training_loop(tmp_path, toy_data):
     run = load_run(out)
     assert run.model.counts.sum() > 0  # the unigram table was fitted before training and saved
     assert torch.equal(run.model.word_vectors(), run.model.in_embed.weight)
+
+
+def test_word2vec_gets_its_own_training_defaults(tmp_path, toy_data):
+    # `lmlab train --model word2vec` without flags must not inherit the GPT's weight decay (it shrinks every vector).
+    out = tmp_path / "w2v-defaults"
+    assert main(["train", "--model", "word2vec", "--data", str(toy_data), "--out", str(out), "--no-progress",
+                 "--max_iters", "4", "--dim", "8", "--block_size", "16", "--eval_iters", "1", "--device", "cpu"]) == 0
+    training = json.loads((out / "config.json").read_text())["training"]
+    assert training["lr"] == 0.02 and training["weight_decay"] == 0.0 and training["warmup_iters"] == 0
 
 
 def test_bad_settings_are_one_line_errors():

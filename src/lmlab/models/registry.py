@@ -89,4 +89,6 @@ from lmlab.models.embeddings import CoocConfig, CountEmbeddings, PPMIConfig, Wor
 
 register_model("cooc", CoocConfig, CountEmbeddings)
 register_model("ppmi", PPMIConfig, CountEmbeddings)
-register_model("word2vec", Word2VecConfig, Word2Vec)
+# The type's default preset: the model keeps Word2VecConfig's defaults; its training settings (SGD-like lr, no
+# weight decay) are in lmlab.training.config.TRAIN_PRESETS under the same name.
+register_model("word2vec", Word2VecConfig, Word2Vec, presets={"word2vec-100": {}})
