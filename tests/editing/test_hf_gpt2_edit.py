@@ -8,7 +8,7 @@ import pytest
 import torch
 
 transformers = pytest.importorskip("transformers")
-from tokenizers import ByteLevelBPETokenizer  # noqa: E402
+from ..hf_gpt2_files import save_random_hf_gpt2  # noqa: E402
 
 from lmlab.checkpoint import load_run  # noqa: E402
 from lmlab.cli import main  # noqa: E402
@@ -21,14 +21,7 @@ SENTENCES = ["The quick brown fox jumps over the lazy dog.", "Paris is the capit
 def test_edit_an_imported_gpt2(tmp_path, capsys):
     d = tmp_path / "hf"
     d.mkdir()
-    bpe = ByteLevelBPETokenizer()
-    bpe.train_from_iterator(SENTENCES, vocab_size=300, special_tokens=["<|endoftext|>"], show_progress=False)
-    bpe.save_model(str(d))
-    eot = json.loads((d / "vocab.json").read_text())["<|endoftext|>"]
-    torch.manual_seed(0)
-    cfg = transformers.GPT2Config(n_layer=3, n_head=2, n_embd=32, vocab_size=bpe.get_vocab_size(), n_positions=64,
-                                  bos_token_id=eot, eos_token_id=eot)
-    transformers.GPT2LMHeadModel(cfg).save_pretrained(d)
+    save_random_hf_gpt2(d, SENTENCES, n_layer=3, n_embd=32)
     run_dir = import_hf_gpt2(d, tmp_path / "run")
     text = tmp_path / "text.txt"
     text.write_text(" ".join(SENTENCES))

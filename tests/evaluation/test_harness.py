@@ -8,6 +8,8 @@ import torch
 from lmlab.errors import LmlabError
 from lmlab.evaluation import Task, TaskConfig, evaluate_task
 
+from ..hf_gpt2_files import save_random_hf_gpt2
+
 MC_DOCS = [{"x": "the cat", "choices": ["sat", "ran away", "is"], "label": 0},
            {"x": "a dog", "choices": ["barks", "sat", "runs fast"], "label": 2},
            {"x": "one plus one", "choices": ["is two", "is 3"], "label": 0},
@@ -165,21 +167,11 @@ transformers = pytest.importorskip("transformers")
 
 
 def test_imported_hf_gpt2_scores_equal_transformers(tmp_path):
-    from tokenizers import ByteLevelBPETokenizer
-
     from lmlab.checkpoint import load_run
     from lmlab.hub import import_hf_gpt2
 
     sentences = ["the cat sat on the mat.", "a dog barks at the moon.", "one plus one is two."] * 4
-    bpe = ByteLevelBPETokenizer()
-    bpe.train_from_iterator(sentences, vocab_size=300, special_tokens=["<|endoftext|>"], show_progress=False)
-    bpe.save_model(str(tmp_path))
-    vocab = json.loads((tmp_path / "vocab.json").read_text())
-    torch.manual_seed(0)
-    cfg = transformers.GPT2Config(n_layer=1, n_head=2, n_embd=32, vocab_size=len(vocab), n_positions=64,
-                                  bos_token_id=vocab["<|endoftext|>"], eos_token_id=vocab["<|endoftext|>"])
-    hf = transformers.GPT2LMHeadModel(cfg).eval()
-    hf.save_pretrained(tmp_path)
+    hf = save_random_hf_gpt2(tmp_path, sentences, n_layer=1, n_embd=32)
     run = load_run(import_hf_gpt2(tmp_path, tmp_path / "run"))
     task = mc_task()
     _, items = evaluate_task(run.model, run.tokenizer, task, shots=1)

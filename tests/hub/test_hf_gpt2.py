@@ -7,7 +7,7 @@ import pytest
 import torch
 
 transformers = pytest.importorskip("transformers")
-from tokenizers import ByteLevelBPETokenizer  # noqa: E402
+from ..hf_gpt2_files import save_random_hf_gpt2  # noqa: E402
 
 from lmlab.checkpoint import load_run, save_run  # noqa: E402
 from lmlab.errors import LmlabError  # noqa: E402
@@ -24,17 +24,7 @@ SENTENCES = ["The quick brown fox jumps over the lazy dog.", "A cat sat on the m
 def hf_dir(tmp_path_factory):
     """A small random GPT-2 saved by transformers, with a byte-level BPE vocab.json/merges.txt beside it."""
     d = tmp_path_factory.mktemp("hf")
-    bpe = ByteLevelBPETokenizer()
-    bpe.train_from_iterator(SENTENCES, vocab_size=300, special_tokens=["<|endoftext|>"], show_progress=False)
-    bpe.save_model(str(d))  # vocab.json + merges.txt in GPT-2's format
-    vocab = json.loads((d / "vocab.json").read_text())
-    eot = vocab["<|endoftext|>"]
-    torch.manual_seed(0)
-    cfg = transformers.GPT2Config(n_layer=2, n_head=2, n_embd=64, vocab_size=len(vocab), n_positions=64,
-                                  bos_token_id=eot, eos_token_id=eot)
-    model = transformers.GPT2LMHeadModel(cfg).eval()
-    model.save_pretrained(d)
-    return d, model
+    return d, save_random_hf_gpt2(d, SENTENCES, n_layer=2, n_embd=64)
 
 
 def our_ids(run, text):

@@ -1,13 +1,12 @@
 """Inspection on an imported Hugging Face GPT-2 run dir (a small random transformers model, no download): hook
 activations equal transformers' hidden states, and every verb runs on it."""
 
-import json
 
 import pytest
 import torch
 
 transformers = pytest.importorskip("transformers")
-from tokenizers import ByteLevelBPETokenizer  # noqa: E402
+from ..hf_gpt2_files import save_random_hf_gpt2  # noqa: E402
 
 from lmlab.checkpoint import load_run  # noqa: E402
 from lmlab.cli import main  # noqa: E402
@@ -20,15 +19,7 @@ from .conftest import TEXTS  # noqa: E402
 @pytest.fixture(scope="module")
 def hf_run(tmp_path_factory):
     d = tmp_path_factory.mktemp("hf")
-    bpe = ByteLevelBPETokenizer()
-    bpe.train_from_iterator(TEXTS, vocab_size=300, special_tokens=["<|endoftext|>"], show_progress=False)
-    bpe.save_model(str(d))
-    eot = json.loads((d / "vocab.json").read_text())["<|endoftext|>"]
-    torch.manual_seed(0)
-    cfg = transformers.GPT2Config(n_layer=3, n_head=2, n_embd=32, vocab_size=bpe.get_vocab_size(), n_positions=64,
-                                  bos_token_id=eot, eos_token_id=eot)
-    hf = transformers.GPT2LMHeadModel(cfg).eval()
-    hf.save_pretrained(d)
+    hf = save_random_hf_gpt2(d, TEXTS, n_layer=3, n_embd=32)
     return import_hf_gpt2(d, tmp_path_factory.mktemp("runs") / "gpt2"), hf
 
 
