@@ -3,6 +3,7 @@
 See docs/data.md. Everything a user calls is importable from here.
 """
 
+from lmlab.data.documents import RandomDocumentSampler, SequentialDocumentSampler, document_spans
 from lmlab.data.dedup import DEDUP_MODES, ExactDeduplicator, NearDeduplicator, make_deduplicator
 from lmlab.data.pipeline import encode_documents, prepare, resolve_tokenizer
 from lmlab.data.reading import Document, SourceFile, iter_documents, list_input_files
@@ -19,5 +20,6 @@ __all__ = [
     "prepare", "resolve_tokenizer", "encode_documents",
     "load_manifest", "load_split", "load_tokenizer_of", "check_tokenizer", "verify_shards", "dtype_for_vocab",
     "RandomWindowSampler", "SequentialWindowSampler",
+    "RandomDocumentSampler", "SequentialDocumentSampler", "document_spans",
     "data_stats",
 ]

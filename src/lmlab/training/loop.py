@@ -36,7 +36,8 @@ import torch
 
 from lmlab.checkpoint import TRAIN_STATE_NAME, WEIGHTS_NAME, load_train_state, load_weights, save_run, \
     save_train_state
-from lmlab.data import RandomWindowSampler, SequentialWindowSampler, load_split
+from lmlab.data import RandomDocumentSampler, RandomWindowSampler, SequentialDocumentSampler, \
+    SequentialWindowSampler, load_split
 from lmlab.errors import LmlabError
 from lmlab.tokenization import Tokenizer
 from lmlab.training.config import TrainConfig
@@ -103,10 +104,11 @@ def train(model: torch.nn.Module, model_config: Any, tokenizer: Tokenizer, data_
                          f"{model_config.vocab_size}; set --vocab_size {tokenizer.vocab_size} or larger")
     train_tokens = load_split(data_dir, "train", tokenizer)
     val_tokens = load_split(data_dir, "val", tokenizer) if cfg.eval_iters > 0 else None
-    if len(train_tokens) < block_size + 1:
+    documents = _batch_format(model) == "documents"  # one document per row: no window needs to fit
+    if not documents and len(train_tokens) < block_size + 1:
         raise LmlabError(f"the train split of {data_dir} has {len(train_tokens)} tokens, fewer than one window of "
                          f"block_size + 1 = {block_size + 1}; use more text or a smaller --block_size")
-    if val_tokens is not None and len(val_tokens) < block_size + 1:
+    if not documents and val_tokens is not None and len(val_tokens) < block_size + 1:
         raise LmlabError(f"the val split of {data_dir} has {len(val_tokens)} tokens, fewer than one window of "
                          f"block_size + 1 = {block_size + 1}; prepare with a larger val fraction, use a smaller "
                          "--block_size, or turn evaluation off with --eval_iters 0")
@@ -124,9 +126,14 @@ def train(model: torch.nn.Module, model_config: Any, tokenizer: Tokenizer, data_
                          "no training to resume — train it again without --resume")
     # A recurrent model that carries its state from one batch to the next (truncated BPTT) needs each batch row to
     # continue where the same row of the previous batch ended: contiguous streams instead of random windows.
+    # A model that learns from whole documents (seq2seq pairs, labelled texts) says `batch_format = "documents"`:
+    # each batch row is one document, padded (lmlab.data.documents).
     if getattr(model, "wants_contiguous_streams", False):
         sampler = ContiguousStreamSampler(train_tokens, block_size, cfg.batch_size, rank=ctx.rank,
                                           world_size=ctx.world_size)
+    elif _batch_format(model) == "documents":
+        sampler = RandomDocumentSampler(train_tokens, tokenizer.eos_id, tokenizer.pad_id, block_size, cfg.batch_size,
+                                        seed=cfg.seed, rank=ctx.rank, world_size=ctx.world_size)
     else:
         sampler = RandomWindowSampler(train_tokens, block_size, cfg.batch_size, seed=cfg.seed, rank=ctx.rank,
                                       world_size=ctx.world_size)
@@ -253,7 +260,8 @@ def train(model: torch.nn.Module, model_config: Any, tokenizer: Tokenizer, data_
                     record["mfu_nominal"] = _round(mfu(flops_per_token, per_rank, peak_nominal))
                 if evaluate_now:
                     val_loss = evaluate(raw_model, val_tokens, block_size=block_size, batch_size=cfg.batch_size,
-                                        eval_iters=cfg.eval_iters, precision=precision, ctx=ctx)
+                                        eval_iters=cfg.eval_iters, precision=precision, ctx=ctx,
+                                        eos_id=tokenizer.eos_id, pad_id=tokenizer.pad_id)
                     record["val_loss"] = val_loss
                     if best_val is None or val_loss < best_val:
                         best_val = val_loss
@@ -286,7 +294,8 @@ def train(model: torch.nn.Module, model_config: Any, tokenizer: Tokenizer, data_
         if last_saved_step != step:
             if val_tokens is not None and val_loss is None:
                 val_loss = evaluate(raw_model, val_tokens, block_size=block_size, batch_size=cfg.batch_size,
-                                    eval_iters=cfg.eval_iters, precision=precision, ctx=ctx)
+                                    eval_iters=cfg.eval_iters, precision=precision, ctx=ctx,
+                                    eos_id=tokenizer.eos_id, pad_id=tokenizer.pad_id)
                 best_val = val_loss if best_val is None else min(best_val, val_loss)
             _save_checkpoint(out_dir, run_info, optimizer, scaler, sampler, step, best_val, tokens_seen, ctx)
             if cfg.keep_best and ctx.is_main and val_loss is not None and val_loss <= best_val:
@@ -308,17 +317,23 @@ def train(model: torch.nn.Module, model_config: Any, tokenizer: Tokenizer, data_
 
 @torch.no_grad()
 def evaluate(model: torch.nn.Module, tokens: np.ndarray, *, block_size: int, batch_size: int, eval_iters: int,
-             precision: Precision, ctx: DistContext) -> float | None:
+             precision: Precision, ctx: DistContext, eos_id: int = 3, pad_id: int = 0) -> float | None:
     """Mean cross-entropy (nats/token) over the first eval_iters × batch_size × world_size non-overlapping windows
     of `tokens` — the same windows at every evaluation, split across ranks, averaged per token over all ranks.
+    For a model with `batch_format = "documents"`: over the first eval_iters × batch_size × world_size documents
+    (eos_id ends a document, pad_id fills rows), weighted by the padded batch size.
 
     `model` is the plain model (not DDP-wrapped: evaluation needs no gradient sync, and ranks may get partial or
     empty last batches). Leaves the model in training mode. None when the model computes no loss (e.g. word
     vectors fitted by counting).
     """
     device = next(model.parameters()).device
-    sampler = SequentialWindowSampler(tokens, block_size, batch_size, rank=ctx.rank, world_size=ctx.world_size,
-                                      max_batches=eval_iters)
+    if _batch_format(model) == "documents":
+        sampler = SequentialDocumentSampler(tokens, eos_id, pad_id, block_size, batch_size, rank=ctx.rank,
+                                            world_size=ctx.world_size, max_batches=eval_iters)
+    else:
+        sampler = SequentialWindowSampler(tokens, block_size, batch_size, rank=ctx.rank, world_size=ctx.world_size,
+                                          max_batches=eval_iters)
     model.eval()
     totals = torch.zeros(2, dtype=torch.float64, device=device)  # (sum of token losses, number of tokens)
     try:
@@ -335,6 +350,14 @@ def evaluate(model: torch.nn.Module, tokens: np.ndarray, *, block_size: int, bat
         model.train()
     totals = all_reduce_mean(totals, ctx)  # mean of sums ∝ sum of sums; the ratio is the per-token mean
     return (totals[0] / totals[1]).item()
+
+
+def _batch_format(model: torch.nn.Module) -> str:
+    """"windows" (default: random token windows) or "documents" (one document per row), as the model declares."""
+    fmt = getattr(model, "batch_format", "windows")
+    if fmt not in ("windows", "documents"):
+        raise LmlabError(f"model batch_format {fmt!r} is not one of 'windows', 'documents'")
+    return fmt
 
 
 # ============================================================================== models fitted from counts ===
@@ -365,7 +388,8 @@ def _finish_fitted(model, model_config, model_type: str, tokenizer: Tokenizer, c
         if tokens is None or cfg.eval_iters == 0:
             return None
         return evaluate(model, tokens, block_size=model_config.block_size, batch_size=cfg.batch_size,
-                        eval_iters=cfg.eval_iters, precision=precision, ctx=ctx)
+                        eval_iters=cfg.eval_iters, precision=precision, ctx=ctx,
+                        eos_id=tokenizer.eos_id, pad_id=tokenizer.pad_id)
 
     train_loss, val_loss = loss_on(train_tokens), loss_on(val_tokens)
     record: dict[str, Any] = {"step": 0, "train_tokens": len(train_tokens), **fit_summary}
