@@ -130,6 +130,8 @@ def add_data_parser(sub) -> None:
     pr.add_argument("--vocab-size", type=int, default=None, help="vocabulary size when training a tokenizer")
     pr.add_argument("--numbers", choices=("gpt2", "groups3", "digits"), default="gpt2",
                     help="BPE digit policy when training a BPE tokenizer (default gpt2)")
+    pr.add_argument("--special", action="append", default=[], metavar="TOKEN",
+                    help="extra special token for a tokenizer trained here (repeat the flag), e.g. --special '<sep>'")
     pr.add_argument("--include", nargs="+", action="extend", default=None, metavar="GLOB",
                     help="only files matching these globs inside directories, e.g. '*.txt' '*.md'")
     pr.add_argument("--text-field", default="text", help="JSONL field holding the text (default 'text')")
@@ -164,6 +166,7 @@ def cmd_data_prepare(args) -> int:
                     seed=args.seed, include=args.include, text_field=args.text_field,
                     split_blank_lines=args.split_blank_lines, errors=args.errors, vocab_size=args.vocab_size,
                     numbers=args.numbers, workers=args.workers, near_threshold=args.near_threshold,
+                    special_tokens=args.special,
                     progress=not args.no_progress)
     seconds = time.perf_counter() - t0
     for w in caught:

@@ -81,7 +81,7 @@ def test_tokenizer_file_and_uint32_for_big_vocabularies(tmp_path):
     assert m["dtype"] == "uint32"
     train = load_split(tmp_path / "data", "train")
     assert train.dtype == np.uint32 and train.max() >= 65535
-    with pytest.raises(LmlabError, match="vocab_size applies only"):
+    with pytest.raises(LmlabError, match="vocab_size and special tokens apply only"):
         prepare(tmp_path / "c", tmp_path / "tok.json", tmp_path / "data2", vocab_size=100, progress=False)
 
 

@@ -41,12 +41,14 @@ def prepare(inputs: str | os.PathLike | Sequence[str | os.PathLike], tokenizer: 
             out_dir: str | os.PathLike, *, val_fraction: float = 0.1, dedup: str = "exact", seed: int = 0,
             include: Sequence[str] | None = None, text_field: str = "text", split_blank_lines: bool = False,
             errors: str = "strict", vocab_size: int | None = None, numbers: str = "gpt2",
-            workers: int | None = None, near_threshold: float = 0.8, progress: bool = True) -> dict[str, Any]:
+            workers: int | None = None, near_threshold: float = 0.8, special_tokens: Sequence[str] = (),
+            progress: bool = True) -> dict[str, Any]:
     """Read, deduplicate, split and tokenize a corpus into `out_dir` (train.bin, val.bin, tokenizer.json,
     manifest.json); returns the manifest.
 
     `tokenizer`: a Tokenizer, a path to a tokenizer JSON file, or a kind ("char", "word", "bpe") to train on the
-    train split (with `vocab_size` and, for BPE, `numbers`). Documents are joined with `<eos>` after each one.
+    train split (with `vocab_size`, extra `special_tokens` such as "<sep>", and, for BPE, `numbers`). Documents
+    are joined with `<eos>` after each one.
     `workers`: parallel tokenizing tasks (None: all cores, and for pure-Python tokenizers processes only when the
     corpus is over ~4 MB; 1: one background thread). BPE tokenizes in threads (its Rust engine releases the GIL);
     char and word tokenizers in worker processes. `dedup`: "none", "exact", or "near"
@@ -63,9 +65,9 @@ def prepare(inputs: str | os.PathLike | Sequence[str | os.PathLike], tokenizer: 
     if workers is not None and workers < 1:
         raise LmlabError(f"workers must be ≥ 1, got {workers}")
     tok_or_kind = resolve_tokenizer(tokenizer)
-    if vocab_size is not None and not isinstance(tok_or_kind, str):
-        raise LmlabError("vocab_size applies only when the tokenizer is trained here (--tokenizer char|word|bpe); "
-                         "the given tokenizer file fixes its own vocabulary")
+    if (vocab_size is not None or special_tokens) and not isinstance(tok_or_kind, str):
+        raise LmlabError("vocab_size and special tokens apply only when the tokenizer is trained here (--tokenizer "
+                         "char|word|bpe); the given tokenizer file fixes its own vocabulary")
     out_dir = Path(out_dir)
     check_replaceable(out_dir)
     read_opts = dict(include=list(include) if include else None, text_field=text_field,
@@ -106,7 +108,7 @@ def prepare(inputs: str | os.PathLike | Sequence[str | os.PathLike], tokenizer: 
         from lmlab.tokenization import train_tokenizer
 
         tok = train_tokenizer(tok_or_kind, (d.text for _, d in kept_documents("train")), vocab_size=vocab_size,
-                              numbers=numbers, progress=progress)
+                              numbers=numbers, special_tokens=special_tokens, progress=progress)
     else:
         tok = tok_or_kind
 
@@ -135,7 +137,8 @@ def prepare(inputs: str | os.PathLike | Sequence[str | os.PathLike], tokenizer: 
                       **({"near_threshold": near_threshold} if near else {})},
             "sources": [s.to_dict() for s in sources],
             "options": {**read_opts, "tokenizer_trained_here": trained_here,
-                        **({"numbers": numbers, "vocab_size": vocab_size} if trained_here else {})},
+                        **({"numbers": numbers, "vocab_size": vocab_size, "special_tokens": list(special_tokens)}
+                           if trained_here else {})},
         }
         return writer.commit(fields)
 

@@ -64,6 +64,9 @@ def train_run(out_dir: str | os.PathLike, *, data_dir: str | os.PathLike | None 
         preset = next(iter(type_presets(model_type)), DEFAULT_PRESET)  # the type's default preset
 
     # --- data and tokenizer -----------------------------------------------------------------------------------
+    # Special tokens the model type relies on (e.g. BERT's <cls> <sep> <mask>): a tokenizer trained here gets them,
+    # a given one must have them.
+    needed_specials = tuple(getattr(get_model_type(model_type)[1], "special_tokens", ()))
     if data_dir is not None and text is not None:
         raise LmlabError("give either --data DATA_DIR (prepared shards) or --text FILE... (raw text), not both")
     if data_dir is None and text is None:
@@ -74,7 +77,7 @@ def train_run(out_dir: str | os.PathLike, *, data_dir: str | os.PathLike | None 
         trains_vocab = isinstance(kind_or_tok, str) and kind_or_tok in ("bpe", "word")
         data_dir = out_dir / "data"
         prepare(list(text), kind_or_tok, data_dir, vocab_size=int(vocab) if (vocab and trains_vocab) else None,
-                progress=progress)
+                special_tokens=needed_specials if isinstance(kind_or_tok, str) else (), progress=progress)
         tok = load_tokenizer_of(data_dir)
     else:
         data_dir = Path(data_dir)
@@ -87,6 +90,12 @@ def train_run(out_dir: str | os.PathLike, *, data_dir: str | os.PathLike | None 
                              "shards in --data already fix their tokenizer")
         else:
             tok = Tokenizer.load(tokenizer)
+
+    missing = [t for t in needed_specials if tok.token_to_id(t) is None]
+    if missing:
+        raise LmlabError(f"a {model_type} model needs the special token(s) {' '.join(missing)}, which this tokenizer "
+                         "lacks; train from --text (they are added), or make the tokenizer with "
+                         + " ".join(f"--special '{t}'" for t in missing))
 
     # --- settings: preset < config file < overrides -------------------------------------------------------------
     if model_type == "gpt":
