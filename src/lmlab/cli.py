@@ -973,6 +973,41 @@ def cmd_embed_analogy(args) -> int:
     return 0
 
 
+# ================================================================================= fill: masked-word prediction ===
+def add_fill_parser(sub) -> None:
+    p = sub.add_parser("fill", help="predict masked words with a BERT-style run dir",
+                       description="The likeliest tokens at each [MASK] (or <mask>) of a text, from a run trained "
+                                   "with --model bert (see docs/models-bert.md). Each mask is one token.")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="run dir trained with --model bert")
+    p.add_argument("text", metavar="TEXT", help='text with one or more masks, e.g. "The capital of Veruna is [MASK]."')
+    p.add_argument("--top-k", type=int, default=5, metavar="K", help="candidates per mask (default 5)")
+    p.add_argument("--json", action="store_true", help="print JSON: the filled text and [token, probability] lists")
+    p.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    p.set_defaults(func=cmd_fill)
+
+
+def cmd_fill(args) -> int:
+    import json
+
+    from lmlab.generation.fill import MASK_MARKERS, fill_mask
+
+    predictions = fill_mask(args.run_dir, args.text, top_k=args.top_k, device=args.device)
+    # The filled-in text shows each mask's top token without the leading space a BPE token may carry.
+    best = iter([rows[0][0].strip() or rows[0][0] for rows in predictions])
+    filled = MASK_MARKERS.sub(lambda _: next(best), args.text)
+    if args.json:
+        print(json.dumps({"text": args.text, "filled": filled,
+                          "masks": [[[t, round(p, 6)] for t, p in rows] for rows in predictions]},
+                         ensure_ascii=False, indent=2))
+        return 0
+    print(filled)
+    for n, rows in enumerate(predictions, 1):
+        print(f"mask {n}:")
+        for t, p in rows:
+            print(f"  {p:.4f}  {t!r}")
+    return 0
+
+
 # ======================================================================================================== main ===
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lmlab", description="lmlab: train, sample, evaluate, inspect and edit small language models.")
@@ -988,6 +1023,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_inspection_parsers(sub)
     add_editing_parsers(sub)
     add_embed_parsers(sub)
+    add_fill_parser(sub)
     return parser
 
 

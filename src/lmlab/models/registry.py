@@ -92,3 +92,8 @@ register_model("ppmi", PPMIConfig, CountEmbeddings)
 # The type's default preset: the model keeps Word2VecConfig's defaults; its training settings (SGD-like lr, no
 # weight decay) are in lmlab.training.config.TRAIN_PRESETS under the same name.
 register_model("word2vec", Word2VecConfig, Word2Vec, presets={"word2vec-100": {}})
+
+# BERT-style encoder with masked-LM pre-training (docs/models-bert.md).
+from lmlab.models.bert import BERT, BERT_PRESETS, BERTConfig  # noqa: E402
+
+register_model("bert", BERTConfig, BERT, presets=BERT_PRESETS)

@@ -6,6 +6,7 @@ model, a tokenizer and the two configs, then calls `lmlab.training.loop.train`.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -101,13 +102,26 @@ def train_run(out_dir: str | os.PathLike, *, data_dir: str | os.PathLike | None 
     if model_type == "gpt":
         model_config = get_preset(preset, vocab_size=tok.vocab_size)
     else:
-        model_config = build_config(model_type, {**type_settings, "vocab_size": tok.vocab_size})
+        model_config = build_config(model_type, {**type_settings, "vocab_size": tok.vocab_size,
+                                                 **_special_token_ids(model_type, tok, needed_specials)})
     model_config, train_config = resolve_configs(model_config, train_preset(preset), config_file=config_file,
                                                  overrides=overrides)
     torch.manual_seed(train_config.seed)  # model initialisation is part of the run's seeded randomness
     model = build_model(model_type, model_config.to_dict())
     return train(model, model_config, tok, data_dir, out_dir, train_config, model_type=model_type,
                  progress=progress, on_eval=on_eval)
+
+
+def _special_token_ids(model_type: str, tok: Tokenizer, specials: tuple[str, ...]) -> dict[str, int]:
+    """{"<name>_id": id} for the model's special tokens ("<cls>" → cls_id) and "pad_id", for those names that are
+    fields of the model type's config: the model learns the ids of the tokenizer it is trained with (e.g. BERT
+    builds `<cls> … <sep>` and masks with `<mask>`), and they are saved in its config."""
+    config_cls, _ = get_model_type(model_type)
+    names = {f.name for f in dataclasses.fields(config_cls)} if dataclasses.is_dataclass(config_cls) else set()
+    ids = {f"{t.strip('<>')}_id": tok.token_to_id(t) for t in specials}
+    if "pad_id" in names:
+        ids["pad_id"] = tok.pad_id
+    return {k: v for k, v in ids.items() if k in names and v is not None}
 
 
 def _resume(out_dir: Path, *, data_dir, config_file, overrides: dict[str, Any], progress: bool,

@@ -1,0 +1,101 @@
+"""Masked-word prediction with a BERT-style encoder (`lmlab fill RUN_DIR "The capital of Veruna is [MASK]."`).
+
+The text is encoded as the model saw its pre-training inputs, `<cls> text <sep>`, with every mask marker ("[MASK]"
+or "<mask>") as the `<mask>` token; one forward pass gives, at each mask, a distribution over the vocabulary. Each
+mask is predicted independently (all masks are hidden at once, as in pre-training): a multi-token answer needs one
+mask per token.
+
+Spacing around a mask: tokenizers that fold a word's leading space into the word's token (byte-level BPE: " Paris")
+or that leave single spaces implicit (word level) would otherwise emit a whitespace token next to `<mask>` — one
+that never occurs before such a word in training, where the masked token carried its space itself. Those
+whitespace tokens are dropped; a tokenizer that spells every space as its own token (char level) keeps them.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+import torch
+
+from lmlab.checkpoint import Run, load_run
+from lmlab.errors import LmlabError
+from lmlab.models.bert import BERT
+from lmlab.tokenization import Tokenizer
+
+MASK_TOKEN = "<mask>"
+MASK_MARKERS = re.compile(r"\[MASK\]|<mask>")  # what a user may write for a mask
+
+
+def fill_mask(model_or_run, text: str, top_k: int = 5, *, tokenizer: Tokenizer | None = None,
+              device: str | torch.device = "cpu") -> list[list[tuple[str, float]]]:
+    """The top_k most probable tokens at each mask of `text`, in text order: one list of (token string,
+    probability) per mask, most probable first. Token strings are as `tokenizer.decode` writes one token (a BPE
+    token may start with a space).
+
+    model_or_run: a run dir path (loaded on `device`), a `lmlab.checkpoint.Run`, or a BERT model (then pass its
+    `tokenizer`). Masks are written "[MASK]" or "<mask>". Raises LmlabError when the text has no mask, the model is
+    not a BERT-style encoder, or the text is longer than the model's context.
+    """
+    model, tok = _model_and_tokenizer(model_or_run, tokenizer, device)
+    if top_k < 1:
+        raise LmlabError(f"top_k must be at least 1, got {top_k}")
+    ids = mask_input_ids(tok, text)
+    positions = [i for i, t in enumerate(ids) if t == model.config.mask_id]
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode():
+            idx = torch.tensor([ids], device=next(model.parameters()).device)
+            logits = model.mlm_logits(idx)[0, positions].float()  # (n_masks, V)
+    finally:
+        model.train(was_training)
+    # Only ids the tokenizer knows can be answers (the model's vocab_size may be padded beyond them).
+    probs = logits[:, :tok.vocab_size].softmax(-1)
+    top = probs.topk(min(top_k, tok.vocab_size), dim=-1)
+    return [[(tok.decode([i]), float(p)) for p, i in zip(row_p.tolist(), row_i.tolist())]
+            for row_p, row_i in zip(top.values, top.indices)]
+
+
+def mask_input_ids(tokenizer: Tokenizer, text: str) -> list[int]:
+    """Token ids of `<cls> text <sep>` with each "[MASK]"/"<mask>" as the `<mask>` id (see the module docstring
+    for the whitespace next to a mask). Raises LmlabError when the text has no mask."""
+    if not MASK_MARKERS.search(text):
+        raise LmlabError(f"no mask in {text!r}: write [MASK] (or <mask>) where the word to predict goes")
+    special = {name: tokenizer.token_to_id(name) for name in ("<cls>", "<sep>", MASK_TOKEN)}
+    missing = [name for name, i in special.items() if i is None]
+    if missing:
+        raise LmlabError(f"this tokenizer lacks {' '.join(missing)}; it does not belong to a BERT-style model")
+    mask_id = special[MASK_TOKEN]
+    ids = tokenizer.encode(MASK_MARKERS.sub(MASK_TOKEN, text))
+    if _spaces_are_folded(tokenizer):
+        ids = [t for i, t in enumerate(ids)
+               if not (_is_whitespace(tokenizer, t) and mask_id in ids[max(i - 1, 0):i + 2])]
+    return [special["<cls>"]] + ids + [special["<sep>"]]
+
+
+def _spaces_are_folded(tokenizer: Tokenizer) -> bool:
+    """Whether the single space in "a b" gets no token of its own (BPE folds it into " b"; word tokenizers leave
+    it implicit), so a whitespace token beside <mask> is an artefact of the special token's boundary."""
+    return len(tokenizer.encode("a b")) == 2
+
+
+def _is_whitespace(tokenizer: Tokenizer, token_id: int) -> bool:
+    piece = tokenizer.decode([token_id])
+    return piece != "" and piece.isspace()
+
+
+def _model_and_tokenizer(model_or_run, tokenizer: Tokenizer | None, device) -> tuple[BERT, Tokenizer]:
+    if isinstance(model_or_run, (str, os.PathLike)):
+        model_or_run = load_run(model_or_run, device=device)
+    if isinstance(model_or_run, Run):
+        model, tokenizer = model_or_run.model, model_or_run.tokenizer
+        where = f"{model_or_run.run_dir} holds a {model_or_run.model_type} model"
+    else:
+        model = model_or_run
+        where = f"the model is a {type(model).__name__}"
+    if not isinstance(model, BERT):
+        raise LmlabError(f"{where}, not a BERT-style encoder; `lmlab fill` needs a run trained with --model bert")
+    if tokenizer is None:
+        raise LmlabError("fill_mask(model, ...) needs the model's tokenizer= (or pass a run dir)")
+    return model, tokenizer
