@@ -113,7 +113,7 @@ def cmd_tokenizer_show(args) -> int:
 # ======================================================================================================== data ===
 def add_data_parser(sub) -> None:
     p = sub.add_parser("data", help="turn text into token shards")
-    dsub = p.add_subparsers(dest="data_cmd", required=True, metavar="{prepare,stats}")
+    dsub = p.add_subparsers(dest="data_cmd", required=True, metavar="{prepare,prepare-parallel,stats}")
     pr = dsub.add_parser("prepare", help="read, dedup, split and tokenize a corpus into shards",
                          description="Read files / directories / .jsonl, remove duplicates, split by document into "
                                      "train/val, tokenize in parallel and write DATA_DIR/{train,val}.bin, "
@@ -150,6 +150,7 @@ def add_data_parser(sub) -> None:
     st.add_argument("--tokenizer", default=None, metavar="FILE",
                     help="also check that the shards were made with this tokenizer file")
     st.set_defaults(func=cmd_data_stats)
+    add_data_prepare_parallel_parser(dsub)
 
 
 def cmd_data_prepare(args) -> int:
@@ -417,8 +418,9 @@ def cmd_score(args) -> int:
 # ======================================================================================================== eval ===
 def add_eval_parser(sub) -> None:
     p = sub.add_parser("eval", help="evaluate a model")
-    esub = p.add_subparsers(dest="eval_cmd", required=True, metavar="{ppl,tasks,list}")
+    esub = p.add_subparsers(dest="eval_cmd", required=True, metavar="{ppl,tasks,list,translation}")
     add_eval_task_parsers(esub)
+    add_eval_translation_parser(esub)
     pp = esub.add_parser("ppl", help="perplexity and bits-per-byte on shards or a text file",
                          description="Perplexity, bits per token and bits per byte of a run's model on a split of a "
                                      "shard directory (`lmlab data prepare`) or on a UTF-8 text file.")
@@ -1008,6 +1010,124 @@ def cmd_fill(args) -> int:
     return 0
 
 
+# ============================================================= seq2seq: data prepare-parallel / translate / eval ===
+def add_data_prepare_parallel_parser(dsub) -> None:
+    """`lmlab data prepare-parallel` (sentence pairs → `source<sep>target` shards); called from add_data_parser."""
+    pp = dsub.add_parser("prepare-parallel", help="sentence pairs → shards of 'source<sep>target' documents",
+                         description="Read parallel text (a TAB-separated file such as Tatoeba's, PREFIX for "
+                                     "PREFIX.<src> + PREFIX.<tgt> aligned files, or a directory of them such as "
+                                     "Multi30k) and write a shard directory for `lmlab train --model seq2seq`, with "
+                                     "a tokenizer trained on both languages (see docs/models-seq2seq.md).")
+    pp.add_argument("inputs", nargs="+", metavar="FILE|PREFIX|DIR", help="parallel text")
+    pp.add_argument("--out", required=True, metavar="DATA_DIR", help="output data directory")
+    pp.add_argument("--src-lang", default="en", help="source language suffix of aligned files (default en)")
+    pp.add_argument("--tgt-lang", default="fr", help="target language suffix of aligned files (default fr)")
+    pp.add_argument("--reverse", action="store_true", help="swap source and target (e.g. translate fr → en)")
+    pp.add_argument("--tokenizer", default="bpe", metavar="FILE|char|word|bpe",
+                    help="tokenizer kind to train on the train split (default bpe), or a tokenizer file")
+    pp.add_argument("--vocab-size", type=int, default=None, help="vocabulary size of a tokenizer trained here")
+    pp.add_argument("--val-fraction", type=float, default=0.1,
+                    help="share of pairs held out when the input has no official val files (default 0.1)")
+    pp.add_argument("--seed", type=int, default=0, help="seed of the train/val split (default 0)")
+    pp.add_argument("--no-dedup", dest="dedup", action="store_false", help="keep repeated identical pairs")
+    pp.add_argument("--no-progress", action="store_true", help="no progress bars")
+    pp.set_defaults(func=cmd_data_prepare_parallel)
+
+
+def cmd_data_prepare_parallel(args) -> int:
+    from lmlab.data.parallel import prepare_parallel
+    from lmlab.models.seq2seq import Seq2Seq
+
+    m = prepare_parallel(args.inputs, args.out, src_lang=args.src_lang, tgt_lang=args.tgt_lang,
+                         reverse=args.reverse, tokenizer=args.tokenizer, vocab_size=args.vocab_size,
+                         special_tokens=Seq2Seq.special_tokens, val_fraction=args.val_fraction, seed=args.seed,
+                         dedup=args.dedup, progress=not args.no_progress)
+    par, tok = m["parallel"], m["tokenizer"]
+    direction = f"{par['tgt_lang']} → {par['src_lang']}" if par["reverse"] else f"{par['src_lang']} → {par['tgt_lang']}"
+    print(f"read {m['documents_read']} pairs ({m['dedup']['exact_duplicates_removed']} repeated pairs removed); "
+          f"val split: {par['val_split']}; direction as read: {direction}")
+    print(f"tokenizer: {tok['kind']}, vocab {tok['vocab_size']}, fingerprint {tok['fingerprint']}")
+    for name, s in m["splits"].items():
+        print(f"{name:5s}: {s['documents']} pairs, {s['tokens']} tokens")
+    print(f"wrote {args.out}; train with: lmlab train --model seq2seq --data {args.out} --out RUN_DIR")
+    return 0
+
+
+def add_translate_parser(sub) -> None:
+    p = sub.add_parser("translate", help="translate text with an encoder-decoder run dir",
+                       description="Decode a target for TEXT with a run trained with --model seq2seq: greedy by "
+                                   "default, beam search with --beam B (see docs/models-seq2seq.md).")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="run dir trained with --model seq2seq")
+    p.add_argument("text", nargs="+", metavar="TEXT", help="source text(s); each is translated separately")
+    p.add_argument("--beam", type=int, default=1, metavar="B", help="beam search with B beams (default 1: greedy)")
+    p.add_argument("--length-penalty", type=float, default=1.0, metavar="A",
+                   help="beam score = sum log-prob / len**A (default 1.0)")
+    p.add_argument("--max-new-tokens", type=int, default=None, metavar="N",
+                   help="most output tokens (default: block_size - 1)")
+    p.add_argument("--json", action="store_true", help="print JSON: text, tokens, log-prob, finish reason")
+    p.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    p.set_defaults(func=cmd_translate)
+
+
+def cmd_translate(args) -> int:
+    import json
+
+    from lmlab.checkpoint import load_run
+    from lmlab.generation.seq2seq import translate
+
+    run = load_run(args.run_dir, device=args.device)
+    out = translate(run.model, run.tokenizer, args.text, max_new_tokens=args.max_new_tokens, beam=args.beam,
+                    length_penalty=args.length_penalty)
+    if args.json:
+        rows = [t.to_dict() for t in out]
+        print(json.dumps(rows[0] if len(rows) == 1 else rows, ensure_ascii=False, indent=2))
+        return 0
+    for t in out:
+        print(t.text)
+    return 0
+
+
+def add_eval_translation_parser(esub) -> None:
+    """`lmlab eval translation` (BLEU and chrF); called from add_eval_parser."""
+    t = esub.add_parser("translation", help="BLEU and chrF of an encoder-decoder run (sacrebleu)",
+                        description="Translate held-out sentence pairs and score them with sacrebleu's corpus BLEU "
+                                    "and chrF. Default data: the val split of the run's own training data.")
+    t.add_argument("run_dir", metavar="RUN_DIR", help="run dir trained with --model seq2seq")
+    t.add_argument("--data", default=None, metavar="FILE|PREFIX|DIR",
+                   help="a parallel shard dir (its val split) or parallel text (default: the run's data dir)")
+    t.add_argument("--split", default="val", help="split of a shard dir (default val)")
+    t.add_argument("--reverse", action="store_true", default=None,
+                   help="with parallel text: swap its columns/languages (default: as the run's data dir)")
+    t.add_argument("--src-lang", default=None, help="with aligned files: source suffix (default: the run's)")
+    t.add_argument("--tgt-lang", default=None, help="with aligned files: target suffix (default: the run's)")
+    t.add_argument("--limit", type=int, default=None, metavar="N", help="only the first N pairs")
+    t.add_argument("--beam", type=int, default=1, metavar="B", help="beam search with B beams (default 1: greedy)")
+    t.add_argument("--examples", type=int, default=3, metavar="K", help="example translations to print (default 3)")
+    t.add_argument("--json", action="store_true", help="print the figures as JSON")
+    t.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    t.set_defaults(func=cmd_eval_translation)
+
+
+def cmd_eval_translation(args) -> int:
+    import json
+
+    from lmlab.checkpoint import load_run
+    from lmlab.evaluation.translation import evaluation_pairs, translation_scores
+
+    run = load_run(args.run_dir, device=args.device)
+    pairs = evaluation_pairs(run, args.data, split=args.split, src_lang=args.src_lang, tgt_lang=args.tgt_lang,
+                             reverse=args.reverse)
+    r = translation_scores(run, pairs, beam=args.beam, limit=args.limit, examples=args.examples)
+    if args.json:
+        print(json.dumps(r, ensure_ascii=False, indent=2))
+        return 0
+    for e in r.get("examples", []):
+        print(f"  {e['source']!r} → {e['translation']!r} (reference {e['reference']!r})")
+    search = "greedy" if r["beam"] == 1 else f"beam {r['beam']}"
+    print(f"BLEU {r['bleu']:.2f} | chrF {r['chrf']:.2f} | {r['n']} pairs, {search}")
+    return 0
+
+
 # ======================================================================================================== main ===
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lmlab", description="lmlab: train, sample, evaluate, inspect and edit small language models.")
@@ -1023,6 +1143,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_inspection_parsers(sub)
     add_editing_parsers(sub)
     add_embed_parsers(sub)
+    add_translate_parser(sub)
     add_fill_parser(sub)
     return parser
 

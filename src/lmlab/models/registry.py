@@ -97,3 +97,8 @@ register_model("word2vec", Word2VecConfig, Word2Vec, presets={"word2vec-100": {}
 from lmlab.models.bert import BERT, BERT_PRESETS, BERTConfig  # noqa: E402
 
 register_model("bert", BERTConfig, BERT, presets=BERT_PRESETS)
+
+# Encoder-decoder transformer: translation and T5 span corruption (docs/models-seq2seq.md).
+from lmlab.models.seq2seq import SEQ2SEQ_PRESETS, Seq2Seq, Seq2SeqConfig  # noqa: E402
+
+register_model("seq2seq", Seq2SeqConfig, Seq2Seq, presets=SEQ2SEQ_PRESETS)

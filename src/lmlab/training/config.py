@@ -130,6 +130,10 @@ TRAIN_PRESETS: dict[str, dict[str, Any]] = {
     # 15% of positions give a loss, so a larger batch than the GPT's; weight decay 0.01 as BERT. docs/models-bert.md.
     "bert-tiny": dict(batch_size=32, lr=1e-3, min_lr=1e-4, warmup_iters=100, max_iters=2000, eval_interval=250,
                       eval_iters=10, log_interval=10, weight_decay=0.01, beta2=0.99),
+    # Encoder-decoder (lmlab.models.seq2seq): Tatoeba-sized translation in minutes on a 2-core CPU; batches are whole
+    # sentence pairs (short), hence more rows per step than the GPT. docs/models-seq2seq.md.
+    "seq2seq-tiny": dict(batch_size=64, lr=1e-3, min_lr=1e-4, warmup_iters=100, max_iters=2000, eval_interval=250,
+                         eval_iters=5, log_interval=10, weight_decay=0.01, beta2=0.99),
 }
 
 

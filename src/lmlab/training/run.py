@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -112,15 +113,23 @@ def train_run(out_dir: str | os.PathLike, *, data_dir: str | os.PathLike | None 
                  progress=progress, on_eval=on_eval)
 
 
-def _special_token_ids(model_type: str, tok: Tokenizer, specials: tuple[str, ...]) -> dict[str, int]:
-    """{"<name>_id": id} for the model's special tokens ("<cls>" → cls_id) and "pad_id", for those names that are
-    fields of the model type's config: the model learns the ids of the tokenizer it is trained with (e.g. BERT
-    builds `<cls> … <sep>` and masks with `<mask>`), and they are saved in its config."""
+def _special_token_ids(model_type: str, tok: Tokenizer, specials: tuple[str, ...]) -> dict[str, Any]:
+    """{"<name>_id": id} for the model's special tokens ("<cls>" → cls_id) and "pad_id", "bos_id", "eos_id", for
+    those names that are fields of the model type's config: the model learns the ids of the tokenizer it is trained
+    with (e.g. BERT builds `<cls> … <sep>` and masks with `<mask>`), and they are saved in its config. A list field
+    "<name>_ids" gets the ids of the numbered tokens <name>0, <name>1, … in number order (seq2seq's sentinels)."""
     config_cls, _ = get_model_type(model_type)
     names = {f.name for f in dataclasses.fields(config_cls)} if dataclasses.is_dataclass(config_cls) else set()
-    ids = {f"{t.strip('<>')}_id": tok.token_to_id(t) for t in specials}
-    if "pad_id" in names:
-        ids["pad_id"] = tok.pad_id
+    ids: dict[str, Any] = {f"{t.strip('<>')}_id": tok.token_to_id(t) for t in specials}
+    for role in ("pad_id", "bos_id", "eos_id"):  # roles every tokenizer plays (GPT-2's <|endoftext|> plays all)
+        if role in names:
+            ids[role] = getattr(tok, role)
+    for name in names:
+        stem = name[:-len("_ids")]
+        numbered = sorted((int(t[len(stem) + 1:-1]), t) for t in specials
+                          if name.endswith("_ids") and re.fullmatch(rf"<{re.escape(stem)}\d+>", t))
+        if numbered:
+            ids[name] = [tok.token_to_id(t) for _, t in numbered]
     return {k: v for k, v in ids.items() if k in names and v is not None}
 
 
