@@ -13,7 +13,8 @@ from lmlab.data.parallel import prepare_parallel
 from lmlab.models.seq2seq import Seq2Seq
 from lmlab.training import train_run
 
-# Letters separated by spaces: BLEU's 13a tokenisation sees each letter as a word, so an exact copy scores 100.
+# Letters separated by spaces, one word-tokenizer token each; BLEU's 13a tokenisation also sees each letter as a
+# word, so an exact copy scores 100.
 TOY_MODEL = dict(n_enc_layer=1, n_dec_layer=1, n_head=2, n_embd=32, block_size=16, dropout=0.0)
 TOY_TRAINING = dict(batch_size=32, max_iters=300, eval_interval=300, eval_iters=2, warmup_iters=20, lr=5e-3,
                     min_lr=5e-4, dtype="float32", device="cpu", log_interval=50)
@@ -41,7 +42,7 @@ def toy_copy_run(tmp_path_factory) -> tuple[Path, Path]:
         return run, data
     base.mkdir(exist_ok=True)
     tsv = write_tsv(base / "pairs.tsv", toy_pairs())
-    prepare_parallel(tsv, data, tokenizer="char", special_tokens=Seq2Seq.special_tokens, progress=False)
+    prepare_parallel(tsv, data, tokenizer="word", special_tokens=Seq2Seq.special_tokens, progress=False)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # tiny matmuls gain nothing from threads on a shared CPU
     try:
