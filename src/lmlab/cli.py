@@ -418,8 +418,9 @@ def cmd_score(args) -> int:
 # ======================================================================================================== eval ===
 def add_eval_parser(sub) -> None:
     p = sub.add_parser("eval", help="evaluate a model")
-    esub = p.add_subparsers(dest="eval_cmd", required=True, metavar="{ppl,tasks,list,translation}")
+    esub = p.add_subparsers(dest="eval_cmd", required=True, metavar="{ppl,tasks,list,classify,translation}")
     add_eval_task_parsers(esub)
+    add_eval_classify_parser(esub)
     add_eval_translation_parser(esub)
     pp = esub.add_parser("ppl", help="perplexity and bits-per-byte on shards or a text file",
                          description="Perplexity, bits per token and bits per byte of a run's model on a split of a "
@@ -1128,6 +1129,110 @@ def cmd_eval_translation(args) -> int:
     return 0
 
 
+# ======================================================= classifiers: finetune / classify / eval classify ===
+def add_classifier_parsers(sub) -> None:
+    f = sub.add_parser(
+        "finetune", help="train a text classifier (bow, lstm, or a GPT run fine-tuned with <extract>)",
+        usage="lmlab finetune [RUN_DIR] --model gpt|bow|lstm --data FILE --out NEW_RUN_DIR [options] "
+              "[--key value ...]",
+        description="Train a classifier on a labelled file (SST-2 TSV, UCI labelled sentences, JSONL "
+                    "{text,label}, or a world dir's reviews) into a new run dir; RUN_DIR (for --model gpt) is only "
+                    "read. Model and training settings as --key value (e.g. --max_iters 300 --lm_coef 0.5). "
+                    "See docs/classification.md.")
+    f.add_argument("--model", dest="clf_model", default="gpt", metavar="gpt|bow|lstm",
+                   help="classifier kind (default gpt)")
+    f.add_argument("--task", default="sentiment", metavar="sentiment|labels",
+                   help="sentiment: classes negative/positive (0/1); labels: the classes the file names")
+    f.add_argument("--data", required=True, metavar="FILE", help="labelled training data")
+    f.add_argument("--val-data", default=None, metavar="FILE", help="labelled validation data (default: 10%% of --data)")
+    f.add_argument("--out", required=True, metavar="NEW_RUN_DIR", help="run dir to write")
+    f.add_argument("--tokenizer", default="word", metavar="word|bpe|char|FILE",
+                   help="tokenizer of a fresh bow/lstm model, trained on --data (default word)")
+    f.add_argument("--overwrite", action="store_true", help="replace an existing run in --out")
+    f.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar or status lines")
+    f.set_defaults(func=cmd_finetune, accepts_overrides=True)
+    c = sub.add_parser("classify", help="label texts with a classifier run dir",
+                       description="Print the most probable label and its probability for each text.")
+    c.add_argument("run_dir", metavar="RUN_DIR", help="classifier run dir (lmlab finetune)")
+    c.add_argument("texts", nargs="+", metavar="TEXT", help="texts to classify")
+    c.add_argument("--json", action="store_true", help="print JSON [[label, probability], ...]")
+    c.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    c.set_defaults(func=cmd_classify)
+
+
+def add_eval_classify_parser(esub) -> None:
+    """`lmlab eval classify`; called from add_eval_parser."""
+    e = esub.add_parser("classify", help="accuracy of a classifier run dir on a labelled file",
+                        description="Accuracy (and per-class accuracy) of a classifier run on labelled data.")
+    e.add_argument("run_dir", metavar="RUN_DIR", help="classifier run dir (lmlab finetune)")
+    e.add_argument("--data", required=True, metavar="FILE", help="labelled file (same formats as lmlab finetune)")
+    e.add_argument("--batch-size", type=int, default=64, metavar="N", help="texts per forward pass (default 64)")
+    e.add_argument("--json", action="store_true", help="print the figures as JSON")
+    e.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    e.set_defaults(func=cmd_eval_classify)
+
+
+def cmd_finetune(args) -> int:
+    from lmlab.training.finetune import finetune
+
+    # RUN_DIR is read here, not by argparse: an optional positional would swallow the value of a --key value
+    # setting that argparse does not know (e.g. the 50 of --max_iters 50).
+    words, overrides = _split_free_words(args.overrides)
+    if len(words) > 1:
+        raise LmlabError(f"one RUN_DIR at most, got {' '.join(words)} (settings are written --key value)")
+    result = finetune(args.out, run_dir=words[0] if words else None, model=args.clf_model, task=args.task,
+                      data=args.data, val_data=args.val_data, tokenizer=args.tokenizer, overrides=overrides,
+                      overwrite=args.overwrite, progress=args.progress)
+    _print_train_result(result)
+    return 0
+
+
+def _split_free_words(extra: list[str]) -> tuple[list[str], list[str]]:
+    """(words that are not the value of a --key, the --key [value] rest) of argparse's unknown arguments."""
+    words: list[str] = []
+    rest: list[str] = []
+    i = 0
+    while i < len(extra):
+        tok = extra[i]
+        if tok.startswith("--") and len(tok) > 2:
+            rest.append(tok)
+            if "=" not in tok and i + 1 < len(extra) and not extra[i + 1].startswith("--"):
+                rest.append(extra[i + 1])
+                i += 1
+        else:
+            words.append(tok)
+        i += 1
+    return words, rest
+
+
+def cmd_classify(args) -> int:
+    import json
+
+    from lmlab.evaluation.classification import predict
+
+    rows = predict(args.run_dir, args.texts, device=args.device)
+    if args.json:
+        print(json.dumps([[label, round(p, 6)] for label, p in rows]))
+    else:
+        for text, (label, p) in zip(args.texts, rows):
+            print(f"{label}\t{p:.4f}\t{text}")
+    return 0
+
+
+def cmd_eval_classify(args) -> int:
+    import json
+
+    from lmlab.evaluation.classification import accuracy
+
+    res = accuracy(args.run_dir, args.data, batch_size=args.batch_size, device=args.device)
+    if args.json:
+        print(json.dumps(res))
+    else:
+        per = ", ".join(f"{k} {v:.4f}" for k, v in res["per_class"].items() if v is not None)
+        print(f"accuracy {res['accuracy']:.4f} ({res['correct']}/{res['n']}) on {res['data']}; per class: {per}")
+    return 0
+
+
 # ======================================================================================================== main ===
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lmlab", description="lmlab: train, sample, evaluate, inspect and edit small language models.")
@@ -1143,6 +1248,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_inspection_parsers(sub)
     add_editing_parsers(sub)
     add_embed_parsers(sub)
+    add_classifier_parsers(sub)
     add_translate_parser(sub)
     add_fill_parser(sub)
     return parser

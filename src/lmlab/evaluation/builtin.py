@@ -19,7 +19,6 @@ Groups: `arithmetic`, `scramble`, `scramble_unscramble`, `scramble_scramble`, `w
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import random
@@ -27,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from lmlab.data.labelled import SENTIMENT_LABELS, read_labelled
 from lmlab.errors import LmlabError
 from lmlab.evaluation.tasks import Task, TaskConfig, load_task_yaml, read_jsonl
 from lmlab.world import arithmetic as world_arithmetic
@@ -172,36 +172,27 @@ def _need_file(path: Path | None, name: str) -> Path:
     return path
 
 
-def _read_tsv(path: Path, *, header: bool) -> list[dict]:
-    """`sentence<TAB>label` rows (label 0|1). Quoting is off: these files hold bare '"' characters."""
-    docs = []
-    with open(path, encoding="utf-8", newline="") as f:
-        rows = csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
-        for lineno, row in enumerate(rows, 1):
-            if header and lineno == 1:
-                continue
-            if not row or not "".join(row).strip():
-                continue
-            if len(row) != 2 or row[1].strip() not in ("0", "1"):
-                raise LmlabError(f"{path}:{lineno}: expected 'sentence<TAB>0|1', got {row!r:.80}")
-            docs.append({"sentence": row[0].strip(), "label": int(row[1])})
-    return docs
+def _read_tsv(path: Path) -> list[dict]:
+    """`sentence<TAB>label` rows (label 0|1, header line optional) as {"sentence", "label"} docs, read by
+    lmlab.data.labelled (the one reader of labelled files: SST-2, the UCI sentences, JSONL, world reviews)."""
+    texts, labels, _ = read_labelled(path, label_names=SENTIMENT_LABELS, format="tsv")
+    return [{"sentence": text, "label": label} for text, label in zip(texts, labels)]
 
 
 # lm-evaluation-harness's SST-2 prompt (GLUE), reused for the labelled sentences.
 _SENTIMENT_CFG = dict(output_type="multiple_choice",
                       doc_to_text="{sentence}\nQuestion: Is this sentence positive or negative?\nAnswer:",
-                      doc_to_choice=["negative", "positive"], doc_to_target="{label}")
+                      doc_to_choice=list(SENTIMENT_LABELS), doc_to_target="{label}")
 
 
 def _build_sst2(src: TaskSource) -> Task:
     path = _need_file(src.path, "sst2")
-    return Task(TaskConfig(task=f"sst2:{path.stem}", **_SENTIMENT_CFG), _read_tsv(path, header=True))
+    return Task(TaskConfig(task=f"sst2:{path.stem}", **_SENTIMENT_CFG), _read_tsv(path))
 
 
 def _build_labelled(src: TaskSource) -> Task:
     path = _need_file(src.path, "sentiment_labelled")
-    return Task(TaskConfig(task=f"sentiment_labelled:{path.stem}", **_SENTIMENT_CFG), _read_tsv(path, header=False))
+    return Task(TaskConfig(task=f"sentiment_labelled:{path.stem}", **_SENTIMENT_CFG), _read_tsv(path))
 
 
 def _build_blimp(src: TaskSource) -> Task:

@@ -102,6 +102,25 @@ class Tokenizer(ABC):
         """Role name → the token that plays it, where they differ (GPT-2: {'<eos>': '<|endoftext|>', ...})."""
         return {}
 
+    def with_special_tokens(self, tokens: Iterable[str]) -> "Tokenizer":
+        """A copy of this tokenizer that also has `tokens` as special tokens. Tokens it lacks get new ids after its
+        last id, in order (vocab_size, vocab_size+1, ...), so every existing id keeps its meaning and a model's
+        embedding only needs new rows at the end; tokens it already has keep their ids. Returns `self` when
+        nothing is new. Kinds whose id layout cannot grow at the end raise LmlabError (BPE can)."""
+        new = [t for t in check_special_tokens(tokens)[len(DEFAULT_SPECIAL_TOKENS):] if self.token_to_id(t) is None]
+        if not new:
+            return self
+        grown = self._append_special_tokens(new)
+        ids = [grown.token_to_id(t) for t in new]
+        if ids != list(range(self.vocab_size, self.vocab_size + len(new))):  # never silently renumber
+            raise LmlabError(f"adding special tokens {new} gave ids {ids}, not the next free ids")
+        return grown
+
+    def _append_special_tokens(self, new: list[str]) -> "Tokenizer":
+        """`with_special_tokens` for tokens absent here (subclasses that can grow at the end override this)."""
+        raise LmlabError(f"a {self.kind} tokenizer cannot gain special tokens after training (its layout puts them "
+                         f"first); retrain it with {' '.join('--special ' + t for t in new)}")
+
     def _special_id(self, name: str) -> int:
         # Cached: data pipelines ask for eos_id once per document.
         cache = self.__dict__.setdefault("_role_ids", {})

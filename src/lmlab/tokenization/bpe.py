@@ -170,6 +170,12 @@ class BPETokenizer(Tokenizer):
     def special_roles(self) -> dict[str, str]:
         return dict(self._roles)
 
+    def _append_special_tokens(self, new: list[str]) -> "BPETokenizer":
+        # HF gives added tokens the next free ids; a copy, so this tokenizer (maybe shared) is left unchanged.
+        hf = HFTokenizer.from_str(self._hf.to_str())
+        hf.add_special_tokens(new)
+        return BPETokenizer(hf, self.numbers, self._specials + new, roles=self._roles)
+
     @property
     def hf_tokenizer(self) -> HFTokenizer:
         """The underlying Hugging Face tokenizer (for tools that want it; do not modify it)."""

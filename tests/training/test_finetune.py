@@ -1,0 +1,96 @@
+"""lmlab.training.finetune: each classifier learns a trivially separable toy set through the ordinary trainer; the
+GPT is fine-tuned from a run dir that stays byte-identical; user mistakes are one-line errors."""
+
+import hashlib
+import json
+
+import pytest
+import torch
+
+from lmlab.checkpoint import load_run
+from lmlab.data import load_split
+from lmlab.errors import LmlabError
+from lmlab.evaluation.classification import accuracy
+from lmlab.training.finetune import finetune
+
+from ..classifier_helpers import BOW_FAST, GPT_FAST, LSTM_FAST, save_tiny_gpt_run, write_toy_tsv
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory):
+    d = tmp_path_factory.mktemp("toy")
+    return write_toy_tsv(d / "train.tsv", n=160, seed=0), write_toy_tsv(d / "dev.tsv", n=60, seed=1)
+
+
+def _tree_hash(path):
+    return {p.relative_to(path).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(path.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("model, settings", [("bow", BOW_FAST), ("lstm", LSTM_FAST)])
+def test_fresh_classifiers_learn_the_toy_set(toy, tmp_path, model, settings):
+    train, dev = toy
+    result = finetune(tmp_path / model, model=model, data=train, val_data=dev, overrides=settings, progress=False)
+    assert result.step == settings["max_iters"]
+    acc = accuracy(tmp_path / model, dev)
+    assert acc["accuracy"] >= 0.95, acc
+    info = json.loads((tmp_path / model / "finetune.json").read_text())
+    assert info["label_names"] == ["negative", "positive"] and info["train_examples"] == 160
+
+
+def test_gpt_fine_tunes_from_a_run_dir_that_stays_unchanged(toy, tmp_path):
+    train, dev = toy
+    source = save_tiny_gpt_run(tmp_path / "lm")
+    before = _tree_hash(source)
+    finetune(tmp_path / "clf", run_dir=source, model="gpt", data=train, val_data=dev,
+             overrides={**GPT_FAST, "lm_coef": 0.5}, progress=False)
+    assert _tree_hash(source) == before
+    assert accuracy(tmp_path / "clf", dev)["accuracy"] >= 0.95
+    run, lm = load_run(tmp_path / "clf"), load_run(source)
+    assert run.model_type == "gpt_classifier" and run.model_config.lm_coef == 0.5
+    n = lm.tokenizer.vocab_size
+    assert all(run.tokenizer.id_to_token(i) == lm.tokenizer.id_to_token(i) for i in range(n))  # old ids kept
+    assert run.tokenizer.id_to_token(run.model_config.extract_id) == "<extract>"
+    # Every training document starts with its label token.
+    tokens = load_split(tmp_path / "clf" / "data", "train", run.tokenizer)
+    assert run.tokenizer.id_to_token(int(tokens[0])) in ("<label0>", "<label1>")
+
+
+def test_validation_split_is_held_out_when_no_val_data(toy, tmp_path):
+    finetune(tmp_path / "run", model="bow", data=toy[0], overrides={**BOW_FAST, "max_iters": 2}, progress=False)
+    info = json.loads((tmp_path / "run" / "finetune.json").read_text())
+    assert (info["train_examples"], info["val_examples"]) == (144, 16)
+
+
+def test_user_mistakes_are_clear_errors(toy, tmp_path):
+    train, _ = toy
+    with pytest.raises(LmlabError, match="not found: .*missing.tsv"):
+        finetune(tmp_path / "a", model="bow", data=tmp_path / "missing.tsv", progress=False)
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("fine\t1\nso-so\t2\n")
+    with pytest.raises(LmlabError, match=r"bad.tsv:2: unknown label 2"):
+        finetune(tmp_path / "a", model="bow", data=bad, progress=False)
+    empty = tmp_path / "empty.tsv"
+    empty.write_text("sentence\tlabel\n")
+    with pytest.raises(LmlabError, match="holds no labelled examples"):
+        finetune(tmp_path / "a", model="bow", data=empty, progress=False)
+    with pytest.raises(LmlabError, match="give its RUN_DIR"):
+        finetune(tmp_path / "a", model="gpt", data=train, progress=False)
+    with pytest.raises(LmlabError, match="unknown classifier model 'svm'"):
+        finetune(tmp_path / "a", model="svm", data=train, progress=False)
+    source = save_tiny_gpt_run(tmp_path / "lm")
+    with pytest.raises(LmlabError, match="never modified"):
+        finetune(source, run_dir=source, model="gpt", data=train, progress=False)
+    with pytest.raises(LmlabError, match="cannot change: n_layer"):
+        finetune(tmp_path / "a", run_dir=source, model="gpt", data=train, overrides={"n_layer": 3},
+                 progress=False)
+    with pytest.raises(LmlabError, match="unknown setting 'lrr'"):
+        finetune(tmp_path / "a", model="bow", data=train, overrides={"lrr": 1}, progress=False)
