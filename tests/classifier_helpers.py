@@ -49,3 +49,17 @@ def save_tiny_gpt_run(path: Path) -> Path:
     config = GPTConfig(n_layer=1, n_head=2, n_embd=32, block_size=32, vocab_size=tok.vocab_size)
     save_run(path, GPT(config), tok, model_config=config)
     return path
+
+
+def save_tiny_bert_run(path: Path) -> Path:
+    """A random 1-layer BERT with a small BPE tokenizer holding <cls> <sep> <mask>, saved as a run dir."""
+    from lmlab.models.bert import BERT, BERTConfig
+
+    tok = train_tokenizer("bpe", [t for t, _ in toy_examples(200, seed=1)] * 3, vocab_size=300,
+                          special_tokens=["<cls>", "<sep>", "<mask>"], progress=False)
+    torch.manual_seed(0)
+    config = BERTConfig(n_layer=1, n_head=2, n_embd=32, block_size=32, vocab_size=tok.vocab_size, dropout=0.0,
+                        cls_id=tok.token_to_id("<cls>"), sep_id=tok.token_to_id("<sep>"),
+                        mask_id=tok.token_to_id("<mask>"))
+    save_run(path, BERT(config), tok, model_type="bert", model_config=config)
+    return path

@@ -1132,14 +1132,14 @@ def cmd_eval_translation(args) -> int:
 # ======================================================= classifiers: finetune / classify / eval classify ===
 def add_classifier_parsers(sub) -> None:
     f = sub.add_parser(
-        "finetune", help="train a text classifier (bow, lstm, or a GPT run fine-tuned with <extract>)",
-        usage="lmlab finetune [RUN_DIR] --model gpt|bow|lstm --data FILE --out NEW_RUN_DIR [options] "
+        "finetune", help="train a text classifier (bow, lstm, or a GPT / BERT run fine-tuned)",
+        usage="lmlab finetune [RUN_DIR] --model gpt|bert|bow|lstm --data FILE --out NEW_RUN_DIR [options] "
               "[--key value ...]",
         description="Train a classifier on a labelled file (SST-2 TSV, UCI labelled sentences, JSONL "
-                    "{text,label}, or a world dir's reviews) into a new run dir; RUN_DIR (for --model gpt) is only "
+                    "{text,label}, or a world dir's reviews) into a new run dir; RUN_DIR (--model gpt|bert) is only "
                     "read. Model and training settings as --key value (e.g. --max_iters 300 --lm_coef 0.5). "
                     "See docs/classification.md.")
-    f.add_argument("--model", dest="clf_model", default="gpt", metavar="gpt|bow|lstm",
+    f.add_argument("--model", dest="clf_model", default="gpt", metavar="gpt|bert|bow|lstm",
                    help="classifier kind (default gpt)")
     f.add_argument("--task", default="sentiment", metavar="sentiment|labels",
                    help="sentiment: classes negative/positive (0/1); labels: the classes the file names")

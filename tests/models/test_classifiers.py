@@ -7,12 +7,14 @@ import torch
 
 from lmlab.data import RandomDocumentSampler
 from lmlab.errors import LmlabError
-from lmlab.models.classifiers import BOWClassifier, BOWConfig, GPTClassifier, GPTClassifierConfig, \
-    LSTMClassifier, LSTMClassifierConfig
+from lmlab.models.bert import BERT, BERTConfig
+from lmlab.models.classifiers import BERTClassifier, BERTClassifierConfig, BOWClassifier, BOWConfig, \
+    GPTClassifier, GPTClassifierConfig, LSTMClassifier, LSTMClassifierConfig
 from lmlab.models.gpt import GPT, GPTConfig
 
 VOCAB = 40
-FIRST_LABEL = 4  # <label0> = 4, <label1> = 5, <extract> = 6 in these hand-made vocabularies
+FIRST_LABEL = 4  # <label0> = 4, <label1> = 5, <extract> = 6 (<cls> = 7, <sep> = 8, <mask> = 9) here
+BERT_IDS = dict(cls_id=7, sep_id=8, mask_id=9)
 
 
 def _models():
@@ -23,6 +25,8 @@ def _models():
                                             first_label_id=FIRST_LABEL)),
         GPTClassifier(GPTClassifierConfig(n_layer=1, n_head=2, n_embd=16, block_size=16, vocab_size=VOCAB,
                                           first_label_id=FIRST_LABEL, extract_id=6)),
+        BERTClassifier(BERTClassifierConfig(n_layer=1, n_head=2, n_embd=16, block_size=16, vocab_size=VOCAB,
+                                            dropout=0.0, first_label_id=FIRST_LABEL, **BERT_IDS)),
     ]
 
 
@@ -104,3 +108,24 @@ def test_gpt_auxiliary_lm_loss_is_added_with_its_coefficient():
     targets = torch.tensor([[12, 13, 14, -100], [16, -100, -100, -100]])
     lm = torch.nn.functional.cross_entropy(logits.reshape(-1, VOCAB), targets.reshape(-1), ignore_index=-100)
     assert torch.allclose(total, clf_loss + 0.5 * lm, atol=1e-5)
+
+
+def test_bert_classifier_reads_the_cls_state_of_cls_text_sep():
+    model = _models()[3].eval()
+    text = torch.tensor([[11, 12, 0], [13, 14, 15]])
+    idx, mask = model.cls_inputs(text)
+    assert idx.tolist() == [[7, 11, 12, 8, 0], [7, 13, 14, 15, 8]]
+    assert mask.tolist() == [[True] * 4 + [False], [True] * 5]
+    expected = model.head(model.bert.encode(idx, mask)[:, 0])
+    assert torch.allclose(model.classify(text), expected, atol=1e-6)
+
+
+def test_bert_classifier_starts_from_a_masked_lm():
+    torch.manual_seed(1)
+    lm = BERT(BERTConfig(n_layer=1, n_head=2, n_embd=16, block_size=16, vocab_size=30, **BERT_IDS))
+    clf = BERTClassifier(BERTClassifierConfig(n_layer=1, n_head=2, n_embd=16, block_size=16, vocab_size=32,
+                                              first_label_id=30, **BERT_IDS))
+    clf.init_from_lm(lm.state_dict(), n_old_tokens=30)
+    assert torch.equal(clf.bert.wte.weight[:30], lm.wte.weight)
+    assert torch.allclose(clf.bert.wte.weight[30:], lm.wte.weight.mean(0).expand(2, -1))
+    assert torch.equal(clf.bert.blocks[0].attn.c_attn.weight, lm.blocks[0].attn.c_attn.weight)

@@ -13,7 +13,8 @@ from lmlab.errors import LmlabError
 from lmlab.evaluation.classification import accuracy
 from lmlab.training.finetune import finetune
 
-from ..classifier_helpers import BOW_FAST, GPT_FAST, LSTM_FAST, save_tiny_gpt_run, write_toy_tsv
+from ..classifier_helpers import BOW_FAST, GPT_FAST, LSTM_FAST, save_tiny_bert_run, save_tiny_gpt_run, \
+    write_toy_tsv
 
 
 @pytest.fixture(autouse=True)
@@ -62,6 +63,20 @@ def test_gpt_fine_tunes_from_a_run_dir_that_stays_unchanged(toy, tmp_path):
     # Every training document starts with its label token.
     tokens = load_split(tmp_path / "clf" / "data", "train", run.tokenizer)
     assert run.tokenizer.id_to_token(int(tokens[0])) in ("<label0>", "<label1>")
+
+
+def test_bert_fine_tunes_on_cls_from_a_run_dir_that_stays_unchanged(toy, tmp_path):
+    train, dev = toy
+    source = save_tiny_bert_run(tmp_path / "bert")
+    before = _tree_hash(source)
+    finetune(tmp_path / "clf", run_dir=source, model="bert", data=train, val_data=dev, overrides=GPT_FAST,
+             progress=False)
+    assert _tree_hash(source) == before
+    assert accuracy(tmp_path / "clf", dev)["accuracy"] >= 0.95
+    run = load_run(tmp_path / "clf")
+    assert run.model_type == "bert_classifier" and run.tokenizer.token_to_id("<extract>") is None
+    with pytest.raises(LmlabError, match="holds a bert model; --model gpt needs a gpt run dir"):
+        finetune(tmp_path / "x", run_dir=source, model="gpt", data=train, progress=False)
 
 
 def test_validation_split_is_held_out_when_no_val_data(toy, tmp_path):

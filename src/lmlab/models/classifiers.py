@@ -22,6 +22,12 @@ Models:
                      `<extract>`; the transformer's final hidden state (after ln_f) at the `<extract>` position goes
                      through a linear head; the whole model is trained. With lm_coef = λ > 0 the objective is
                      L_clf + λ·L_lm, L_lm the next-token loss over the text (GPT-1 used λ = 0.5).
+    bert_classifier  BERT fine-tuning (Devlin et al. 2019, §4.1): the input is `<cls> text <sep>` (padding masked
+                     out of attention); the encoder's final hidden state at `<cls>` → dropout → linear head; the
+                     whole encoder is trained (its unused MLM head is kept so the run dir holds the whole BERT).
+
+Both pre-trained kinds start from a trained run (`init_from_lm`): the tokenizer gains the label tokens (and
+`<extract>`) at new ids after its last one, and their embedding rows start at the mean of the old token rows.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from lmlab.errors import LmlabError
+from lmlab.models.bert import BERT, BERTConfig
 from lmlab.models.gpt import GPT, GPTConfig
 
 PAD_ID = 0  # every lmlab tokenizer puts <pad> at id 0 (lmlab.tokenization.base)
@@ -143,6 +150,18 @@ class GPTClassifierConfig(GPTConfig, LabelSpec):
     from_dict = classmethod(LabelSpec.from_dict.__func__)
 
 
+@dataclass
+class BERTClassifierConfig(BERTConfig, LabelSpec):
+    """A BERT's config plus the classes (type `bert_classifier`)."""
+
+    def __post_init__(self) -> None:
+        BERTConfig.__post_init__(self)
+        self._check_labels()
+
+    to_dict = LabelSpec.to_dict
+    from_dict = classmethod(LabelSpec.from_dict.__func__)
+
+
 # ====================================================================================================== base class ===
 class DocumentClassifier(nn.Module):
     """Shared by every classifier: labels from the first token, cross-entropy over the classes."""
@@ -182,6 +201,34 @@ def _nonempty(text: torch.Tensor) -> torch.Tensor:
 def _lengths(text: torch.Tensor) -> torch.Tensor:
     """Real tokens per right-padded row, (B,) int64."""
     return (text != PAD_ID).sum(dim=1)
+
+
+def load_grown_state(module: nn.Module, lm_state: dict[str, torch.Tensor], n_old_tokens: int,
+                     vocab_tensors: tuple[str, ...]) -> None:
+    """Copy a trained model's `lm_state` into `module`, whose vocabulary may be larger. In the tensors named
+    `vocab_tensors` (first dimension = vocabulary) the rows the trained model lacks (ids ≥ n_old_tokens:
+    <extract> and the label tokens, added at the end) start at the mean of its real token rows — a typical token's
+    vector rather than noise of another scale. Every other tensor must match in name and shape."""
+    own = module.state_dict()
+    state = {}
+    for name, t in lm_state.items():
+        if name not in own:
+            raise LmlabError(f"the source model has a tensor {name} that the classifier's encoder lacks")
+        if name in vocab_tensors:
+            grown = own[name].clone()
+            grown[: t.size(0)] = t
+            grown[n_old_tokens:] = t[:n_old_tokens].mean(dim=0)
+            t = grown
+        if t.shape != own[name].shape:
+            raise LmlabError(f"tensor {name}: the source model has shape {list(t.shape)}, the classifier "
+                             f"{list(own[name].shape)}")
+        state[name] = t
+    # Tied aliases (GPT's lm_head.weight = wte.weight) may be absent from a state dict; they share storage.
+    tied = {n for n, p in module.named_parameters(remove_duplicate=False)} - {n for n, _ in module.named_parameters()}
+    missing = set(own) - set(state) - tied
+    if missing:
+        raise LmlabError(f"the source model lacks tensors {sorted(missing)}")
+    module.load_state_dict(state, strict=False)
 
 
 # ============================================================================================================= bow ===
@@ -253,24 +300,8 @@ class GPTClassifier(DocumentClassifier):
         nn.init.zeros_(self.head.bias)
 
     def init_from_lm(self, lm_state: dict[str, torch.Tensor], n_old_tokens: int) -> None:
-        """Copy a trained GPT's weights (`GPT.state_dict()`) into `self.gpt`. Token-embedding rows the LM lacks
-        (ids ≥ n_old_tokens: <extract> and the label tokens, added at the end of the vocabulary) start at the mean
-        of the LM's real token rows — a typical token's vector rather than noise of another scale."""
-        own = self.gpt.state_dict()
-        state = {}
-        for name, t in lm_state.items():
-            if name not in own:
-                raise LmlabError(f"the source model has a tensor {name} that a GPT of this config lacks")
-            if name in ("wte.weight", "lm_head.weight"):
-                grown = own[name].clone()
-                grown[: t.size(0)] = t
-                grown[n_old_tokens:] = t[:n_old_tokens].mean(dim=0)
-                t = grown
-            state[name] = t
-        self.gpt.load_state_dict(state, strict=False)
-        missing = set(own) - set(state) - ({"lm_head.weight"} if self.config.tie_embeddings else set())
-        if missing:
-            raise LmlabError(f"the source model lacks tensors {sorted(missing)}")
+        """Copy a trained GPT's weights (`GPT.state_dict()`) into `self.gpt` (see `load_grown_state`)."""
+        load_grown_state(self.gpt, lm_state, n_old_tokens, ("wte.weight", "lm_head.weight"))
 
     def extract_inputs(self, text: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """text (B, T) right-padded → (idx (B, T'+1): the text cut to max_text_tokens with <extract> written right
@@ -312,3 +343,40 @@ class GPTClassifier(DocumentClassifier):
         if lm and lm_loss is not None and torch.isfinite(lm_loss):  # a batch of one-token texts has no LM target
             loss = loss + self.config.lm_coef * lm_loss
         return logits, loss
+
+
+# ============================================================================================================ bert ===
+class BERTClassifier(DocumentClassifier):
+    """BERT fine-tuning: <cls> text <sep> → final state at <cls> → linear head; the whole encoder trains.
+    Objective: cross-entropy over the labels. Parameter names: the BERT's under `bert.`, the head under `head.`."""
+
+    def __init__(self, config: BERTClassifierConfig):
+        super().__init__()
+        self.config = config
+        self.bert = BERT(config)
+        self.drop = nn.Dropout(config.dropout)
+        self.head = nn.Linear(config.n_embd, config.n_classes)
+        nn.init.normal_(self.head.weight, std=0.02)
+        nn.init.zeros_(self.head.bias)
+
+    @property
+    def max_text_tokens(self) -> int:
+        return self.config.block_size - 2  # room for <cls> and <sep>
+
+    def init_from_lm(self, lm_state: dict[str, torch.Tensor], n_old_tokens: int) -> None:
+        """Copy a trained BERT's weights (`BERT.state_dict()`) into `self.bert` (see `load_grown_state`)."""
+        load_grown_state(self.bert, lm_state, n_old_tokens, ("wte.weight", "mlm_bias"))
+
+    def cls_inputs(self, text: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """text (B, T) right-padded → (idx (B, T'+2) = <cls> text <sep> then padding, attention mask (B, T'+2))."""
+        c = self.config
+        text = text[:, : self.max_text_tokens]
+        lengths = _lengths(text)
+        idx = F.pad(F.pad(text, (1, 0), value=c.cls_id), (0, 1), value=PAD_ID)
+        idx[torch.arange(idx.size(0), device=idx.device), lengths + 1] = c.sep_id
+        return idx, idx != PAD_ID
+
+    def classify(self, text: torch.Tensor) -> torch.Tensor:
+        idx, mask = self.cls_inputs(text)
+        h = self.bert.encode(idx, mask)[:, 0]  # the [CLS] vector
+        return self.head(self.drop(h))

@@ -104,9 +104,10 @@ from lmlab.models.seq2seq import SEQ2SEQ_PRESETS, Seq2Seq, Seq2SeqConfig  # noqa
 register_model("seq2seq", Seq2SeqConfig, Seq2Seq, presets=SEQ2SEQ_PRESETS)
 
 # Text classifiers (docs/classification.md): trained by `lmlab finetune` on labelled documents.
-from lmlab.models.classifiers import BOWClassifier, BOWConfig, GPTClassifier, GPTClassifierConfig, \
-    LSTMClassifier, LSTMClassifierConfig  # noqa: E402
+from lmlab.models.classifiers import BERTClassifier, BERTClassifierConfig, BOWClassifier, BOWConfig, \
+    GPTClassifier, GPTClassifierConfig, LSTMClassifier, LSTMClassifierConfig  # noqa: E402
 
 register_model("bow", BOWConfig, BOWClassifier)
 register_model("lstm_classifier", LSTMClassifierConfig, LSTMClassifier)
 register_model("gpt_classifier", GPTClassifierConfig, GPTClassifier)
+register_model("bert_classifier", BERTClassifierConfig, BERTClassifier)

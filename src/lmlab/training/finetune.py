@@ -1,9 +1,9 @@
 """`finetune`: train a text classifier (what `lmlab finetune` does), through the ordinary trainer.
 
     labelled file ──read_labelled──► texts, labels
-        ──► tokenizer: the source run's, grown by <extract> and <label0..> (gpt), or a new one (bow, lstm)
+        ──► tokenizer: the source run's, grown by <label0..> (and <extract> for gpt), or a new one (bow, lstm)
         ──► OUT/data: shards of documents `<labelK> text tokens` (train, val), one example per document
-        ──► model: GPTClassifier initialised from RUN_DIR's weights (gpt), or a fresh BOW / LSTM classifier
+        ──► model: GPT / BERT classifier initialised from RUN_DIR's weights, or a fresh BOW / LSTM classifier
         ──► lmlab.training.loop.train(...) with the model's batch_format = "documents"  ──► OUT (a run dir)
 
 The source run dir is only read. OUT also gets `finetune.json`: where the classifier came from (source run, data
@@ -24,8 +24,9 @@ from lmlab.data import split_mask
 from lmlab.data.labelled import SENTIMENT_LABELS, read_labelled
 from lmlab.data.shards import DTYPES, ShardWriter, dtype_for_vocab
 from lmlab.errors import LmlabError
-from lmlab.models.classifiers import EXTRACT_TOKEN, BOWConfig, GPTClassifierConfig, LSTMClassifierConfig, \
-    label_tokens
+from lmlab.models.bert import BERTConfig
+from lmlab.models.classifiers import EXTRACT_TOKEN, BERTClassifierConfig, BOWConfig, GPTClassifierConfig, \
+    LSTMClassifierConfig, label_tokens
 from lmlab.models.gpt import GPTConfig
 from lmlab.models.registry import build_model
 from lmlab.tokenization import Tokenizer, train_tokenizer
@@ -35,7 +36,10 @@ from lmlab.utils import atomic_write_json
 
 FINETUNE_INFO = "finetune.json"
 # --model NAME → registered model type.
-MODEL_TYPES = {"gpt": "gpt_classifier", "bow": "bow", "lstm": "lstm_classifier"}
+MODEL_TYPES = {"gpt": "gpt_classifier", "bert": "bert_classifier", "bow": "bow", "lstm": "lstm_classifier"}
+PRETRAINED = {"gpt": "gpt", "bert": "bert"}  # --model NAME → the model type its RUN_DIR must hold
+# Settings of a pre-trained model that fine-tuning may change; every other one fixes the weights' shapes.
+FREE_SETTINGS = {"dropout", "vocab_size", "eval_mask_seed", "mask_prob", "mask_token_frac", "random_token_frac"}
 # --task NAME → class names (None: the training file's own labels decide).
 TASKS: dict[str, tuple[str, ...] | None] = {"sentiment": SENTIMENT_LABELS, "labels": None}
 VAL_FRACTION = 0.1  # held out of the training file when no --val-data is given
@@ -48,6 +52,8 @@ TRAIN_DEFAULTS: dict[str, dict[str, Any]] = {
                  eval_interval=250, eval_iters=16, log_interval=50),
     "gpt": dict(batch_size=16, lr=1e-4, min_lr=1e-5, warmup_iters=50, max_iters=600, weight_decay=0.01,
                 eval_interval=200, eval_iters=32, log_interval=50),
+    "bert": dict(batch_size=16, lr=1e-4, min_lr=1e-5, warmup_iters=50, max_iters=600, weight_decay=0.01,
+                 eval_interval=200, eval_iters=32, log_interval=50),
 }
 DEFAULT_WORD_VOCAB = 20000  # tokenizer of a fresh bow/lstm model: word-level, at most this many ids
 
@@ -56,11 +62,11 @@ def finetune(out_dir: str | os.PathLike, *, run_dir: str | os.PathLike | None = 
              task: str = "sentiment", data: str | os.PathLike, val_data: str | os.PathLike | None = None,
              tokenizer: str = "word", overrides: dict[str, Any] | list[str] | None = None,
              overwrite: bool = False, progress: bool = True) -> TrainResult:
-    """Train a classifier of kind `model` ("gpt" | "bow" | "lstm") on the labelled file `data` into the run dir
-    `out_dir`; returns the trainer's TrainResult (losses: the classifier's cross-entropy in nats per example).
+    """Train a classifier of kind `model` ("gpt" | "bert" | "bow" | "lstm") on the labelled file `data` into the
+    run dir `out_dir`; returns the trainer's TrainResult (losses: the classifier's cross-entropy in nats per example).
 
-    run_dir: the trained GPT run to start from (gpt; must be None for bow/lstm). task: "sentiment" (classes
-    negative, positive; integer labels 0/1 index them) or "labels" (the classes the training file names).
+    run_dir: the trained GPT or BERT run to start from (gpt, bert; must be None for bow/lstm). task: "sentiment"
+    (classes negative, positive; integer labels 0/1 index them) or "labels" (the classes the training file names).
     val_data: a labelled file for validation (default: a seeded 10% of `data`). tokenizer: for bow/lstm, the kind
     of tokenizer trained on the training texts ("word", "bpe", "char") or a tokenizer JSON path; its size is the
     `vocab_size` override (word default 20000). overrides: model and training settings ({key: value} or
@@ -70,14 +76,13 @@ def finetune(out_dir: str | os.PathLike, *, run_dir: str | os.PathLike | None = 
     """
     out_dir = Path(out_dir)
     if model not in MODEL_TYPES:
-        raise LmlabError(f"unknown classifier model {model!r}; choose one of {', '.join(MODEL_TYPES)}"
-                         + ("" if model != "bert" else " (the BERT head needs lmlab.models.bert, not built yet)"))
+        raise LmlabError(f"unknown classifier model {model!r}; choose one of {', '.join(MODEL_TYPES)}")
     if task not in TASKS:
         raise LmlabError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
-    if model == "gpt" and run_dir is None:
-        raise LmlabError("--model gpt fine-tunes a trained GPT: give its RUN_DIR")
-    if model != "gpt" and run_dir is not None:
-        raise LmlabError(f"--model {model} trains a fresh classifier; leave out RUN_DIR (or use --model gpt)")
+    if model in PRETRAINED and run_dir is None:
+        raise LmlabError(f"--model {model} fine-tunes a trained {model.upper()}: give its RUN_DIR")
+    if model not in PRETRAINED and run_dir is not None:
+        raise LmlabError(f"--model {model} trains a fresh classifier; leave out RUN_DIR (or use --model gpt|bert)")
     if run_dir is not None and out_dir.resolve() == Path(run_dir).resolve():
         raise LmlabError("--out must be a new directory: the source run dir is never modified")
     if ((out_dir / TRAIN_STATE_NAME).exists() or (out_dir / WEIGHTS_NAME).exists()) and not overwrite:
@@ -102,15 +107,19 @@ def finetune(out_dir: str | os.PathLike, *, run_dir: str | os.PathLike | None = 
     # --- tokenizer and model config -------------------------------------------------------------------------------
     specials = label_tokens(len(names))
     lm_state = None
-    if model == "gpt":
+    if model in PRETRAINED:
         source = load_run(run_dir)
-        if source.model_type != "gpt":
-            raise LmlabError(f"{run_dir} holds a {source.model_type} model; --model gpt needs a GPT run dir")
-        tok = source.tokenizer.with_special_tokens([EXTRACT_TOKEN, *specials])
+        if source.model_type != PRETRAINED[model]:
+            raise LmlabError(f"{run_dir} holds a {source.model_type} model; --model {model} needs a "
+                             f"{PRETRAINED[model]} run dir")
+        tok = source.tokenizer.with_special_tokens(([EXTRACT_TOKEN] if model == "gpt" else []) + specials)
         base = source.model_config.to_dict()
-        model_config: Any = GPTClassifierConfig(**{**base, "vocab_size": max(base["vocab_size"], tok.vocab_size)},
-                                                label_names=names, first_label_id=_first_label_id(tok, specials),
-                                                extract_id=tok.token_to_id(EXTRACT_TOKEN))
+        fields = dict(base, vocab_size=max(base["vocab_size"], tok.vocab_size), label_names=names,
+                      first_label_id=_first_label_id(tok, specials))
+        if model == "gpt":
+            model_config: Any = GPTClassifierConfig(**fields, extract_id=tok.token_to_id(EXTRACT_TOKEN))
+        else:
+            model_config = BERTClassifierConfig(**fields)
         lm_state, n_old_tokens = source.model.state_dict(), source.tokenizer.vocab_size
         del source
     else:
@@ -121,8 +130,8 @@ def finetune(out_dir: str | os.PathLike, *, run_dir: str | os.PathLike | None = 
                                first_label_id=_first_label_id(tok, specials))
     model_config, train_config = resolve_configs(model_config, TrainConfig(**TRAIN_DEFAULTS[model]),
                                                  overrides=overrides)
-    if model == "gpt":
-        _check_same_shape(model_config, base)
+    if model in PRETRAINED:
+        _check_same_shape(model_config, base, GPTConfig if model == "gpt" else BERTConfig)
 
     # --- shards, model, training ----------------------------------------------------------------------------------
     data_dir = out_dir / "data"
@@ -164,12 +173,11 @@ def _fresh_tokenizer(spec: str, texts: list[str], specials: list[str], vocab: An
     return Tokenizer.load(spec).with_special_tokens(specials)
 
 
-def _check_same_shape(config: GPTClassifierConfig, base: dict[str, Any]) -> None:
-    """Fine-tuning keeps the source GPT's shape (its weights must fit); only dropout may change."""
-    changed = [f for f in GPTConfig.__dataclass_fields__ if f not in ("dropout", "vocab_size")
-               and getattr(config, f) != base[f]]
+def _check_same_shape(config: Any, base: dict[str, Any], base_cls: type) -> None:
+    """Fine-tuning keeps the source model's shape (its weights must fit): only FREE_SETTINGS may change."""
+    changed = [f for f in base_cls.__dataclass_fields__ if f not in FREE_SETTINGS and getattr(config, f) != base[f]]
     if changed:
-        raise LmlabError(f"the shape of a fine-tuned GPT is the source run's; these settings cannot change: "
+        raise LmlabError(f"the shape of a fine-tuned model is the source run's; these settings cannot change: "
                          f"{', '.join(changed)}")
 
 
