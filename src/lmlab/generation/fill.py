@@ -5,10 +5,11 @@ or "<mask>") as the `<mask>` token; one forward pass gives, at each mask, a dist
 mask is predicted independently (all masks are hidden at once, as in pre-training): a multi-token answer needs one
 mask per token.
 
-Spacing around a mask: tokenizers that fold a word's leading space into the word's token (byte-level BPE: " Paris")
-or that leave single spaces implicit (word level) would otherwise emit a whitespace token next to `<mask>` — one
-that never occurs before such a word in training, where the masked token carried its space itself. Those
-whitespace tokens are dropped; a tokenizer that spells every space as its own token (char level) keeps them.
+Spacing around a mask: in training the masked token was a real word's token, spaced as the tokenizer spaces words.
+Byte-level BPE folds a word's leading space into the word's token (" Paris"), so the space before a mask belongs to
+the masked token and is left out of the input; the word tokenizer leaves single spaces implicit, so spaces on both
+sides of a mask are left out; the char tokenizer spells every space as its own token, so all are kept. Without
+this, `<mask>` would sit next to a lone whitespace token that never precedes such a word in training.
 """
 
 from __future__ import annotations
@@ -25,6 +26,9 @@ from lmlab.tokenization import Tokenizer
 
 MASK_TOKEN = "<mask>"
 MASK_MARKERS = re.compile(r"\[MASK\]|<mask>")  # what a user may write for a mask
+# How each tokenizer kind spaces words: "folded" = a word's token carries its leading space (byte-level BPE),
+# "implicit" = single spaces get no token (word level); any other kind spells spaces as tokens ("literal").
+SPACING = {"bpe": "folded", "word": "implicit"}
 
 
 def fill_mask(model_or_run, text: str, top_k: int = 5, *, tokenizer: Tokenizer | None = None,
@@ -66,23 +70,20 @@ def mask_input_ids(tokenizer: Tokenizer, text: str) -> list[int]:
     missing = [name for name, i in special.items() if i is None]
     if missing:
         raise LmlabError(f"this tokenizer lacks {' '.join(missing)}; it does not belong to a BERT-style model")
-    mask_id = special[MASK_TOKEN]
-    ids = tokenizer.encode(MASK_MARKERS.sub(MASK_TOKEN, text))
-    if _spaces_are_folded(tokenizer):
-        ids = [t for i, t in enumerate(ids)
-               if not (_is_whitespace(tokenizer, t) and mask_id in ids[max(i - 1, 0):i + 2])]
-    return [special["<cls>"]] + ids + [special["<sep>"]]
-
-
-def _spaces_are_folded(tokenizer: Tokenizer) -> bool:
-    """Whether the single space in "a b" gets no token of its own (BPE folds it into " b"; word tokenizers leave
-    it implicit), so a whitespace token beside <mask> is an artefact of the special token's boundary."""
-    return len(tokenizer.encode("a b")) == 2
-
-
-def _is_whitespace(tokenizer: Tokenizer, token_id: int) -> bool:
-    piece = tokenizer.decode([token_id])
-    return piece != "" and piece.isspace()
+    # Encoded piece by piece around the masks (a special token cuts the text there anyway), trimming the spaces that
+    # the masked word's own token would carry (see the module docstring).
+    spacing = SPACING.get(tokenizer.kind, "literal")
+    pieces = MASK_MARKERS.split(text)
+    ids = [special["<cls>"]]
+    for n, piece in enumerate(pieces):
+        if n < len(pieces) - 1 and spacing in ("folded", "implicit"):
+            piece = piece.rstrip()
+        if n > 0 and spacing == "implicit":
+            piece = piece.lstrip()
+        ids += tokenizer.encode(piece)
+        if n < len(pieces) - 1:
+            ids.append(special[MASK_TOKEN])
+    return ids + [special["<sep>"]]
 
 
 def _model_and_tokenizer(model_or_run, tokenizer: Tokenizer | None, device) -> tuple[BERT, Tokenizer]:
