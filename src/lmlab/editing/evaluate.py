@@ -53,7 +53,7 @@ def evaluate_edits(model: nn.Module, tokenizer: Tokenizer, requests: Sequence[An
             layers[method] = default_layers(model, tokenizer, reqs, method)
         groups = [reqs[i:i + batch] for i in range(0, len(reqs), batch)]
         bar = tqdm(groups, desc=f"edit eval {method}", unit="edit" if batch == 1 else "batch",
-                   disable=not progress)
+                   disable=None if progress else True)  # None: only on a terminal
         for group in bar:
             result = None
             if method != NONE:
