@@ -185,7 +185,7 @@ class SecondMoments:
             with hooked(self.model, {f"blocks.{layer}.mlp.post": make_reader(layer) for layer in layers}):
                 batch = 8
                 for b in tqdm(range(0, len(starts), batch), desc="key statistics", unit="batch",
-                              disable=None if self.progress else True)  # None: only on a terminal:
+                              disable=None if self.progress else True):  # None: draw only on a terminal
                     rows = [np.asarray(tokens[s: s + window], dtype=np.int64) for s in starts[b: b + batch]]
                     x = torch.from_numpy(np.stack(rows)).to(device)
                     self.model(x)
