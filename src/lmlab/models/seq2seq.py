@@ -324,7 +324,8 @@ class Seq2Seq(nn.Module):
             row = int((~is_sep.any(dim=1)).nonzero()[0])
             raise LmlabError(f"a translation document (batch row {row}) has no <sep> (id {c.sep_id}): each document "
                              "must be 'source<sep>target' (make the data with `lmlab data prepare-parallel`), and "
-                             f"its source must be shorter than block_size={c.block_size}")
+                             f"its source must be shorter than block_size={c.block_size}. To translate a text, use "
+                             "`lmlab translate` (lmlab.generation.seq2seq.translate), not sample/score")
         sep = is_sep.int().argmax(dim=1)                       # first <sep> of each row
         length = (x != c.pad_id).sum(dim=1)                    # right-padded: real tokens come first
         tgt_len = (length - sep - 1).clamp(min=0)
