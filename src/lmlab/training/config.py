@@ -126,9 +126,10 @@ TRAIN_PRESETS: dict[str, dict[str, Any]] = {
     # every vector towards 0; no warmup or clipping (each step touches few rows). docs/embeddings.md.
     "word2vec-100": dict(batch_size=64, lr=0.02, min_lr=0.002, warmup_iters=0, weight_decay=0.0, grad_clip=0.0,
                          max_iters=1000, eval_interval=250, eval_iters=10, log_interval=10),
-    # BERT-style encoder (lmlab.models.bert): masked-LM on the world corpus in a few minutes on a 2-core CPU. Only
-    # 15% of positions give a loss, so a larger batch than the GPT's; weight decay 0.01 as BERT. docs/models-bert.md.
-    "bert-tiny": dict(batch_size=32, lr=1e-3, min_lr=1e-4, warmup_iters=100, max_iters=2000, eval_interval=250,
+    # BERT-style encoder (lmlab.models.bert): masked-LM on the world facts in ~6 min on a busy 2-core CPU (1000
+    # steps). Only 15% of positions give a loss, so a larger batch than the GPT's; weight decay 0.01 as BERT.
+    # docs/models-bert.md.
+    "bert-tiny": dict(batch_size=32, lr=1e-3, min_lr=1e-4, warmup_iters=100, max_iters=1000, eval_interval=250,
                       eval_iters=10, log_interval=10, weight_decay=0.01, beta2=0.99),
     # Encoder-decoder (lmlab.models.seq2seq): Tatoeba-sized translation in minutes on a 2-core CPU; batches are whole
     # sentence pairs (short), hence more rows per step than the GPT. docs/models-seq2seq.md.
