@@ -1049,7 +1049,9 @@ def cmd_data_prepare_parallel(args) -> int:
           f"val split: {par['val_split']}; direction as read: {direction}")
     print(f"tokenizer: {tok['kind']}, vocab {tok['vocab_size']}, fingerprint {tok['fingerprint']}")
     for name, s in m["splits"].items():
-        print(f"{name:5s}: {s['documents']} pairs, {s['tokens']} tokens")
+        longest = par["longest_document_tokens"].get(name, 0)
+        print(f"{name:5s}: {s['documents']} pairs, {s['tokens']} tokens, longest source<sep>target {longest} tokens "
+              "(keep --block_size above it)")
     print(f"wrote {args.out}; train with: lmlab train --model seq2seq --data {args.out} --out RUN_DIR")
     return 0
 

@@ -78,5 +78,7 @@ def test_a_directory_with_train_and_val_files_keeps_that_split(tmp_path):
     val = split_pairs(tmp_path / "data", "val")
     assert val == [(f"ein val {i}", f"a val {i}") for i in range(5)]
     assert len(split_pairs(tmp_path / "data", "train")) == 30  # test.* is left out of both splits
-    assert parallel_options(tmp_path / "data") == {"src_lang": "de", "tgt_lang": "en", "reverse": False,
-                                                   "val_split": "official", "sep": "<sep>"}
+    opts = parallel_options(tmp_path / "data")
+    # characters of 'ein train 29' + <sep> + 'a train 29', and of 'ein val 4' + <sep> + 'a val 4'
+    assert opts.pop("longest_document_tokens") == {"train": 12 + 1 + 10, "val": 9 + 1 + 7}
+    assert opts == {"src_lang": "de", "tgt_lang": "en", "reverse": False, "val_split": "official", "sep": "<sep>"}

@@ -172,11 +172,14 @@ def prepare_parallel(inputs: str | os.PathLike | Sequence[str | os.PathLike], ou
         if missing:
             raise LmlabError(f"the tokenizer lacks the special token(s) {' '.join(missing)}; train one here "
                              "(--tokenizer bpe) or give one made with --special for each")
+    longest = {}  # tokens of the longest document per split: the model's block_size should cover it
     with ShardWriter(out_dir, tok) as writer:
         for name, texts in docs.items():
             if texts:
                 ids, text_bytes = encode_documents(tok, texts)
                 writer.write(name, ids, documents=len(texts), text_bytes=text_bytes)
+                spans = document_spans(ids, tok.eos_id)
+                longest[name] = int((spans[:, 1] - spans[:, 0]).max())
         from lmlab import __version__
 
         return writer.commit({
@@ -191,7 +194,8 @@ def prepare_parallel(inputs: str | os.PathLike | Sequence[str | os.PathLike], ou
             "options": {"tokenizer_trained_here": trained_here,
                         **({"vocab_size": vocab_size, "special_tokens": specials} if trained_here else {})},
             "parallel": {"src_lang": src_lang, "tgt_lang": tgt_lang, "reverse": reverse,
-                         "val_split": "official" if official else "random", "sep": SEP},
+                         "val_split": "official" if official else "random", "sep": SEP,
+                         "longest_document_tokens": longest},
         })
 
 
