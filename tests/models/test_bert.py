@@ -144,7 +144,8 @@ def test_nsp_builds_segment_pairs_and_trains_its_head():
     n = 32 - 3
     half = n // 2
     ids = batch.input_ids
-    assert ids.shape == (16, 32) and (ids[:, 0] == 4).all() and (ids[:, half + 1] == 5).all() and (ids[:, -1] == 5).all()
+    assert ids.shape == (16, 32) and (ids[:, 0] == 4).all()
+    assert (ids[:, half + 1] == 5).all() and (ids[:, -1] == 5).all()
     assert (batch.token_type_ids[:, :half + 2] == 0).all() and (batch.token_type_ids[:, half + 2:] == 1).all()
     assert 0 < batch.nsp_labels.sum() < 16
     b_part = torch.where(batch.labels[:, half + 2:-1] != -100, batch.labels[:, half + 2:-1], ids[:, half + 2:-1])
@@ -212,7 +213,9 @@ def test_cli_trains_bert_from_text_and_lm_verbs_refuse_it(tmp_path, capsys):
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     assert config["model_type"] == "bert" and config["model"]["mask_id"] > 3
     capsys.readouterr()
-    for verb in (["sample", run, "--prompt", "The capital"], ["eval", "ppl", run, "--split", "train"], ["score", run, "--text", "x"]):
+    verbs = [["sample", run, "--prompt", "The capital"], ["eval", "ppl", run, "--split", "train"],
+             ["score", run, "--text", "x"]]
+    for verb in verbs:
         assert main(verb) == 2
         err = capsys.readouterr().err
         assert "not a left-to-right LM" in err and "lmlab fill" in err and "Traceback" not in err
