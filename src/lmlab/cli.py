@@ -1185,7 +1185,10 @@ def cmd_finetune(args) -> int:
     result = finetune(args.out, run_dir=words[0] if words else None, model=args.clf_model, task=args.task,
                       data=args.data, val_data=args.val_data, tokenizer=args.tokenizer, overrides=overrides,
                       overwrite=args.overwrite, progress=args.progress)
-    _print_train_result(result)
+    line = f"trained {result.step} steps into {result.run_dir} ({result.wall_seconds:.0f} s)"
+    if result.last_val_loss is not None:
+        line += f"; val loss {result.last_val_loss:.4f} (best {result.best_val_loss:.4f})"
+    print(line + f"; accuracy: lmlab eval classify {result.run_dir} --data FILE")
     return 0
 
 

@@ -100,9 +100,8 @@ def finetune(out_dir: str | os.PathLike, *, run_dir: str | os.PathLike | None = 
         if len(train_set.texts) < 2:
             raise LmlabError(f"{data} has one example; a classifier needs more (and a validation part)")
         is_val = split_mask(len(train_set.texts), VAL_FRACTION, seed=0)
-        pick = lambda xs, want: [v for v, m in zip(xs, is_val) if m == want]  # noqa: E731
-        train_texts, train_labels = pick(train_set.texts, False), pick(train_set.labels, False)
-        val_texts, val_labels = pick(train_set.texts, True), pick(train_set.labels, True)
+        train_texts, val_texts = _split(train_set.texts, is_val)
+        train_labels, val_labels = _split(train_set.labels, is_val)
 
     # --- tokenizer and model config -------------------------------------------------------------------------------
     specials = label_tokens(len(names))
@@ -152,6 +151,11 @@ def finetune(out_dir: str | os.PathLike, *, run_dir: str | os.PathLike | None = 
                  progress=progress)
 
 
+def _split(values: list, is_val: np.ndarray) -> tuple[list, list]:
+    """(values where is_val is False, values where it is True), in order."""
+    return [v for v, m in zip(values, is_val) if not m], [v for v, m in zip(values, is_val) if m]
+
+
 def _first_label_id(tok: Tokenizer, specials: Sequence[str]) -> int:
     """Id of <label0>, checking the label tokens have consecutive ids (the models compute label = id − first)."""
     ids = [tok.token_to_id(t) for t in specials]
@@ -164,9 +168,8 @@ def _first_label_id(tok: Tokenizer, specials: Sequence[str]) -> int:
 def _fresh_tokenizer(spec: str, texts: list[str], specials: list[str], vocab: Any, progress: bool) -> Tokenizer:
     """A tokenizer for a fresh model: trained on the training texts with the label tokens, or loaded and grown."""
     if spec in ("word", "bpe", "char"):
+        # Default sizes: word 20000 (all of SST-2 train: 13.8k ids), bpe its library default, char every character.
         size = int(vocab) if vocab is not None else (DEFAULT_WORD_VOCAB if spec == "word" else None)
-        if spec == "char" and vocab is None:
-            size = None
         return train_tokenizer(spec, texts, vocab_size=size, special_tokens=specials, progress=progress)
     if vocab is not None:
         raise LmlabError("--vocab_size sets the size of a tokenizer trained here; a given tokenizer file fixes its own")
