@@ -14,7 +14,7 @@ from lmlab.evaluation.classification import accuracy
 from lmlab.training.finetune import finetune
 
 from ..classifier_helpers import BOW_FAST, GPT_FAST, LSTM_FAST, save_tiny_bert_run, save_tiny_gpt_run, \
-    write_toy_tsv
+    toy_examples, write_toy_tsv
 
 
 @pytest.fixture(autouse=True)
@@ -77,6 +77,23 @@ def test_bert_fine_tunes_on_cls_from_a_run_dir_that_stays_unchanged(toy, tmp_pat
     assert run.model_type == "bert_classifier" and run.tokenizer.token_to_id("<extract>") is None
     with pytest.raises(LmlabError, match="holds a bert model; --model gpt needs a gpt run dir"):
         finetune(tmp_path / "x", run_dir=source, model="gpt", data=train, progress=False)
+
+
+def test_gpt_fine_tunes_an_imported_hf_gpt2_whose_pad_is_endoftext(toy, tmp_path):
+    from lmlab.hub import import_hf_gpt2
+
+    from ..hf_gpt2_files import save_random_hf_gpt2
+
+    train, dev = toy
+    hf_dir = tmp_path / "hf"
+    hf_dir.mkdir()
+    save_random_hf_gpt2(hf_dir, [t for t, _ in toy_examples(200, seed=1)] * 3, n_layer=1, n_embd=32)
+    import_hf_gpt2(hf_dir, tmp_path / "gpt2")
+    finetune(tmp_path / "clf", run_dir=tmp_path / "gpt2", model="gpt", data=train, val_data=dev, overrides=GPT_FAST,
+             progress=False)
+    run = load_run(tmp_path / "clf")
+    assert run.model_config.pad_id == run.tokenizer.token_to_id("<|endoftext|>")
+    assert accuracy(run, dev)["accuracy"] >= 0.9  # random GPT-2 weights, dropout 0.1: learns, a little noisier
 
 
 def test_validation_split_is_held_out_when_no_val_data(toy, tmp_path):

@@ -1,7 +1,7 @@
 """Prediction and accuracy for classifier run dirs (`lmlab finetune`): `lmlab classify` and `lmlab eval classify`.
 
-A classifier run's model has `classify(text ids (B, T) right-padded with 0) → class logits (B, C)` and its config
-names the classes (`label_names`); see lmlab.models.classifiers.
+A classifier run's model has `classify(text ids (B, T) right-padded with the pad id) → class logits (B, C)` and
+its config names the classes (`label_names`); see lmlab.models.classifiers.
 """
 
 from __future__ import annotations

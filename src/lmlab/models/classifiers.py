@@ -3,15 +3,16 @@
 Data layout (what `lmlab.training.finetune` writes): one labelled example is one document whose FIRST token is its
 label token — `<label0>`, `<label1>`, … (special tokens with consecutive ids starting at `first_label_id`) —
 followed by the text's tokens. Every model sets `batch_format = "documents"`, so the trainer hands it x (B, L): one
-document per row, right-padded with the pad id 0, L ≤ block_size, longer documents cut at the end; the label sits
+document per row, right-padded with the pad id, L ≤ block_size, longer documents cut at the end; the label sits
 first and survives any truncation. `forward(x, y)` (y is x) reads the labels from x[:, 0], classifies x[:, 1:]
 and returns (class logits (B, C), mean loss).
 
 Objective of every classifier: the cross-entropy over the C labels, L = −(1/B) Σ_b log p(label_b | text_b), with
 p = softmax(class logits). The GPT classifier may add its language-model loss as an auxiliary term (GPT-1).
 
-`classify(text)` takes text ids (B, T) right-padded with 0 (no label token) and returns class logits (B, C): what
-prediction uses (`lmlab.evaluation.classification`). Texts longer than `max_text_tokens` are cut by the caller.
+`classify(text)` takes text ids (B, T) right-padded with the pad id (no label token) and returns class logits
+(B, C): what prediction uses (`lmlab.evaluation.classification`). Texts longer than `max_text_tokens` are cut
+by the caller.
 
 Models:
     bow              logits = W · mean (or sum) of the text's one-hot token vectors + b: a linear classifier over
@@ -44,7 +45,6 @@ from lmlab.errors import LmlabError
 from lmlab.models.bert import BERT, BERTConfig
 from lmlab.models.gpt import GPT, GPTConfig
 
-PAD_ID = 0  # every lmlab tokenizer puts <pad> at id 0 (lmlab.tokenization.base)
 EXTRACT_TOKEN = "<extract>"
 POOLINGS = ("mean", "max")
 
@@ -61,6 +61,8 @@ class LabelSpec:
 
     label_names: tuple[str, ...] = ("negative", "positive")  # class names, in label-index order
     first_label_id: int = 4  # id of <label0>; <labelK> is first_label_id + K
+    pad_id: int = 0          # the tokenizer's pad id, which fills rows after the text (0 for lmlab's tokenizers;
+                             # GPT-2's imported tokenizer pads with <|endoftext|>)
 
     def _check_labels(self) -> None:
         self.label_names = tuple(str(n) for n in self.label_names)  # JSON gives a list
@@ -183,7 +185,7 @@ class DocumentClassifier(nn.Module):
         return labels, x[:, 1:]
 
     def classify(self, text: torch.Tensor) -> torch.Tensor:
-        """text (B, T) ids right-padded with 0 → class logits (B, C)."""
+        """text (B, T) ids right-padded with config.pad_id → class logits (B, C)."""
         raise NotImplementedError
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -193,14 +195,14 @@ class DocumentClassifier(nn.Module):
         return logits, F.cross_entropy(logits.float(), labels)
 
 
-def _nonempty(text: torch.Tensor) -> torch.Tensor:
+def _nonempty(text: torch.Tensor, pad_id: int) -> torch.Tensor:
     """At least one column (a document of a label alone has no text): an all-pad column changes no pooling."""
-    return text if text.size(1) else F.pad(text, (0, 1), value=PAD_ID)
+    return text if text.size(1) else F.pad(text, (0, 1), value=pad_id)
 
 
-def _lengths(text: torch.Tensor) -> torch.Tensor:
+def _lengths(text: torch.Tensor, pad_id: int) -> torch.Tensor:
     """Real tokens per right-padded row, (B,) int64."""
-    return (text != PAD_ID).sum(dim=1)
+    return (text != pad_id).sum(dim=1)
 
 
 def load_grown_state(module: nn.Module, lm_state: dict[str, torch.Tensor], n_old_tokens: int,
@@ -241,12 +243,12 @@ class BOWClassifier(DocumentClassifier):
         # An EmbeddingBag with C columns is W applied to the count vector, without building the vector;
         # padding_idx keeps pads out of both the sum and the mean's count.
         self.weight = nn.EmbeddingBag(config.vocab_size, config.n_classes, mode=config.pooling,
-                                      padding_idx=PAD_ID)
+                                      padding_idx=config.pad_id)
         self.bias = nn.Parameter(torch.zeros(config.n_classes))
         nn.init.zeros_(self.weight.weight)  # logistic regression starts at uniform predictions
 
     def classify(self, text: torch.Tensor) -> torch.Tensor:
-        return self.weight(_nonempty(text)) + self.bias
+        return self.weight(_nonempty(text, self.config.pad_id)) + self.bias
 
 
 # ============================================================================================================ lstm ===
@@ -260,7 +262,7 @@ class LSTMClassifier(DocumentClassifier):
     def __init__(self, config: LSTMClassifierConfig):
         super().__init__()
         self.config = config
-        self.wte = nn.Embedding(config.vocab_size, config.n_embd, padding_idx=PAD_ID)
+        self.wte = nn.Embedding(config.vocab_size, config.n_embd, padding_idx=config.pad_id)
         self.drop = nn.Dropout(config.dropout)
         self.lstm = nn.LSTM(config.n_embd, config.n_hidden, num_layers=config.n_layer, batch_first=True,
                             bidirectional=config.bidirectional, dropout=config.dropout if config.n_layer > 1 else 0.0)
@@ -268,8 +270,9 @@ class LSTMClassifier(DocumentClassifier):
         self.head = nn.Linear(width, config.n_classes)
 
     def classify(self, text: torch.Tensor) -> torch.Tensor:
-        text = _nonempty(text)
-        lengths = _lengths(text).clamp(min=1)  # an empty text reads one pad: a defined (constant) state
+        text = _nonempty(text, self.config.pad_id)
+        # An empty text reads one pad: a defined (constant) state.
+        lengths = _lengths(text, self.config.pad_id).clamp(min=1)
         x = self.drop(self.wte(text))
         packed = nn.utils.rnn.pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
         out, _ = self.lstm(packed)
@@ -307,8 +310,8 @@ class GPTClassifier(DocumentClassifier):
         """text (B, T) right-padded → (idx (B, T'+1): the text cut to max_text_tokens with <extract> written right
         after each row's last real token, positions (B,) of those <extract> tokens)."""
         text = text[:, : self.max_text_tokens]
-        lengths = _lengths(text)
-        idx = F.pad(text, (0, 1), value=PAD_ID)
+        lengths = _lengths(text, self.config.pad_id)
+        idx = F.pad(text, (0, 1), value=self.config.pad_id)
         idx[torch.arange(idx.size(0), device=idx.device), lengths] = self.config.extract_id
         return idx, lengths
 
@@ -371,10 +374,10 @@ class BERTClassifier(DocumentClassifier):
         """text (B, T) right-padded → (idx (B, T'+2) = <cls> text <sep> then padding, attention mask (B, T'+2))."""
         c = self.config
         text = text[:, : self.max_text_tokens]
-        lengths = _lengths(text)
-        idx = F.pad(F.pad(text, (1, 0), value=c.cls_id), (0, 1), value=PAD_ID)
+        lengths = _lengths(text, c.pad_id)
+        idx = F.pad(F.pad(text, (1, 0), value=c.cls_id), (0, 1), value=c.pad_id)
         idx[torch.arange(idx.size(0), device=idx.device), lengths + 1] = c.sep_id
-        return idx, idx != PAD_ID
+        return idx, idx != c.pad_id
 
     def classify(self, text: torch.Tensor) -> torch.Tensor:
         idx, mask = self.cls_inputs(text)

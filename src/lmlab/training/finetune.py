@@ -114,7 +114,7 @@ def finetune(out_dir: str | os.PathLike, *, run_dir: str | os.PathLike | None = 
         tok = source.tokenizer.with_special_tokens(([EXTRACT_TOKEN] if model == "gpt" else []) + specials)
         base = source.model_config.to_dict()
         fields = dict(base, vocab_size=max(base["vocab_size"], tok.vocab_size), label_names=names,
-                      first_label_id=_first_label_id(tok, specials))
+                      first_label_id=_first_label_id(tok, specials), pad_id=tok.pad_id)
         if model == "gpt":
             model_config: Any = GPTClassifierConfig(**fields, extract_id=tok.token_to_id(EXTRACT_TOKEN))
         else:
@@ -126,7 +126,7 @@ def finetune(out_dir: str | os.PathLike, *, run_dir: str | os.PathLike | None = 
         tok = _fresh_tokenizer(tokenizer, train_texts, specials, vocab, progress)
         cfg_cls = BOWConfig if model == "bow" else LSTMClassifierConfig
         model_config = cfg_cls(vocab_size=tok.vocab_size, label_names=names,
-                               first_label_id=_first_label_id(tok, specials))
+                               first_label_id=_first_label_id(tok, specials), pad_id=tok.pad_id)
     model_config, train_config = resolve_configs(model_config, TrainConfig(**TRAIN_DEFAULTS[model]),
                                                  overrides=overrides)
     if model in PRETRAINED:
