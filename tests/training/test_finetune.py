@@ -126,3 +126,13 @@ def test_user_mistakes_are_clear_errors(toy, tmp_path):
                  progress=False)
     with pytest.raises(LmlabError, match="unknown setting 'lrr'"):
         finetune(tmp_path / "a", model="bow", data=train, overrides={"lrr": 1}, progress=False)
+
+
+def test_a_classifier_run_resumes_like_any_run(toy, tmp_path):
+    from lmlab.training import train_run
+
+    train, dev = toy
+    finetune(tmp_path / "run", model="bow", data=train, val_data=dev,
+             overrides={**BOW_FAST, "max_iters": 10, "eval_interval": 5}, progress=False)
+    result = train_run(tmp_path / "run", resume=True, overrides={"max_iters": 20}, progress=False)
+    assert result.step == 20 and load_run(tmp_path / "run").model_type == "bow"
