@@ -14,7 +14,6 @@ the gensim column says "absent" and the ratio is not reported. Last line: RESULT
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 import time

@@ -85,10 +85,6 @@ def stats(loaded, world_run, tmp_path_factory):
 
 
 @pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Editing tests run many tiny forward/backward passes; on a 2-core machine shared with other test runs, two
-    intra-op threads spin against each other and make them ~10x slower. Speed only: results do not depend on it."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _editing_uses_one_torch_thread(one_torch_thread):
+    """Editing tests run many tiny forward/backward passes (see tests/conftest.py)."""
     yield
-    torch.set_num_threads(threads)

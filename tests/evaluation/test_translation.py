@@ -6,7 +6,6 @@ import subprocess
 import sys
 
 import pytest
-import torch
 
 from lmlab.checkpoint import load_run, save_run
 from lmlab.cli import main
@@ -19,12 +18,7 @@ from lmlab.tokenization import CharTokenizer
 from ..seq2seq_toy import TOY_MODEL, toy_copy_run, toy_pairs, write_tsv
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_a_perfect_translation_scores_100_and_a_wrong_one_less():

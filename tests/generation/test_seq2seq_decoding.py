@@ -1,7 +1,6 @@
 """Greedy and beam decoding of the encoder-decoder model, on a tiny model the real trainer taught to copy."""
 
 import pytest
-import torch
 
 from lmlab.checkpoint import load_run
 from lmlab.data.parallel import split_pairs
@@ -17,12 +16,7 @@ def toy(tmp_path_factory):
     return load_run(run_dir), split_pairs(data_dir, "val")
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_greedy_output_is_exact_on_held_out_pairs(toy):

@@ -60,12 +60,7 @@ def bert_data(tmp_path_factory):
     return make_bert_data(tmp_path_factory.mktemp("bertdata"))
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # ---------------------------------------------------------------------------------------------------- masking ---

@@ -19,13 +19,7 @@ from lmlab.data import prepare
 from lmlab.training.run import train_run
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny tensors: extra threads only fight the other test processes for the CPU (10× slower on a busy box)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_cooccurrence_counts_hand_example():

@@ -11,12 +11,7 @@ from lmlab.models.lstm import BiLSTMLM, LSTMConfig, LSTMLM, export_contextual_ve
 V = 23
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def small(**kw) -> LSTMConfig:

@@ -12,13 +12,7 @@ from hypothesis import strategies as st
 from lmlab.models.ngram import FALLBACK_DISCOUNTS, NGramConfig, NGramLM, kn_discounts
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    # Tiny tensor ops gain nothing from threads, and on a busy shared CPU spinning threads run many times slower.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def fitted(tokens, vocab_size, order):

@@ -14,12 +14,7 @@ V = 64
 PAD, BOS, EOS, SEP = 0, 2, 3, 4
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny matmuls gain nothing from threads on a shared CPU
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def tiny(**kw) -> Seq2Seq:

@@ -6,7 +6,7 @@ import pytest
 
 from lmlab.errors import LmlabError
 from lmlab.models.presets import get_preset
-from lmlab.training.config import (TrainConfig, apply_overrides, load_config_file, parse_override_args,
+from lmlab.training.config import (TrainConfig, load_config_file, parse_override_args,
                                    resolve_configs)
 
 

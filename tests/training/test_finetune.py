@@ -5,7 +5,6 @@ import hashlib
 import json
 
 import pytest
-import torch
 
 from lmlab.checkpoint import load_run
 from lmlab.data import load_split
@@ -17,12 +16,7 @@ from ..classifier_helpers import BOW_FAST, GPT_FAST, LSTM_FAST, save_tiny_bert_r
     toy_examples, write_toy_tsv
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,6 @@
 
 import math
 
-import torch
 
 from lmlab.models.gpt import GPT, GPTConfig
 from lmlab.training.config import TrainConfig

@@ -17,12 +17,7 @@ LSTM_TINY = dict(n_embd=16, n_hidden=32, n_layer=1, block_size=16, batch_size=8,
                  dtype="float32", device="cpu", warmup_iters=5, lr=1e-2, min_lr=1e-3)
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_lstm_trains_and_its_run_dir_reloads_with_the_same_logits(char_data, tmp_path):

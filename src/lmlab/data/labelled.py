@@ -20,7 +20,6 @@ string labels, else "0".."K-1" for integer labels.
 from __future__ import annotations
 
 import csv
-import json
 import os
 from pathlib import Path
 from typing import NamedTuple, Sequence
