@@ -80,6 +80,20 @@ def test_target_loss_stops_early(char_data, tmp_path):
     assert load_train_state(tmp_path / "run")["step"] == res.step
 
 
+def test_threads_setting_applies_during_training_and_is_restored_after(char_data, tmp_path):
+    tok = load_tokenizer_of(char_data)
+    model, mcfg = _fresh(tok)
+    before = torch.get_num_threads()
+    seen = []
+    cfg = TrainConfig(max_iters=4, eval_interval=2, eval_iters=1, batch_size=4, threads=1, device="cpu",
+                      dtype="float32")
+    train(model, mcfg, tok, char_data, tmp_path / "run", cfg, progress=False,
+          on_eval=lambda record, m: seen.append(torch.get_num_threads()))
+    assert seen == [1, 1] and torch.get_num_threads() == before
+    with pytest.raises(LmlabError, match="threads must be"):
+        TrainConfig(threads=-1)
+
+
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(char_data, tmp_path, capsys):
     from lmlab.cli import main
 

@@ -88,8 +88,20 @@ def train(model: torch.nn.Module, model_config: Any, tokenizer: Tokenizer, data_
     Under torchrun this runs data-parallel (see lmlab.training.distributed); every rank calls `train`.
     Raises TrainingDiverged (an LmlabError) when the loss becomes NaN/inf, LmlabError for bad input.
     """
-    t_start = time.perf_counter()
     cfg = train_config
+    threads_before = torch.get_num_threads()
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    try:
+        return _train(model, model_config, tokenizer, data_dir, out_dir, cfg, model_type=model_type, resume=resume,
+                      progress=progress, on_eval=on_eval, strategy=strategy)
+    finally:
+        torch.set_num_threads(threads_before)  # a notebook keeps its own setting after training
+
+
+def _train(model, model_config, tokenizer, data_dir, out_dir, cfg: TrainConfig, *, model_type: str, resume: bool,
+           progress: bool, on_eval, strategy: str) -> TrainResult:
+    t_start = time.perf_counter()
     out_dir = Path(out_dir)
     data_dir = Path(data_dir)
     ctx = setup_distributed(cfg.device)
