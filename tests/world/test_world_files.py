@@ -138,8 +138,11 @@ def test_interrupted_generation_leaves_no_world_and_no_temp_dir(tmp_path):
     import time
 
     out = tmp_path / "w"
+    # A test run started in the background by a non-interactive shell (CI runners, nohup ... &) inherits SIGINT as
+    # *ignored*, and Python keeps it ignored: give the child the default disposition, as a terminal's Ctrl-C sees.
     proc = subprocess.Popen([sys.executable, "-m", "lmlab", "world", "--out", str(out), "--size", "500MB"],
-                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 30
     while not any(p.name.startswith(".w.tmp-") for p in tmp_path.iterdir()):  # wait until writing has begun
         assert time.monotonic() < deadline and proc.poll() is None
