@@ -4,9 +4,11 @@
     Sentiment: negative
 
 A review is an opener, one to three clauses of its polarity, and sometimes a closer. A quarter of the reviews
-carry a twist that a bag of words gets wrong: a contrast ("At first I liked it, but it broke after two days.")
-whose second half decides the label, or a negated phrase ("It is not bad at all." is positive). Evaluation reviews
-are drawn first from their own RNG and never appear in the training text.
+carry a twist meant to mislead word counting: a contrast ("At first I liked it, but it broke after two days.")
+whose second half decides the label, or a negated phrase ("It is not bad at all." is positive). The twists are
+fixed phrases that always carry the same label, though, so a *trained* bag-of-words classifier learns them (100%
+on the held-out reviews, docs/experiments/model-zoo.md); they test models that are not trained on the labels (e.g.
+few-shot prompting). Evaluation reviews are drawn first from their own RNG and never appear in the training text.
 """
 
 from __future__ import annotations
