@@ -40,7 +40,6 @@ input the caller built, e.g. `<cls> The capital of X is <mask> . <sep>`), featur
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -49,6 +48,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from lmlab.errors import LmlabError
+from lmlab.models.config_dict import ConfigDictMixin
 from lmlab.models.gpt import GPT, Block, GPTConfig
 
 NORM_POSITIONS = ("pre", "post")
@@ -59,8 +59,10 @@ NOT_A_CAUSAL_LM = ("a bert model is not a left-to-right LM, so it cannot sample,
 
 # ========================================================================================================= config ===
 @dataclass
-class BERTConfig:
+class BERTConfig(ConfigDictMixin):
     """Shape of a BERT-style encoder and its pre-training objective."""
+
+    config_label = "BERT config"  # names this config in error messages
 
     vocab_size: int = 1024       # rows of the token embedding / MLM decoder (the trainer sets it to the tokenizer's)
     n_layer: int = 4             # transformer blocks
@@ -119,18 +121,6 @@ class BERTConfig:
                          norm_position=self.norm_position, activation=self.activation,
                          layer_norm_eps=self.layer_norm_eps, mlp_ratio=self.mlp_ratio)
 
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-ready dict of every field."""
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "BERTConfig":
-        """Inverse of `to_dict`; unknown keys are an error (a typo must not silently fall back to a default)."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise LmlabError(f"unknown BERT config key(s) {unknown}; valid keys: {sorted(known)}")
-        return cls(**d)
 
 
 # Named model settings of type `bert` (registered in lmlab.models.registry; training settings under the same name in

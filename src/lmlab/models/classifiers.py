@@ -33,7 +33,6 @@ Both pre-trained kinds start from a trained run (`init_from_lm`): the tokenizer 
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,6 +41,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from lmlab.errors import LmlabError
+from lmlab.models.config_dict import ConfigDictMixin
 from lmlab.models.bert import BERT, BERTConfig
 from lmlab.models.gpt import GPT, GPTConfig
 
@@ -56,7 +56,7 @@ def label_tokens(n_classes: int) -> list[str]:
 
 # ========================================================================================================= configs ===
 @dataclass
-class LabelSpec:
+class LabelSpec(ConfigDictMixin):
     """What every classifier config has: the classes and where their label tokens sit in the vocabulary."""
 
     label_names: tuple[str, ...] = ("negative", "positive")  # class names, in label-index order
@@ -75,18 +75,6 @@ class LabelSpec:
     def n_classes(self) -> int:
         return len(self.label_names)
 
-    def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d["label_names"] = list(self.label_names)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]):
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise LmlabError(f"unknown {cls.__name__} key(s) {unknown}; valid keys: {sorted(known)}")
-        return cls(**d)
 
 
 def _positive(cfg: Any, *names: str) -> None:

@@ -36,16 +36,15 @@ explicitly (softmax(QKᵀ/√d)·V, same numbers up to float rounding) only whil
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from lmlab.errors import LmlabError
+from lmlab.models.config_dict import ConfigDictMixin
 
 POS_EMBEDDINGS = ("learned", "sinusoidal", "rotary")
 NORM_POSITIONS = ("pre", "post")
@@ -54,8 +53,10 @@ ACTIVATIONS = ("gelu", "relu", "silu")
 
 # ========================================================================================================= config ===
 @dataclass
-class GPTConfig:
+class GPTConfig(ConfigDictMixin):
     """Shape and architecture choices of a GPT. Names follow GPT-2 / nanoGPT."""
+
+    config_label = "GPT config"  # names this config in error messages
 
     n_layer: int = 12            # number of transformer blocks
     n_head: int = 12             # attention heads per block; n_embd must be divisible by it
@@ -94,18 +95,6 @@ class GPTConfig:
     def head_dim(self) -> int:
         return self.n_embd // self.n_head
 
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-ready dict of every field."""
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "GPTConfig":
-        """Inverse of `to_dict`; unknown keys are an error (a typo must not silently fall back to a default)."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise LmlabError(f"unknown GPT config key(s) {unknown}; valid keys: {sorted(known)}")
-        return cls(**d)
 
 
 # ===================================================================================================== hook point ===

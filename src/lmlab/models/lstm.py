@@ -31,7 +31,6 @@ loaded run dir.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,12 +39,15 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from lmlab.errors import LmlabError
+from lmlab.models.config_dict import ConfigDictMixin
 
 
 # ========================================================================================================= config ===
 @dataclass
-class LSTMConfig:
+class LSTMConfig(ConfigDictMixin):
     """Shape of an LSTM LM (type `lstm`) or a bidirectional LSTM LM (type `bilstm`)."""
+
+    config_label = "LSTM config"  # names this config in error messages
 
     vocab_size: int = 256        # rows of the embedding and the softmax (the trainer sets it to the tokenizer's)
     n_embd: int = 128            # token embedding width (the input of the first LSTM layer)
@@ -77,16 +79,6 @@ class LSTMConfig:
         """Width of the vector the softmax layer reads."""
         return self.proj_size or self.n_hidden
 
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "LSTMConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise LmlabError(f"unknown LSTM config key(s) {unknown}; valid keys: {sorted(known)}")
-        return cls(**d)
 
 
 State = list[tuple[torch.Tensor, torch.Tensor]]  # per layer: (h, c), each (1, B, n_hidden)

@@ -51,6 +51,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from lmlab.errors import LmlabError
+from lmlab.models.config_dict import ConfigDictMixin
 
 MAX_ORDER = 5
 FALLBACK_DISCOUNTS = (0.5, 1.0, 1.5)
@@ -58,8 +59,10 @@ FALLBACK_DISCOUNTS = (0.5, 1.0, 1.5)
 
 # ========================================================================================================= config ===
 @dataclass
-class NGramConfig:
+class NGramConfig(ConfigDictMixin):
     """Settings of an n-gram model. Only `order` is a choice; the rest is filled in by the tokenizer and fitting."""
+
+    config_label = "n-gram config"  # names this config in error messages
 
     vocab_size: int = 256      # V: ids 0..V-1 (the tokenizer's vocabulary); the uniform floor is 1/V
     order: int = 3             # n: the longest n-gram used (1 = unigram … 5)
@@ -79,16 +82,6 @@ class NGramConfig:
             raise LmlabError(f"n-gram config: table_sizes has {len(self.table_sizes)} entries for order "
                              f"{self.order}; it is written by fitting, leave it out")
 
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "NGramConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise LmlabError(f"unknown n-gram config key(s) {unknown}; valid keys: {sorted(known)}")
-        return cls(**d)
 
 
 # ====================================================================================================== discounts ===

@@ -37,7 +37,6 @@ Decoding (greedy and beam search, with the encoder output computed once and a de
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -48,6 +47,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from lmlab.errors import LmlabError
+from lmlab.models.config_dict import ConfigDictMixin
 from lmlab.models.gpt import GPT, Block, GPTConfig, KVCache, sinusoidal_table
 
 OBJECTIVES = ("translation", "span_corruption")
@@ -59,8 +59,10 @@ SENTINEL_TOKENS = tuple(f"<sentinel{i}>" for i in range(N_SENTINELS))
 
 # ========================================================================================================= config ===
 @dataclass
-class Seq2SeqConfig:
+class Seq2SeqConfig(ConfigDictMixin):
     """Shape, objective and special token ids of an encoder-decoder transformer (model type `seq2seq`)."""
+
+    config_label = "seq2seq config"  # names this config in error messages
 
     vocab_size: int = 4096        # rows of the shared embedding / output layer (the trainer sets the tokenizer's)
     n_enc_layer: int = 3          # encoder blocks (bidirectional self-attention + MLP)
@@ -132,18 +134,6 @@ class Seq2SeqConfig:
     def head_dim(self) -> int:
         return self.n_embd // self.n_head
 
-    def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d["sentinel_ids"] = list(self.sentinel_ids)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "Seq2SeqConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise LmlabError(f"unknown seq2seq config key(s) {unknown}; valid keys: {sorted(known)}")
-        return cls(**d)
 
 
 # Named model settings (lmlab.models.registry); the first is the type's default. Training settings of the same

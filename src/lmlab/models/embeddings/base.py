@@ -1,4 +1,5 @@
-"""What every word-embedding model shares: a word mask, the (V, d) matrix of word vectors, and the config plumbing.
+"""What every word-embedding model shares: a word mask and the (V, d) matrix of word vectors (the configs get
+`to_dict`/`from_dict` from lmlab.models.config_dict, like every model config).
 
 An embedding model is saved like any other model (config.json + model.safetensors in a run dir); what the
 `lmlab embed` commands and the world-relation evaluation need from it is only `word_vectors()` and `word_mask`.
@@ -6,28 +7,12 @@ An embedding model is saved like any other model (config.json + model.safetensor
 
 from __future__ import annotations
 
-import dataclasses
-from typing import Any, Mapping
-
 import torch
 import torch.nn as nn
 
 from lmlab.errors import LmlabError
 
 
-class ConfigDictMixin:
-    """`to_dict` / `from_dict` for the embedding configs (dataclasses); unknown keys are an error."""
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]):
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise LmlabError(f"unknown {cls.__name__} field(s) {unknown}; known: {sorted(names)}")
-        return cls(**d)
 
 
 def check_common(cfg) -> None:

@@ -33,7 +33,8 @@ import torch.nn as nn
 from scipy.sparse.linalg import LinearOperator, svds
 
 from lmlab.errors import LmlabError
-from lmlab.models.embeddings.base import ConfigDictMixin, EmbeddingModel, check_common
+from lmlab.models.config_dict import ConfigDictMixin
+from lmlab.models.embeddings.base import EmbeddingModel, check_common
 from lmlab.models.embeddings.windows import compact_words, word_mask_of
 
 COUNT_TRANSFORMS = ("none", "log1p", "sqrt")

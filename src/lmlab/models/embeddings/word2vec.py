@@ -38,7 +38,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from lmlab.errors import LmlabError
-from lmlab.models.embeddings.base import ConfigDictMixin, EmbeddingModel, check_common
+from lmlab.models.config_dict import ConfigDictMixin
+from lmlab.models.embeddings.base import EmbeddingModel, check_common
 from lmlab.models.embeddings.windows import batch_compact, word_mask_of
 
 ARCHITECTURES = ("skipgram", "cbow")

@@ -1,0 +1,31 @@
+"""One `to_dict` / `from_dict` for every model config dataclass, so a run dir's config.json round-trips the same
+way for each model type and a typo'd key is always an error (never a silent fall back to a default)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Mapping
+
+from lmlab.errors import LmlabError
+
+
+class ConfigDictMixin:
+    """Mixed into a config dataclass. `config_label`, set on the class itself (a subclass does not inherit it),
+    names the config in error messages — default the class name; "GPT config" gives "unknown GPT config key(s)
+    ['n_layers']; valid keys: [...]"."""
+
+    config_label: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready dict of every field (tuples as lists, as JSON gives them back)."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]):
+        """Inverse of `to_dict`; unknown keys are an error naming the valid ones."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise LmlabError(f"unknown {cls.__dict__.get('config_label') or cls.__name__} key(s) {unknown}; "
+                             f"valid keys: {sorted(known)}")
+        return cls(**d)
