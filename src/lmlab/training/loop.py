@@ -143,7 +143,7 @@ def _train(model, model_config, tokenizer, data_dir, out_dir, cfg: TrainConfig, 
     if getattr(model, "wants_contiguous_streams", False):
         sampler = ContiguousStreamSampler(train_tokens, block_size, cfg.batch_size, rank=ctx.rank,
                                           world_size=ctx.world_size)
-    elif _batch_format(model) == "documents":
+    elif documents:
         sampler = RandomDocumentSampler(train_tokens, tokenizer.eos_id, tokenizer.pad_id, block_size, cfg.batch_size,
                                         seed=cfg.seed, rank=ctx.rank, world_size=ctx.world_size)
     else:
