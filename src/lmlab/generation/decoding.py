@@ -27,6 +27,7 @@ from typing import Iterator
 import torch
 
 from lmlab.errors import LmlabError
+from lmlab.generation.cpu_kernels import MIN_NEW_TOKENS, onednn_linears
 from lmlab.models.gpt import KVCache
 from lmlab.tokenization import Tokenizer
 
@@ -209,6 +210,17 @@ def _sample_rows(model, tokenizer: Tokenizer, prompt_ids: list[list[int]], *, ma
     idx, mask = idx.to(device), mask.to(device)
     mask[:, T0:] = 1
     cache = KVCache.for_model(model, B, T0 + max_new_tokens)
+    with onednn_linears(model, enabled=max_new_tokens >= MIN_NEW_TOKENS):
+        yield from _cached_steps(model, tokenizer, prompt_ids, idx, mask, cache, padded, max_new_tokens=max_new_tokens,
+                                 temperature=temperature, top_k=top_k, top_p=top_p, stop=stop, generator=generator,
+                                 want_logprobs=want_logprobs)
+
+
+def _cached_steps(model, tokenizer: Tokenizer, prompt_ids: list[list[int]], idx: torch.Tensor, mask: torch.Tensor,
+                  cache: KVCache, padded: bool, **options) -> Iterator[list[_Row]]:
+    """The KV-cache decode of `_sample_rows`: the prompts idx (B,T0), left-padded when `padded`, then one token
+    per step; mask (B, T0+max_new_tokens) marks real tokens."""
+    T0 = idx.shape[1]
 
     next_pos = None
     if padded:
@@ -229,9 +241,7 @@ def _sample_rows(model, tokenizer: Tokenizer, prompt_ids: list[list[int]], *, ma
             out, _ = model(nxt[:, None], kv_cache=cache)
         return out
 
-    yield from _decode_steps(tokenizer, prompt_ids, logits, advance, max_new_tokens=max_new_tokens,
-                             temperature=temperature, top_k=top_k, top_p=top_p, stop=stop, generator=generator,
-                             want_logprobs=want_logprobs)
+    yield from _decode_steps(tokenizer, prompt_ids, logits, advance, **options)
 
 
 def _decode_steps(tokenizer: Tokenizer, prompt_ids: list[list[int]], logits: torch.Tensor, advance, *,
@@ -363,8 +373,9 @@ def generate(model, tokenizer: Tokenizer, prompts: str | list[str] | list[list[i
     with eval_mode(model):
         if num_beams > 1:
             for prompt, p_ids in zip(prompts_list, ids):
-                toks, lps, reason = _beam_search(model, tokenizer, p_ids, max_new_tokens=max_new_tokens,
-                                                 num_beams=num_beams, length_penalty=length_penalty)
+                with onednn_linears(model, enabled=_supports_kv_cache(model) and max_new_tokens >= MIN_NEW_TOKENS):
+                    toks, lps, reason = _beam_search(model, tokenizer, p_ids, max_new_tokens=max_new_tokens,
+                                                     num_beams=num_beams, length_penalty=length_penalty)
                 row = _Row(p_ids, toks, lps, True, reason)
                 text = _finish_text(tokenizer, row, stop_list)
                 if stop_list and _cut_at_stop(new_text(tokenizer, p_ids, toks), stop_list) is not None:
