@@ -1,7 +1,7 @@
 """Training speed and quality: lmlab's training loop vs nanoGPT's reference figures and Hugging Face GPT-2, same run.
 
 Setup (nanoGPT's CPU configuration for char-level tiny Shakespeare): 4 layers, 4 heads, 128 dims, no bias, no
-dropout, block 64, batch 12, AdamW lr 1e-3 → min_lr 1e-4 (cosine over all iterations, 100 warmup), beta2 0.99,
+dropout, exact (erf) GELU as nanoGPT's nn.GELU(), block 64, batch 12, AdamW lr 1e-3 → min_lr 1e-4 (cosine over all iterations, 100 warmup), beta2 0.99,
 weight decay 0.1, grad clip 1.0; first 90% of the characters train, last 10% validate (as nanoGPT's prepare.py).
 The val loss at the end covers the whole val split (up to 200 batches of 12 non-overlapping windows).
 
@@ -32,6 +32,7 @@ import torch
 NANOGPT_REF_MS_PER_ITER = 55.0
 NANOGPT_REF_VAL_LOSS = 1.87
 SHAPE = dict(n_layer=4, n_head=4, n_embd=128, block_size=64, dropout=0.0, bias=False)
+HF_ACTIVATION = {"gelu": "gelu_new", "gelu_exact": "gelu", "relu": "relu", "silu": "silu"}  # our name → HF's
 BATCH = 12
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "tinyshakespeare_input.txt"
 
@@ -82,6 +83,9 @@ def main() -> int:
                     help="compute dtype (default float32: measured faster than bf16 autocast on this AVX-512 CPU)")
     ap.add_argument("--compile", action="store_true", help="torch.compile the model (slow first step)")
     ap.add_argument("--hf-steps", type=int, default=30, help="timed steps for the side-by-side step timings")
+    ap.add_argument("--activation", default="gelu_exact", choices=sorted(HF_ACTIVATION),
+                    help="MLP nonlinearity (default gelu_exact: nanoGPT's nn.GELU(); 'gelu' is GPT-2's tanh form)")
+    ap.add_argument("--seed", type=int, default=1337, help="initialisation and batch-order seed (nanoGPT's 1337)")
     args = ap.parse_args()
     if not DATA.is_file():
         print(f"missing {DATA}: the shared data folder is needed for this benchmark", file=sys.stderr)
@@ -93,13 +97,13 @@ def main() -> int:
     text = DATA.read_text(encoding="utf-8")
     with tempfile.TemporaryDirectory() as tmp:
         tok = make_shards(text, Path(tmp) / "data")
-        model_cfg = GPTConfig(**SHAPE, vocab_size=tok.vocab_size)
-        torch.manual_seed(1337)
+        model_cfg = GPTConfig(**SHAPE, activation=args.activation, vocab_size=tok.vocab_size)
+        torch.manual_seed(args.seed)
         model = GPT(model_cfg)
         cfg = TrainConfig(batch_size=BATCH, lr=1e-3, min_lr=1e-4, warmup_iters=100, max_iters=args.iters,
                           weight_decay=0.1, beta1=0.9, beta2=0.99, grad_clip=1.0, eval_interval=args.iters,
                           eval_iters=200, log_interval=max(1, args.iters // 20), dtype=args.dtype,
-                          compile=args.compile, device="cpu", keep_best=False, seed=1337)
+                          compile=args.compile, device="cpu", keep_best=False, seed=args.seed)
         t0 = time.perf_counter()
         result = train(model, model_cfg, tok, Path(tmp) / "data", Path(tmp) / "run", cfg, progress=False)
         wall = time.perf_counter() - t0
@@ -123,11 +127,13 @@ def main() -> int:
     ours_ms = time_steps(GPT(model_cfg), dtype, tok.vocab_size, steps=args.hf_steps)
     hf_cfg = GPT2Config(vocab_size=tok.vocab_size, n_positions=SHAPE["block_size"], n_embd=SHAPE["n_embd"],
                         n_layer=SHAPE["n_layer"], n_head=SHAPE["n_head"], resid_pdrop=0.0, embd_pdrop=0.0,
-                        attn_pdrop=0.0, bos_token_id=tok.eos_id, eos_token_id=tok.eos_id)
+                        attn_pdrop=0.0, bos_token_id=tok.eos_id, eos_token_id=tok.eos_id,
+                        activation_function=HF_ACTIVATION[args.activation])
     hf_ms = time_steps(GPT2LMHeadModel(hf_cfg), dtype, tok.vocab_size, steps=args.hf_steps, hf=True)
 
     print(f"machine: {torch.get_num_threads()} threads, torch {torch.__version__}, "
-          f"{torch.backends.cpu.get_cpu_capability()}; dtype {args.dtype}, compile {args.compile}")
+          f"{torch.backends.cpu.get_cpu_capability()}; dtype {args.dtype}, compile {args.compile}, "
+          f"activation {args.activation}, seed {args.seed}")
     print(f"lmlab loop: {args.iters} iters in {wall:.1f} s wall (eval and start-up included); "
           f"{ms_per_iter:.1f} ms/iter, {tokens_per_sec:.0f} tokens/s, MFU {100 * mfu:.1f}% of measured peak")
     print(f"val loss after {args.iters} iters: {result.last_val_loss:.4f} (nanoGPT reference at 2000: "

@@ -195,3 +195,14 @@ def test_explicit_attention_path_with_cache_and_padding():
     for h in handles:
         h.remove()
     torch.testing.assert_close(explicit, fused, atol=1e-5, rtol=1e-5)
+
+
+def test_gelu_exact_is_the_erf_form():
+    """activation="gelu_exact" is nanoGPT's/BERT's nn.GELU(); "gelu" stays GPT-2's tanh approximation."""
+    x = torch.linspace(-4, 4, 101)
+    exact = GPT(tiny_config(activation="gelu_exact")).blocks[0].mlp.act
+    tanh = GPT(tiny_config(activation="gelu")).blocks[0].mlp.act
+    torch.testing.assert_close(exact(x), 0.5 * x * (1 + torch.erf(x / 2 ** 0.5)))
+    assert not torch.allclose(tanh(x), exact(x), atol=1e-6, rtol=0)
+    with pytest.raises(LmlabError, match="gelu_exact"):
+        tiny_config(activation="gelu_erf")
