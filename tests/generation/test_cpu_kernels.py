@@ -80,3 +80,11 @@ def test_long_greedy_decode_equals_the_plain_path():
                 logits, _ = model(torch.tensor([ids]))
                 ids.append(int(logits[0, -1, :tok.vocab_size].argmax()))
         assert out.tokens == ids[len(tok.encode(prompt)):]
+
+
+def test_environment_switch_turns_it_off(monkeypatch):
+    monkeypatch.setenv("LMLAB_DECODE_ONEDNN", "0")
+    model = small_gpt()
+    with onednn_linears(model) as on:
+        assert not on
+        assert "forward" not in model.lm_head.__dict__

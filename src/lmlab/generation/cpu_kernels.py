@@ -10,7 +10,8 @@ at batch 1, 31 vs 57 ms at batch 8). Same weights, same fp32 arithmetic; only th
 
 Cost. The conversion copies every Linear weight (peak memory + the model's Linear weights, for the duration of the
 decode) and takes ~0.3 ms per MB (0.15 s for GPT-2-124M), which a decode of ≥ 10 tokens earns back; the decoder
-only asks for it when it will produce at least `MIN_NEW_TOKENS` tokens per row.
+only asks for it when it will produce at least `MIN_NEW_TOKENS` tokens per row. Where memory is tighter than time,
+set the environment variable LMLAB_DECODE_ONEDNN=0 to turn it off.
 
 Safety. The converted copy is a snapshot: it is used only while the context is open, only under no-grad /
 inference mode and in eval mode (any call with autograd on, e.g. a caller training between `stream` pieces,
@@ -21,6 +22,7 @@ working: only `forward` is replaced, not `__call__`.
 from __future__ import annotations
 
 import contextlib
+import os
 from typing import Iterator
 
 import torch
@@ -65,10 +67,11 @@ def _onednn_forward(module: nn.Linear):
 def onednn_linears(model: nn.Module, enabled: bool = True) -> Iterator[bool]:
     """While open, every `nn.Linear` in `model` uses a oneDNN copy of its fp32 weights (see the module docstring).
 
-    Yields whether the fast path is on (False when disabled, or the model is not fp32 on CPU with oneDNN).
+    Yields whether the fast path is on (False when disabled — `enabled=False` or LMLAB_DECODE_ONEDNN=0 — or when
+    the model is not fp32 on CPU with oneDNN).
     Tied weights (GPT's output layer = token embedding) are converted once per module; the originals are untouched.
     """
-    if not (enabled and onednn_available(model)):
+    if not (enabled and onednn_available(model)) or os.environ.get("LMLAB_DECODE_ONEDNN", "1") == "0":
         yield False
         return
     patched: list[nn.Linear] = []
