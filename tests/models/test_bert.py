@@ -172,6 +172,7 @@ def test_trains_with_the_ordinary_trainer_and_its_run_dir_reloads(bert_data, tmp
                        overrides={**TINY_TRAIN, "n_embd": 64, "batch_size": 32, "max_iters": 60, "eval_interval": 20})
     vals = [r["val_loss"] for r in result.metrics if "val_loss" in r]
     assert len(vals) == 3 and vals[0] > vals[1] > vals[2], vals
+    assert all(0 < r["mfu"] < 1 for r in result.metrics)  # BERT counts its FLOPs, so the bar shows MFU
     run = load_run(tmp_path / "run")
     tok = run.tokenizer
     cfg = run.model_config

@@ -112,3 +112,12 @@ def test_contextual_vectors_and_generation_from_run_dirs(tmp_path):
         # no KV cache, no length limit: the model slides over its last block_size (16) tokens
         assert len(generate(run.model, tok, "the cat sat", max_new_tokens=20, seed=0)[0].tokens) <= 20
         assert score_text(run.model, tok, "the mat").n_tokens == 8
+
+
+def test_flops_per_token_counts_every_weight_six_times():
+    """6·N, N without a separate input embedding: the trainer's MFU for LSTMs rests on it."""
+    for cls in (LSTMLM, BiLSTMLM):
+        model = cls(LSTMConfig(vocab_size=50, n_embd=16, n_hidden=24, n_layer=2, block_size=16))
+        n = sum(p.numel() for p in model.parameters()) - model.wte.weight.numel()
+        assert model.num_params() == n
+        assert model.flops_per_token() == 6 * n

@@ -222,6 +222,23 @@ class BERT(nn.Module):
             raise LmlabError("this BERT was trained without next-sentence prediction (nsp=false)")
         return self.nsp_head(torch.tanh(self.pooler(h[:, 0])))
 
+    # --- size -------------------------------------------------------------------------------------------------------
+    def num_params(self, non_embedding: bool = True) -> int:
+        """Parameter count; non_embedding leaves out the lookup-only tables (positions, token types). The token
+        embedding stays: it is also the MLM decoder, a matmul at every position."""
+        n = sum(p.numel() for p in self.parameters())
+        if non_embedding:
+            n -= self.wpe.weight.numel() + self.wtt.weight.numel()
+        return n
+
+    def flops_per_token(self, seq_len: int | None = None) -> float:
+        """Training FLOPs per input token, counted as `GPT.flops_per_token` (PaLM appendix B): 6·N for the weight
+        matmuls (the MLM head decodes every position, so its decoder counts) + 12·L·H·Q·T for attention scores and
+        weighted sums (T = seq_len, default block_size). Used for the trainer's MFU."""
+        c = self.config
+        T = seq_len or c.block_size
+        return 6 * self.num_params(non_embedding=True) + 12 * c.n_layer * c.n_head * (c.n_embd // c.n_head) * T
+
     # --- pre-training -----------------------------------------------------------------------------------------------
     def pretraining_batch(self, x: torch.Tensor, generator: torch.Generator | None = None) -> PretrainingBatch:
         """Masked-LM (+ NSP) examples from raw token windows x (B, ≥ block_size−2) int64, as the module docstring

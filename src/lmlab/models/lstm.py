@@ -127,7 +127,24 @@ def _cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
 
 
 # ======================================================================================================== LSTM LM ===
-class LSTMLM(nn.Module):
+class _ParamCounts:
+    """Parameter and FLOP counts shared by both LSTM language models (they have `config.tie_embeddings`, `wte`)."""
+
+    def num_params(self, non_embedding: bool = True) -> int:
+        """Parameter count; non_embedding leaves out the input embedding when it is not also the output layer."""
+        n = sum(p.numel() for p in self.parameters())
+        if non_embedding and not self.config.tie_embeddings:
+            n -= self.wte.weight.numel()
+        return n
+
+    def flops_per_token(self, seq_len: int | None = None) -> float:
+        """Training FLOPs per token, 6·N (N = num_params(non_embedding=True)): every gate, projection and output
+        weight is used once per token in one multiply-add (2 FLOPs) forward, twice that backward. The recurrence
+        adds no term that grows with the sequence (unlike attention), so seq_len is unused."""
+        return 6.0 * self.num_params(non_embedding=True)
+
+
+class LSTMLM(_ParamCounts, nn.Module):
     """Stacked LSTM language model (type `lstm`); see the module docstring for the objective and options."""
 
     def __init__(self, config: LSTMConfig):
@@ -168,15 +185,9 @@ class LSTMLM(nn.Module):
         outputs, _ = self.rnn(self.drop(self.wte(idx)))
         return outputs
 
-    def num_params(self, non_embedding: bool = True) -> int:
-        n = sum(p.numel() for p in self.parameters())
-        if non_embedding and not self.config.tie_embeddings:
-            n -= self.wte.weight.numel()
-        return n
-
 
 # ===================================================================================================== BiLSTM LM ===
-class BiLSTMLM(nn.Module):
+class BiLSTMLM(_ParamCounts, nn.Module):
     """Bidirectional LSTM LM in the style of ELMo (type `bilstm`): a forward and a backward LSTM stack sharing the
     token embedding and the softmax; loss = mean of the forward and backward LM losses (module docstring)."""
 
@@ -234,12 +245,6 @@ class BiLSTMLM(nn.Module):
         """Each layer's [forward; backward] states (B,T,2·n_hidden) for idx (B,T) — ELMo's layer representations."""
         fwd, bwd = self._directions(idx)
         return [torch.cat([f, b], dim=-1) for f, b in zip(fwd, bwd)]
-
-    def num_params(self, non_embedding: bool = True) -> int:
-        n = sum(p.numel() for p in self.parameters())
-        if non_embedding and not self.config.tie_embeddings:
-            n -= self.wte.weight.numel()
-        return n
 
 
 # ========================================================================================== contextual vectors ===
