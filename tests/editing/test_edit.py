@@ -81,3 +81,23 @@ def test_default_layer_comes_from_causal_tracing_and_is_not_the_last(loaded, wor
     memit_layers = default_layers(loaded.model, loaded.tokenizer, world_requests[:4], "memit")
     assert layers[0] in memit_layers and len(memit_layers) == 2
     assert memit_layers == list(range(memit_layers[0], memit_layers[-1] + 1)) and memit_layers[-1] < 3
+
+
+def test_rome_prompt_protection_spares_the_prompts_later_positions(loaded, world_requests, stats):
+    """protect_prompt (default on) makes the update move the keys after the subject ('… is') far less than plain
+    ROME does, and the edit still flips the fact."""
+    from lmlab.editing.prompts import build_batch, keys_after_subject
+
+    (req,) = _unknown_to_model(loaded, world_requests)
+    batch = build_batch(loaded.model, loaded.tokenizer, [req.prompt], req.subject)
+    later = keys_after_subject(loaded.model, batch, 0).double()
+    assert later.shape[0] == batch.lengths[0] - batch.subject_pos[0] - 1 > 0
+    moved = {}
+    for weight in (0.0, 1.0):
+        result = edit(loaded.model, loaded.tokenizer, req, "rome", stats=stats, layers=[0], measure=False,
+                      protect_prompt=weight)
+        p_new, p_true = case_probs(result.model, loaded.tokenizer, req)["edit"]
+        assert p_new > p_true, weight
+        delta = result.deltas["blocks.0.mlp.c_proj.weight"].double()
+        moved[weight] = float((delta @ later.T).norm() / delta.norm())
+    assert moved[1.0] < 0.5 * moved[0.0], moved

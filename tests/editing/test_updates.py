@@ -67,3 +67,25 @@ def test_rank_one_update_can_hit_another_key_exactly_along_the_same_direction():
     j = torch.randn(H, generator=gen, dtype=torch.float64)
     j = j - (u @ j) / (u @ u) * u
     torch.testing.assert_close(delta @ j, torch.zeros(D, dtype=torch.float64), rtol=0, atol=1e-9)
+
+
+def test_protected_keys_move_far_less_and_the_edited_key_still_maps_exactly():
+    """ROME's prompt protection: keys added to C (the edit prompt's positions after the subject) are nearly left
+    alone by the update, while the bare prompt's key still maps to the new value exactly."""
+    from lmlab.editing.rome import protected_moments
+
+    gen = torch.Generator().manual_seed(3)
+    D, H = 8, 32
+    W = torch.randn(D, H, generator=gen, dtype=torch.float64)
+    C = _spd(H, gen)
+    k = torch.randn(H, generator=gen, dtype=torch.float64)
+    v = torch.randn(D, generator=gen, dtype=torch.float64)
+    later = k + 0.5 * torch.randn(3, H, generator=gen, dtype=torch.float64)  # keys that overlap the edited one
+    plain = rank_one_update(W, None, C, k, v, ridge=0.0)
+    protected = rank_one_update(W, None, protected_moments(C, later, 10.0), k, v, ridge=0.0)
+    torch.testing.assert_close((W + protected) @ k, v, rtol=1e-9, atol=1e-9)
+    moved_plain = (plain @ later.T).norm()
+    moved_protected = (protected @ later.T).norm()
+    assert moved_protected < 0.5 * moved_plain, (moved_protected, moved_plain)
+    assert torch.equal(protected_moments(C, later, 0.0), C)
+    assert torch.equal(protected_moments(C, later[:0], 1.0), C)

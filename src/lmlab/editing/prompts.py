@@ -136,6 +136,20 @@ def keys_at(model: nn.Module, batch: Batch, layer: int) -> torch.Tensor:
     return store["k"]
 
 
+def keys_after_subject(model: nn.Module, batch: Batch, layer: int) -> torch.Tensor:
+    """MLP key activations (`blocks.{layer}.mlp.post`) at every real position after each row's last subject token,
+    all rows stacked: (n, 4D), detached; (0, 4D) when the subject ends every prompt."""
+    store = {}
+
+    def read(act: torch.Tensor, name: str) -> None:
+        store["k"] = torch.cat([act[i, int(s) + 1:int(n)] for i, (s, n)
+                                in enumerate(zip(batch.subject_pos, batch.lengths))]).detach()
+
+    with hooked(model, {f"blocks.{layer}.mlp.post": read}), torch.no_grad():
+        model(batch.ids)
+    return store["k"]
+
+
 def activation_at(model: nn.Module, batch: Batch, name: str) -> torch.Tensor:
     """Activation `name` (B,T,D) at each row's last subject token: (B, D), detached."""
     store = {}

@@ -13,6 +13,10 @@ with (C⁻¹k*)ᵀ j = 0 maps as before. Its size follows ROME's code (rome/comp
 (C⁻¹k*)ᵀk / (C⁻¹k*)ᵀk*, which on small models is often far below 1.) In nn.Linear layout (weight (D, 4D),
 out = W k + b) Λ is a column (D,) and C⁻¹k* a row (4D,). C = E[k kᵀ] (lmlab.editing.stats); its scale cancels,
 so ROME's mom2_update_weight matters only to MEMIT. A small ridge λ·mean(diag C)·I keeps C invertible.
+
+One addition of ours (`protect_prompt`, on by default): the keys at the edit prompts' positions *after* the subject
+are added to C (`protected_moments`), so the update also leaves the template's own later tokens mapped as before;
+without it, an update can shift those positions enough to undo the edit (see docs/experiments/editing.md).
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from lmlab.editing.prompts import build_batch, contextual_prompts, keys_at, mlp_projection
+from lmlab.editing.prompts import build_batch, contextual_prompts, keys_after_subject, keys_at, mlp_projection
 from lmlab.editing.requests import EditRequest
 from lmlab.editing.values import optimise_delta
 from lmlab.tokenization import Tokenizer
@@ -45,6 +49,7 @@ class RomeHparams:
     n_prefixes: int = 10           # model-generated context prefixes for k* and v*
     prefix_length: int = 10        # tokens per prefix
     ridge: float = 1e-4            # λ, relative to the mean diagonal of C
+    protect_prompt: float = 1.0    # weight of the edit prompts' own keys after the subject, added to C (0 = off)
     seed: int = 0                  # seed of the prefixes
 
 
@@ -60,6 +65,20 @@ def subject_key(model: nn.Module, tokenizer: Tokenizer, request: EditRequest, la
                 prefixes: list[str]) -> torch.Tensor:
     """k*: the key (4D,) at the last subject token averaged over the bare prompt and the prefixed contexts."""
     return subject_keys(model, tokenizer, request, layer, prefixes).mean(0)
+
+
+def protected_moments(C: torch.Tensor, keys: torch.Tensor, weight: float) -> torch.Tensor:
+    """C + weight · mean(k kᵀ) over `keys` (n, 4D): the update must then also leave these keys' outputs alone.
+
+    Why: δ is optimised with the hidden state changed at the subject token only, but W + ΔW also acts on every
+    later position of the same prompt ('… is a national of'); where those keys overlap C⁻¹k*, the update shifts
+    them too and can undo the edit (on the world model: 7 of 200 ROME edits reached P(new) ≈ 0.99 while δ was
+    optimised and failed after the update; protecting these keys makes all 7 succeed). float64, (4D, 4D)."""
+    C = C.double()
+    if weight == 0 or keys.numel() == 0:
+        return C
+    k = keys.detach().double().to(C.device)
+    return C + weight * (k.T @ k) / k.shape[0]
 
 
 def rank_one_update(weight: torch.Tensor, bias: torch.Tensor | None, C: torch.Tensor, key: torch.Tensor,
@@ -85,6 +104,9 @@ def apply_rome(model: nn.Module, tokenizer: Tokenizer, request: EditRequest, lay
     proj = mlp_projection(model, layer)
     keys = subject_keys(model, tokenizer, request, layer, prefixes)
     key, bare = keys.mean(0), keys[0]
+    if hp.protect_prompt:
+        batch = build_batch(model, tokenizer, contextual_prompts(request.prompt, prefixes), request.subject)
+        C = protected_moments(C, keys_after_subject(model, batch, layer), hp.protect_prompt)
     vr = optimise_delta(model, tokenizer, request, f"blocks.{layer}.mlp.out", prefixes, lr=hp.v_lr,
                         steps=hp.v_steps, kl_factor=hp.kl_factor, weight_decay=hp.v_weight_decay,
                         clamp_norm_factor=hp.clamp_norm_factor)
