@@ -122,7 +122,6 @@ class BERTConfig(ConfigDictMixin):
                          layer_norm_eps=self.layer_norm_eps, mlp_ratio=self.mlp_ratio)
 
 
-
 # Named model settings of type `bert` (registered in lmlab.models.registry; training settings under the same name in
 # lmlab.training.config.TRAIN_PRESETS). bert-tiny: the shape of Turc et al.'s smallest BERTs scaled to a 2-core CPU.
 BERT_PRESETS: dict[str, dict[str, Any]] = {

@@ -76,7 +76,6 @@ class LabelSpec(ConfigDictMixin):
         return len(self.label_names)
 
 
-
 def _positive(cfg: Any, *names: str) -> None:
     for name in names:
         value = getattr(cfg, name)

@@ -97,7 +97,6 @@ class GPTConfig(ConfigDictMixin):
         return self.n_embd // self.n_head
 
 
-
 # ===================================================================================================== hook point ===
 class HookPoint(nn.Module):
     """Identity module marking a named activation; attach torch forward hooks to read or replace it."""

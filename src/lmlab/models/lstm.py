@@ -80,7 +80,6 @@ class LSTMConfig(ConfigDictMixin):
         return self.proj_size or self.n_hidden
 
 
-
 State = list[tuple[torch.Tensor, torch.Tensor]]  # per layer: (h, c), each (1, B, n_hidden)
 
 

@@ -83,7 +83,6 @@ class NGramConfig(ConfigDictMixin):
                              f"{self.order}; it is written by fitting, leave it out")
 
 
-
 # ====================================================================================================== discounts ===
 def kn_discounts(count_of_counts: tuple[int, int, int, int] | list[int]) -> tuple[float, float, float]:
     """(D1, D2, D3+) of modified Kneser-Ney from n1..n4, the numbers of n-grams seen exactly 1..4 times

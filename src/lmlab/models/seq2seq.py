@@ -135,7 +135,6 @@ class Seq2SeqConfig(ConfigDictMixin):
         return self.n_embd // self.n_head
 
 
-
 # Named model settings (lmlab.models.registry); the first is the type's default. Training settings of the same
 # names are in lmlab.training.config.TRAIN_PRESETS.
 SEQ2SEQ_PRESETS: dict[str, dict[str, Any]] = {

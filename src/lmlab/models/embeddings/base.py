@@ -13,8 +13,6 @@ import torch.nn as nn
 from lmlab.errors import LmlabError
 
 
-
-
 def check_common(cfg) -> None:
     """Raise LmlabError for nonsense in the fields every embedding config has."""
     if cfg.vocab_size < 1:
