@@ -124,39 +124,40 @@ def check_layers(model: nn.Module, layers: list[int]) -> list[int]:
     return list(layers)
 
 
-def keys_at(model: nn.Module, batch: Batch, layer: int) -> torch.Tensor:
-    """MLP key activations (`blocks.{layer}.mlp.post`) at each row's last subject token: (B, 4D), detached."""
+def activations(model: nn.Module, batch: Batch, name: str) -> torch.Tensor:
+    """Hook point `name`'s activation over the whole batch: (B, T, ·), detached."""
     store = {}
 
-    def read(act: torch.Tensor, name: str) -> None:
-        store["k"] = act[torch.arange(act.shape[0], device=act.device), batch.subject_pos].detach()
+    def read(act: torch.Tensor, _name: str) -> None:
+        store["a"] = act.detach()
 
-    with hooked(model, {f"blocks.{layer}.mlp.post": read}), torch.no_grad():
+    with hooked(model, {name: read}), torch.no_grad():
         model(batch.ids)
-    return store["k"]
+    return store["a"]
+
+
+def key_activations(model: nn.Module, batch: Batch, layer: int) -> torch.Tensor:
+    """MLP key activations (`blocks.{layer}.mlp.post`) at every position of the batch: (B, T, 4D), detached."""
+    return activations(model, batch, f"blocks.{layer}.mlp.post")
+
+
+def at_subject(acts: torch.Tensor, batch: Batch) -> torch.Tensor:
+    """Rows of acts (B, T, ·) at each row's last subject token: (B, ·)."""
+    return acts[torch.arange(acts.shape[0], device=acts.device), batch.subject_pos]
+
+
+def after_subject(acts: torch.Tensor, batch: Batch) -> torch.Tensor:
+    """Rows of acts (B, T, ·) at every real position after each row's last subject token, all rows stacked:
+    (n, ·); (0, ·) when the subject ends every prompt."""
+    return torch.cat([acts[i, int(s) + 1:int(n)] for i, (s, n) in enumerate(zip(batch.subject_pos, batch.lengths))])
 
 
 def keys_after_subject(model: nn.Module, batch: Batch, layer: int) -> torch.Tensor:
     """MLP key activations (`blocks.{layer}.mlp.post`) at every real position after each row's last subject token,
     all rows stacked: (n, 4D), detached; (0, 4D) when the subject ends every prompt."""
-    store = {}
-
-    def read(act: torch.Tensor, name: str) -> None:
-        store["k"] = torch.cat([act[i, int(s) + 1:int(n)] for i, (s, n)
-                                in enumerate(zip(batch.subject_pos, batch.lengths))]).detach()
-
-    with hooked(model, {f"blocks.{layer}.mlp.post": read}), torch.no_grad():
-        model(batch.ids)
-    return store["k"]
+    return after_subject(key_activations(model, batch, layer), batch)
 
 
 def activation_at(model: nn.Module, batch: Batch, name: str) -> torch.Tensor:
     """Activation `name` (B,T,D) at each row's last subject token: (B, D), detached."""
-    store = {}
-
-    def read(act: torch.Tensor, _name: str) -> None:
-        store["a"] = act[torch.arange(act.shape[0], device=act.device), batch.subject_pos].detach()
-
-    with hooked(model, {name: read}), torch.no_grad():
-        model(batch.ids)
-    return store["a"]
+    return at_subject(activations(model, batch, name), batch)

@@ -27,7 +27,8 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from lmlab.editing.prompts import build_batch, contextual_prompts, keys_after_subject, keys_at, mlp_projection
+from lmlab.editing.prompts import (after_subject, at_subject, build_batch, contextual_prompts, key_activations,
+                                   mlp_projection)
 from lmlab.editing.requests import EditRequest
 from lmlab.editing.values import optimise_delta
 from lmlab.tokenization import Tokenizer
@@ -55,12 +56,20 @@ class RomeHparams:
     seed: int = 0                  # seed of the prefixes
 
 
+def context_keys(model: nn.Module, tokenizer: Tokenizer, request: EditRequest, layer: int,
+                 prefixes: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    """One forward pass over the bare and the prefixed prompts: the keys (mlp.post of `layer`) at the last subject
+    token, (1 + len(prefixes), 4D) with row 0 the bare prompt, and the keys at every position after it, (n, 4D)."""
+    batch = build_batch(model, tokenizer, contextual_prompts(request.prompt, prefixes), request.subject)
+    acts = key_activations(model, batch, layer)
+    return at_subject(acts, batch), after_subject(acts, batch)
+
+
 def subject_keys(model: nn.Module, tokenizer: Tokenizer, request: EditRequest, layer: int,
                  prefixes: list[str]) -> torch.Tensor:
     """Keys (mlp.post of `layer`) at the last subject token, one per context: (1 + len(prefixes), 4D); row 0 is
     the bare prompt."""
-    batch = build_batch(model, tokenizer, contextual_prompts(request.prompt, prefixes), request.subject)
-    return keys_at(model, batch, layer)
+    return context_keys(model, tokenizer, request, layer, prefixes)[0]
 
 
 def subject_key(model: nn.Module, tokenizer: Tokenizer, request: EditRequest, layer: int,
@@ -104,11 +113,9 @@ def apply_rome(model: nn.Module, tokenizer: Tokenizer, request: EditRequest, lay
                prefixes: list[str], hp: RomeHparams) -> dict[str, Any]:
     """Edit `model` in place for one request; returns {"delta": ΔW, "key_norm", "value_delta_norm", "nll", ...}."""
     proj = mlp_projection(model, layer)
-    keys = subject_keys(model, tokenizer, request, layer, prefixes)
+    keys, later = context_keys(model, tokenizer, request, layer, prefixes)
     key, bare = keys.mean(0), keys[0]
-    if hp.protect_prompt:
-        batch = build_batch(model, tokenizer, contextual_prompts(request.prompt, prefixes), request.subject)
-        C = protected_moments(C, keys_after_subject(model, batch, layer), hp.protect_prompt)
+    C = protected_moments(C, later, hp.protect_prompt)
     vr = optimise_delta(model, tokenizer, request, f"blocks.{layer}.mlp.out", prefixes, lr=hp.v_lr,
                         steps=hp.v_steps, kl_factor=hp.kl_factor, weight_decay=hp.v_weight_decay,
                         clamp_norm_factor=hp.clamp_norm_factor)
