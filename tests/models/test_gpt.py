@@ -153,6 +153,27 @@ def test_config_errors_are_clear():
         build_model("lstmx", {})
 
 
+def test_rotary_is_a_rotation_that_makes_scores_depend_only_on_the_offset():
+    # RoPE's defining properties: it keeps each vector's norm, and q_m · k_n depends on m − n only.
+    from lmlab.models.gpt import apply_rotary, rotary_tables
+
+    cos, sin = rotary_tables(40, 8, 10000.0)
+    q, k = torch.randn(8, dtype=torch.float64), torch.randn(8, dtype=torch.float64)
+    cos, sin = cos.double(), sin.double()
+
+    def rot(x, pos):
+        return apply_rotary(x, cos[pos], sin[pos])
+
+    assert torch.allclose(rot(q, 7).norm(), q.norm())
+    assert torch.allclose(rot(q, 9) @ rot(k, 4), rot(q, 30) @ rot(k, 25))
+    assert not torch.allclose(rot(q, 9) @ rot(k, 4), rot(q, 9) @ rot(k, 5))
+    # Channel pair (0, 1) at position 1 turns by angle 1 (base⁰ = 1): (1, 0) → (cos 1, sin 1).
+    e0 = torch.zeros(8, dtype=torch.float64)
+    e0[0] = 1.0
+    one = torch.tensor(1.0, dtype=torch.float64)
+    assert torch.allclose(rot(e0, 1)[[0, 1]], torch.stack([one.cos(), one.sin()]))
+
+
 def test_config_roundtrip_and_registry():
     cfg = tiny_config(pos_embedding="rotary", activation="silu", bias=False)
     assert GPTConfig.from_dict(cfg.to_dict()) == cfg
