@@ -1,0 +1,79 @@
+"""Can the tiny GPT learn GPT-3's 2D+ at all, and do its position encodings matter? (docs/experiments/
+arithmetic-tokenization.md, "Follow-up 2"; issue 4's 2D+ bar)
+
+    .venv/bin/python scripts/experiments/addition_positions.py [--world runs/world] [--tokenizer
+        runs/world-data/tokenizer.json] [--work /tmp/addition] [--runs learned:1500,rotary:300,rotary:700,rotary:1500]
+
+1. Text: 6,000 documents of 3–8 two-digit sums in the GPT-3 format ("Q: What is 48 plus 76? A: 124"), operands
+   uniform in [0, 100) as in the paper, never one of the world's 500 held-out 2D+ questions (~921 KB).
+2. For each POSITIONS:STEPS: the `tiny` GPT (4 layers, 4 heads, 128 dims, block 128) with the main job's tokenizer
+   (BPE, digits policy) trained on that text alone for STEPS steps of 16 × 128 tokens (the tiny preset's lr
+   schedule, cosine over STEPS), then `lmlab eval tasks --tasks 2D+ --shots 0,5 --limit 200` on the held-out
+   questions. Each run takes ~0.2 s per step on one busy core.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+
+def write_sums(path: Path, held_out: set[str], n_docs: int = 6000, seed: int = 0) -> None:
+    rng = random.Random(seed)
+    docs = []
+    for _ in range(n_docs):
+        lines = []
+        for _ in range(rng.randrange(3, 9)):
+            a, b = rng.randrange(100), rng.randrange(100)
+            prompt = f"Q: What is {a} plus {b}? A:"
+            if prompt not in held_out:
+                lines.append(f"{prompt} {a + b}")
+        docs.append("\n".join(lines))
+    path.write_text("\n\n".join(docs), encoding="ascii")
+
+
+def lmlab(*args: str) -> None:
+    subprocess.run([sys.executable, "-m", "lmlab", *args], check=True)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--world", default="runs/world", help="world dir (its held-out 2D+ questions are the test)")
+    ap.add_argument("--tokenizer", default="runs/world-data/tokenizer.json", help="the main job's tokenizer")
+    ap.add_argument("--work", default="/tmp/addition", help="scratch dir for the text, shards and runs")
+    ap.add_argument("--runs", default="learned:1500,rotary:300,rotary:700,rotary:1500",
+                    help="comma-separated POSITIONS:STEPS")
+    args = ap.parse_args()
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    held = {json.loads(line)["prompt"] for line in open(Path(args.world) / "tasks" / "arithmetic_2da.jsonl")}
+    write_sums(work / "sums.txt", held)
+    lmlab("data", "prepare", str(work / "sums.txt"), "--tokenizer", args.tokenizer, "--out", str(work / "data"),
+          "--split-blank-lines", "--dedup", "none", "--no-progress")
+    rows = []
+    for spec in args.runs.split(","):
+        pos, steps = spec.split(":")
+        run = work / f"run-{pos}-{steps}"
+        lmlab("train", "--data", str(work / "data"), "--out", str(run), "--overwrite", "--no-progress",
+              "--pos_embedding", pos, "--max_iters", steps, "--eval_interval", steps)
+        lmlab("eval", "tasks", str(run), "--tasks", "2D+", "--shots", "0,5", "--limit", "200", "--world", args.world,
+              "--out", str(run / "eval.json"), "--no-progress")
+        res = json.loads((run / "eval.json").read_text())
+        rows.append((pos, steps, res))
+    print("\n| positions | steps | 2D+ 0-shot | 2D+ 5-shot |\n|---|---|---|---|")
+    for pos, steps, res in rows:
+        by_shots = {r["shots"]: r for r in res["results"]}
+        cells = [f"{100 * by_shots[k]['metrics']['exact_match']:.1f} ± {100 * by_shots[k]['stderr']['exact_match']:.1f}"
+                 for k in (0, 5)]
+        print(f"| {pos} | {steps} | {cells[0]} | {cells[1]} |")
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    sys.exit(main())
