@@ -79,3 +79,28 @@ def test_repetitive_text_has_lower_generation_entropy():
     repetitive = "the cat the cat the cat the cat the cat the cat the cat the cat"
     assert n_gram_entropy(repetitive) < n_gram_entropy(varied)
     assert n_gram_entropy("") == 0.0
+
+
+def test_batches_never_hold_one_subject_twice_and_keep_order():
+    from lmlab.editing.evaluate import conflict_free_groups
+
+    reqs = [request_from_record({"prompt": "{} lives in", "subject": s, "target_new": "X"})
+            for s in ["Ann", "Bob", "Ann", "Cid", "Ann", "Bob"]]
+    groups = conflict_free_groups(reqs, 3)
+    assert [[r.subject for r in g] for g in groups] == [["Ann", "Bob", "Cid"], ["Ann", "Bob"], ["Ann"]]
+    assert sorted(id(r) for g in groups for r in g) == sorted(id(r) for r in reqs)
+    assert [len(g) for g in conflict_free_groups(reqs[:2], 1)] == [1, 1]
+
+
+def test_neighbours_edited_in_the_same_batch_are_left_out_of_the_score():
+    from lmlab.editing.evaluate import without_edited_neighbours
+
+    req = request_from_record({"prompt": "The capital of {} is", "subject": "Veruna", "target_new": "Tarsk",
+                               "target_true": "Olm", "neighborhood_prompts": [
+                                   "The capital of Kryplia is", "The capital of Lysaria is", "The capital of Kry is"],
+                               "neighborhood_targets": ["A", "B", "C"]})
+    probs = {"edit": [0.9, 0.1], "paraphrase": [], "neighborhood": [[0.8, 0.1], [0.2, 0.7], [0.6, 0.3]]}
+    kept, n = without_edited_neighbours(probs, req, ["Veruna", "Lysaria", "Kry"])
+    assert n == 2 and kept["neighborhood"] == [[0.8, 0.1]]       # "Kry" is not "Kryplia": whole names only
+    assert case_scores(kept)["neighborhood_score"] == 1.0
+    assert without_edited_neighbours(probs, req, ["Veruna"]) == (probs, 0)
