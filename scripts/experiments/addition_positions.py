@@ -22,6 +22,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from lmlab.world import arithmetic
+
 
 def write_sums(path: Path, held_out: set[str], n_docs: int = 6000, seed: int = 0) -> None:
     rng = random.Random(seed)
@@ -29,10 +31,9 @@ def write_sums(path: Path, held_out: set[str], n_docs: int = 6000, seed: int = 0
     for _ in range(n_docs):
         lines = []
         for _ in range(rng.randrange(3, 9)):
-            a, b = rng.randrange(100), rng.randrange(100)
-            prompt = f"Q: What is {a} plus {b}? A:"
+            prompt, answer = arithmetic.draw(rng, 2, "plus")   # the world's own GPT-3-format problem
             if prompt not in held_out:
-                lines.append(f"{prompt} {a + b}")
+                lines.append(f"{prompt} {answer}")
         docs.append("\n".join(lines))
     path.write_text("\n\n".join(docs), encoding="ascii")
 
