@@ -101,3 +101,22 @@ def test_rome_prompt_protection_spares_the_prompts_later_positions(loaded, world
         delta = result.deltas["blocks.0.mlp.c_proj.weight"].double()
         moved[weight] = float((delta @ later.T).norm() / delta.norm())
     assert moved[1.0] < 0.5 * moved[0.0], moved
+
+
+def test_delta_optimised_from_the_edited_layer_up_equals_the_whole_model_pass(loaded, world_requests):
+    """ROME's and MEMIT's δ search runs only the blocks above the edited state (resume); it must find the same δ as
+    running the whole model with δ added by a hook (a few steps: later steps amplify float rounding)."""
+    from lmlab.editing.prompts import context_prefixes
+    from lmlab.editing.values import optimise_delta, resume_layer
+
+    prefixes = context_prefixes(loaded.model, loaded.tokenizer, 3, 5)
+    req = world_requests[0]
+    for hook in ("blocks.0.mlp.out", "blocks.1.resid_post"):
+        assert resume_layer(loaded.model, hook) == int(hook.split(".")[1]) + 1
+        fast, slow = (optimise_delta(loaded.model, loaded.tokenizer, req, hook, prefixes, steps=4, kl_factor=0.5,
+                                     resume=r) for r in (True, False))
+        assert fast.steps == slow.steps == 4 and fast.delta.norm() > 0
+        torch.testing.assert_close(fast.delta, slow.delta, atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(fast.init, slow.init)
+        assert abs(fast.nll - slow.nll) < 1e-4 and abs(fast.kl - slow.kl) < 1e-4
+    assert resume_layer(loaded.model, "blocks.0.mlp.post") is None   # not additive into the residual stream

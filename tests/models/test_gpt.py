@@ -196,6 +196,21 @@ def test_last_only_logits_equal_last_position():
     torch.testing.assert_close(last[:, 0], full[:, -1])
 
 
+@pytest.mark.parametrize("pos", POS_KINDS)
+def test_forward_from_layer_resumes_the_full_forward(pos):
+    from lmlab.inspection import run_with_cache
+
+    model = make_model(pos_embedding=pos, n_layer=3)
+    idx = torch.randint(0, 50, (2, 9))
+    full, cache = run_with_cache(model, idx, names=["embed", "blocks.0.resid_post", "blocks.2.resid_post"])
+    # From the embeddings, from the middle, and from after the last block (final norm only).
+    for layer, resid in ((0, cache["embed"]), (1, cache["blocks.0.resid_post"]), (3, cache["blocks.2.resid_post"])):
+        logits = model.lm_head(model.forward_from_layer(resid, layer))
+        torch.testing.assert_close(logits, full, atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="out of range"):
+        model.forward_from_layer(cache["embed"], 4)
+
+
 def test_explicit_attention_path_with_cache_and_padding():
     model = make_model(pos_embedding="rotary")
     idx = torch.randint(3, 50, (2, 8))

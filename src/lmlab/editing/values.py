@@ -14,6 +14,7 @@ MEMIT to the residual stream leaving the last edited layer (`blocks.{L}.resid_po
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 import torch
@@ -22,7 +23,7 @@ import torch.nn.functional as F
 
 from lmlab.editing.prompts import build_batch, contextual_prompts
 from lmlab.editing.requests import EditRequest
-from lmlab.inspection import hooked
+from lmlab.inspection import hooked, run_with_cache
 from lmlab.tokenization import Tokenizer
 
 KL_PROMPT = "{} is a"
@@ -44,37 +45,56 @@ class ValueResult:
         return self.init + self.delta
 
 
+def resume_layer(model: nn.Module, hook_name: str) -> int | None:
+    """The block after the edited state when adding δ at `hook_name` equals adding it to the residual stream that
+    enters that block (so the layers below need not re-run): `blocks.{l}.resid_post`, or `blocks.{l}.mlp.out` of a
+    pre-LN block (whose output is x + mlp(x)). None otherwise (post-LN blocks, other hook points, other models)."""
+    if not hasattr(model, "forward_from_layer"):
+        return None
+    parts = hook_name.split(".")
+    if len(parts) < 3 or parts[0] != "blocks" or not parts[1].isdigit():
+        return None
+    rest = ".".join(parts[2:])
+    if rest == "resid_post" or (rest == "mlp.out" and model.config.norm_position == "pre"):
+        return int(parts[1]) + 1
+    return None
+
+
 def optimise_delta(model: nn.Module, tokenizer: Tokenizer, request: EditRequest, hook_name: str,
                    prefixes: list[str], *, lr: float = 0.5, steps: int = 20, kl_factor: float = 0.0625,
-                   weight_decay: float = 0.5, clamp_norm_factor: float = 4.0) -> ValueResult:
-    """Optimise δ on `hook_name` (an activation (B,T,D)) for one request; see the module docstring."""
+                   weight_decay: float = 0.5, clamp_norm_factor: float = 4.0, resume: bool = True) -> ValueResult:
+    """Optimise δ on `hook_name` (an activation (B,T,D)) for one request; see the module docstring.
+
+    resume=True (where `resume_layer` allows it): the states up to the edited one are computed once, and each step
+    runs only the blocks above it and the output layer at the positions the loss reads — the same δ (to float
+    rounding) for ~1/n_layer fewer block passes per step at layer 0 and more at higher layers. False: every step
+    runs the whole model with δ added by a hook."""
     prompts = contextual_prompts(request.prompt, prefixes)
     rewrite = build_batch(model, tokenizer, prompts, request.subject, request.target_new)
     kl = build_batch(model, tokenizer, [KL_PROMPT], request.subject)
     n_rw = rewrite.ids.shape[0]
-    # One batch: the rewriting prompts and the KL prompt, right-padded to one length.
+    # One batch: the rewriting prompts and the KL prompt, right-padded to one length (causal attention: padding
+    # after a position never changes it).
     T = max(rewrite.ids.shape[1], kl.ids.shape[1])
-    ids = torch.full((n_rw + 1, T), tokenizer.eos_id, dtype=torch.long, device=rewrite.ids.device)
+    dev = rewrite.ids.device
+    ids = torch.full((n_rw + 1, T), tokenizer.eos_id, dtype=torch.long, device=dev)
     ids[:n_rw, :rewrite.ids.shape[1]] = rewrite.ids
     ids[n_rw:, :kl.ids.shape[1]] = kl.ids
-    targets = torch.full((n_rw, T), -100, dtype=torch.long, device=ids.device)
+    targets = torch.full((n_rw, T), -100, dtype=torch.long, device=dev)
     targets[:, :rewrite.targets.shape[1]] = rewrite.targets
-    pos = torch.cat([rewrite.subject_pos, kl.subject_pos])
-    rows = torch.arange(n_rw + 1, device=ids.device)
-    mask = targets != -100
-    n_target = mask.sum(1).clamp(min=1)
+    pos = torch.cat([rewrite.subject_pos, kl.subject_pos])            # last subject token of each row
+    rows = torch.arange(n_rw + 1, device=dev)
+    # The loss reads the logits at the target tokens of the rewriting rows and at the KL row's subject token only.
+    tgt_rows, tgt_cols = (targets != -100).nonzero(as_tuple=True)
+    read_rows = torch.cat([tgt_rows, torch.tensor([n_rw], device=dev)])
+    read_cols = torch.cat([tgt_cols, pos[n_rw:]])
+    tgt_ids = targets[tgt_rows, tgt_cols]
+    n_target = torch.bincount(tgt_rows, minlength=n_rw).clamp(min=1)
 
     D = model.config.n_embd
     param = next(model.parameters())
     delta = torch.zeros(D, device=param.device, dtype=param.dtype, requires_grad=True)
-    state: dict[str, torch.Tensor] = {}
-
-    def add_delta(act: torch.Tensor, name: str) -> torch.Tensor:
-        if "init" not in state:
-            state["init"] = act[0, pos[0]].detach().clone()
-        out = act.clone()
-        out[rows, pos] = out[rows, pos] + delta
-        return out
+    start = resume_layer(model, hook_name) if resume else None
 
     # Only δ is trained: the model's weights must not collect gradients (and stay untouched).
     grads = [p.requires_grad for p in model.parameters()]
@@ -82,35 +102,62 @@ def optimise_delta(model: nn.Module, tokenizer: Tokenizer, request: EditRequest,
         p.requires_grad_(False)
     was_training = model.training
     model.eval()
-    opt = torch.optim.Adam([delta], lr=lr)
-    init_kl = None
-    nll_v = kl_v = 0.0
-    step = 0
     try:
-        with hooked(model, {hook_name: add_delta}):
-            for step in range(1, steps + 1):
-                logits, _ = model(ids)
-                kl_logp = F.log_softmax(logits[n_rw:, :][torch.arange(1, device=ids.device), pos[n_rw:]].float(), -1)
-                if init_kl is None:
-                    init_kl = kl_logp.detach().clone()
-                logp = F.log_softmax(logits[:n_rw].float(), -1)
-                tok_lp = logp.gather(-1, targets.clamp(min=0)[..., None])[..., 0] * mask
-                nll = (-(tok_lp.sum(1)) / n_target).mean()
-                kl_loss = kl_factor * F.kl_div(kl_logp, init_kl, log_target=True, reduction="batchmean")
-                wd = weight_decay * (delta.norm() / state["init"].norm() ** 2)
-                loss = nll + kl_loss + wd
-                nll_v, kl_v = float(nll.detach()), float(kl_loss.detach())
-                if float(loss.detach()) < EARLY_STOP_LOSS or step == steps:
-                    break
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                with torch.no_grad():
-                    max_norm = clamp_norm_factor * state["init"].norm()
-                    if delta.norm() > max_norm:
-                        delta.mul_(max_norm / delta.norm())
+        # h₀ (at the bare prompt, row 0) and, for resuming, the residual stream entering block `start`, with δ = 0.
+        names = list(dict.fromkeys([hook_name] + ([f"blocks.{start - 1}.resid_post"] if start is not None else [])))
+        _, cache = run_with_cache(model, ids, names=names)
+        init = cache[hook_name][0, pos[0]].clone()
+        if start is not None:
+            base = cache[names[-1]]
+
+            def read_logits() -> torch.Tensor:
+                resid = base.index_put((rows, pos), delta.expand(len(rows), D), accumulate=True)
+                return model.lm_head(model.forward_from_layer(resid, start)[read_rows, read_cols])
+            adding_delta = contextlib.nullcontext()
+        else:
+            def add_delta(act: torch.Tensor, name: str) -> torch.Tensor:
+                return act.index_put((rows, pos), delta.expand(len(rows), D), accumulate=True)
+
+            def read_logits() -> torch.Tensor:
+                return model(ids)[0][read_rows, read_cols]
+            adding_delta = hooked(model, {hook_name: add_delta})
+        with adding_delta:
+            return _fit(read_logits, delta, init, tgt_rows, tgt_ids, n_target, n_rw, lr=lr, steps=steps,
+                        kl_factor=kl_factor, weight_decay=weight_decay, clamp_norm_factor=clamp_norm_factor)
     finally:
         for p, g in zip(model.parameters(), grads):
             p.requires_grad_(g)
         model.train(was_training)
-    return ValueResult(delta=delta.detach().clone(), init=state["init"], nll=nll_v, kl=kl_v, steps=step)
+
+
+def _fit(read_logits, delta: torch.Tensor, init: torch.Tensor, tgt_rows: torch.Tensor, tgt_ids: torch.Tensor,
+         n_target: torch.Tensor, n_rw: int, *, lr: float, steps: int, kl_factor: float, weight_decay: float,
+         clamp_norm_factor: float) -> ValueResult:
+    """Adam on δ. read_logits() → (M+1, V): the logits at the M target tokens (rows tgt_rows of the rewriting
+    prompts, tokens tgt_ids), then at the KL prompt's subject token."""
+    opt = torch.optim.Adam([delta], lr=lr)
+    max_norm = clamp_norm_factor * init.norm()
+    init_kl = None
+    nll_v = kl_v = 0.0
+    step = 0
+    for step in range(1, steps + 1):
+        logp = F.log_softmax(read_logits().float(), -1)
+        kl_logp = logp[-1:]
+        if init_kl is None:
+            init_kl = kl_logp.detach().clone()
+        tok_lp = logp[:-1].gather(-1, tgt_ids[:, None])[:, 0]
+        per_row = torch.zeros(n_rw, dtype=tok_lp.dtype, device=tok_lp.device).index_add(0, tgt_rows, tok_lp)
+        nll = (-per_row / n_target).mean()
+        kl_loss = kl_factor * F.kl_div(kl_logp, init_kl, log_target=True, reduction="batchmean")
+        wd = weight_decay * (delta.norm() / init.norm() ** 2)
+        loss = nll + kl_loss + wd
+        nll_v, kl_v = float(nll.detach()), float(kl_loss.detach())
+        if float(loss.detach()) < EARLY_STOP_LOSS or step == steps:
+            break
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        with torch.no_grad():
+            if delta.norm() > max_norm:
+                delta.mul_(max_norm / delta.norm())
+    return ValueResult(delta=delta.detach().clone(), init=init, nll=nll_v, kl=kl_v, steps=step)

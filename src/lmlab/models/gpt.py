@@ -350,14 +350,11 @@ class GPT(nn.Module):
             position_ids = torch.arange(past, past + T, device=idx.device).unsqueeze(0)  # (1,T), broadcasts
 
         x = self.wte(idx)
-        rotary = None
         if c.pos_embedding == "learned":
             x = x + self.wpe(position_ids)
         elif c.pos_embedding == "sinusoidal":
             x = x + self.pos_table[position_ids].to(x.dtype)
-        else:
-            # (B|1, T, 1, 1, d/2): broadcasts over the (q, k) pair and the heads of the (B,T,2,H,d) projections.
-            rotary = (self.rope_cos[position_ids][:, :, None, None], self.rope_sin[position_ids][:, :, None, None])
+        rotary = self._rotary(position_ids)
         x = self.drop(_hook(self.embed, x))
 
         mask, is_causal = self._attention_mask(attention_mask, past, T, idx.device)
@@ -376,6 +373,31 @@ class GPT(nn.Module):
         if targets is not None:
             loss = F.cross_entropy(logits.float().view(-1, logits.size(-1)), targets.reshape(-1), ignore_index=-100)
         return logits, loss
+
+    def forward_from_layer(self, resid: torch.Tensor, layer: int) -> torch.Tensor:
+        """Run blocks `layer`, …, n_layer−1 and the final norm on a residual stream entering block `layer`.
+
+        resid: (B,T,D) float, positions 0..T−1, no padding and no KV cache. Returns the normed final hidden state
+        (B,T,D); `lm_head` of it gives the logits. `layer` = n_layer runs no block. Why it exists: an optimisation
+        that changes only the residual stream after some layer (ROME's and MEMIT's δ) need not re-run the layers
+        below it on every step. Hook points inside the blocks run as usual."""
+        if not 0 <= layer <= self.config.n_layer:
+            raise ValueError(f"layer {layer} out of range 0..{self.config.n_layer}")
+        T = resid.shape[1]
+        position_ids = torch.arange(T, device=resid.device).unsqueeze(0)
+        rotary = self._rotary(position_ids)
+        mask, is_causal = self._attention_mask(None, 0, T, resid.device)
+        x = resid
+        for block in self.blocks[layer:]:
+            x = block(x, rotary, mask, is_causal, None)
+        return _hook(self.final_norm, self.ln_f(x))
+
+    def _rotary(self, position_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """RoPE's (cos, sin) at position_ids (B|1,T), shaped (B|1, T, 1, 1, d/2) to broadcast over the (q, k) pair
+        and the heads of the (B,T,2,H,d) projections; None unless positions are rotary."""
+        if self.config.pos_embedding != "rotary":
+            return None
+        return self.rope_cos[position_ids][:, :, None, None], self.rope_sin[position_ids][:, :, None, None]
 
     @staticmethod
     def _attention_mask(attention_mask: torch.Tensor | None, past: int, T: int,
