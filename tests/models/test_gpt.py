@@ -211,6 +211,35 @@ def test_forward_from_layer_resumes_the_full_forward(pos):
         model.forward_from_layer(cache["embed"], 4)
 
 
+@pytest.mark.parametrize("pos", POS_KINDS)
+def test_frozen_prefix_continuations_equal_the_full_forward(pos):
+    """Prefixes of different lengths, left-padded, go through the blocks once; continuations run on top of their
+    frozen keys/values (twice, with gradients) and give the full forward pass's logits."""
+    from lmlab.models import FrozenPrefix
+    from lmlab.inspection import run_with_cache
+
+    model = make_model(pos_embedding=pos, n_layer=3)
+    idx = torch.randint(0, 50, (2, 10))
+    full, cache = run_with_cache(model, idx, names=["blocks.0.resid_post"])
+    resid = cache["blocks.0.resid_post"]
+    cut = torch.tensor([6, 4])                           # row i's prefix is positions 0..cut_i−1
+    P, S = 6, 4
+    slot = torch.arange(P)[None] - (P - cut)[:, None]
+    real = slot >= 0
+    prefix = torch.where(real[..., None], resid[torch.arange(2)[:, None], slot.clamp(min=0)], 0.0)
+    kv = KVCache.for_model(model, 2, max_len=P)
+    model.forward_from_layer(prefix, 1, attention_mask=real.long(), position_ids=slot.clamp(min=0), kv_cache=kv)
+    frozen = FrozenPrefix(kv)
+    src = cut[:, None] + torch.arange(S)[None]
+    mask = torch.cat([real.long(), torch.ones(2, S, dtype=torch.long)], 1)
+    for _ in range(2):                                   # the prefix is reused, not extended
+        x = resid[torch.arange(2)[:, None], src].clone().requires_grad_(True)
+        out = model.lm_head(model.forward_from_layer(x, 1, attention_mask=mask, position_ids=src, kv_cache=frozen))
+        torch.testing.assert_close(out, full[torch.arange(2)[:, None], src], atol=1e-5, rtol=1e-5)
+        out.sum().backward()
+        assert x.grad is not None and frozen.length == P
+
+
 def test_explicit_attention_path_with_cache_and_padding():
     model = make_model(pos_embedding="rotary")
     idx = torch.randint(3, 50, (2, 8))

@@ -163,6 +163,29 @@ class KVCache:
         self.v = self.v.index_select(1, index)
 
 
+
+class FrozenPrefix:
+    """Keys and values of a fixed prefix, reused by many forward passes over different continuations of it.
+
+    Built from a filled `KVCache`; `update` returns the prefix's keys/values with the new ones concatenated (not
+    written in place, so gradients can flow through the continuation on every pass) and `advance` keeps nothing,
+    so each pass sees only the prefix plus its own positions. Why: when only the states from some position on
+    change (ROME's δ at the subject token), the positions before it need computing once, not on every step.
+    """
+
+    def __init__(self, cache: KVCache):
+        n = cache.length
+        self.k, self.v = cache.k[:, :, :, :n].detach(), cache.v[:, :, :, :n].detach()
+        self.length = n
+
+    def update(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(prefix + k, prefix + v) for `layer`: (B,H,length+T,d)."""
+        return torch.cat([self.k[layer], k], dim=2), torch.cat([self.v[layer], v], dim=2)
+
+    def advance(self, n: int) -> None:
+        """Nothing: the prefix stays as it is."""
+
+
 # ====================================================================================================== positions ===
 def sinusoidal_table(n_positions: int, dim: int) -> torch.Tensor:
     """(n_positions, dim) fixed encodings of Vaswani et al. 2017: sin on even, cos on odd channels."""
@@ -342,10 +365,7 @@ class GPT(nn.Module):
         """
         c = self.config
         B, T = idx.shape
-        past = kv_cache.length if kv_cache is not None else 0
-        if past + T > c.block_size:
-            raise LmlabError(f"sequence of {past + T} tokens is longer than the model's context (block_size "
-                             f"{c.block_size}); shorten or left-truncate the input")
+        past = self._past_length(kv_cache, T)
         if position_ids is None:
             position_ids = torch.arange(past, past + T, device=idx.device).unsqueeze(0)  # (1,T), broadcasts
 
@@ -354,15 +374,9 @@ class GPT(nn.Module):
             x = x + self.wpe(position_ids)
         elif c.pos_embedding == "sinusoidal":
             x = x + self.pos_table[position_ids].to(x.dtype)
-        rotary = self._rotary(position_ids)
         x = self.drop(_hook(self.embed, x))
-
-        mask, is_causal = self._attention_mask(attention_mask, past, T, idx.device)
-        for block in self.blocks:
-            x = block(x, rotary, mask, is_causal, kv_cache)
-        if kv_cache is not None:
-            kv_cache.advance(T)
-        x = _hook(self.final_norm, self.ln_f(x))
+        x = self.forward_from_layer(x, 0, attention_mask=attention_mask, position_ids=position_ids,
+                                    kv_cache=kv_cache)
         if last_only:
             if targets is not None:
                 raise ValueError("last_only=True computes no loss; pass targets=None")
@@ -374,23 +388,38 @@ class GPT(nn.Module):
             loss = F.cross_entropy(logits.float().view(-1, logits.size(-1)), targets.reshape(-1), ignore_index=-100)
         return logits, loss
 
-    def forward_from_layer(self, resid: torch.Tensor, layer: int) -> torch.Tensor:
-        """Run blocks `layer`, …, n_layer−1 and the final norm on a residual stream entering block `layer`.
+    def forward_from_layer(self, resid: torch.Tensor, layer: int, *, attention_mask: torch.Tensor | None = None,
+                           position_ids: torch.Tensor | None = None,
+                           kv_cache: KVCache | FrozenPrefix | None = None) -> torch.Tensor:
+        """Blocks `layer`, …, n_layer−1 and the final norm, on the residual stream entering block `layer`.
 
-        resid: (B,T,D) float, positions 0..T−1, no padding and no KV cache. Returns the normed final hidden state
-        (B,T,D); `lm_head` of it gives the logits. `layer` = n_layer runs no block. Why it exists: an optimisation
-        that changes only the residual stream after some layer (ROME's and MEMIT's δ) need not re-run the layers
-        below it on every step. Hook points inside the blocks run as usual."""
+        resid: (B,T,D) float. attention_mask, position_ids, kv_cache: as in `forward` (kv_cache may also be a
+        `FrozenPrefix`). Returns the normed final hidden state (B,T,D); `lm_head` of it gives the logits.
+        `forward` is the embeddings followed by this from layer 0; called directly it lets an optimisation that
+        changes only the residual stream above some layer (ROME's and MEMIT's δ) skip re-running the layers below.
+        """
         if not 0 <= layer <= self.config.n_layer:
             raise ValueError(f"layer {layer} out of range 0..{self.config.n_layer}")
-        T = resid.shape[1]
-        position_ids = torch.arange(T, device=resid.device).unsqueeze(0)
+        B, T, _ = resid.shape
+        past = self._past_length(kv_cache, T)
+        if position_ids is None:
+            position_ids = torch.arange(past, past + T, device=resid.device).unsqueeze(0)
         rotary = self._rotary(position_ids)
-        mask, is_causal = self._attention_mask(None, 0, T, resid.device)
+        mask, is_causal = self._attention_mask(attention_mask, past, T, resid.device)
         x = resid
         for block in self.blocks[layer:]:
-            x = block(x, rotary, mask, is_causal, None)
+            x = block(x, rotary, mask, is_causal, kv_cache)
+        if kv_cache is not None:
+            kv_cache.advance(T)
         return _hook(self.final_norm, self.ln_f(x))
+
+    def _past_length(self, kv_cache: KVCache | FrozenPrefix | None, T: int) -> int:
+        """Positions already in the cache (0 without one); an error when T more would not fit the context."""
+        past = kv_cache.length if kv_cache is not None else 0
+        if past + T > self.config.block_size:
+            raise LmlabError(f"sequence of {past + T} tokens is longer than the model's context (block_size "
+                             f"{self.config.block_size}); shorten or left-truncate the input")
+        return past
 
     def _rotary(self, position_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
         """RoPE's (cos, sin) at position_ids (B|1,T), shaped (B|1, T, 1, 1, d/2) to broadcast over the (q, k) pair
