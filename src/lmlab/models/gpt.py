@@ -163,7 +163,6 @@ class KVCache:
         self.v = self.v.index_select(1, index)
 
 
-
 class FrozenPrefix:
     """Keys and values of a fixed prefix, reused by many forward passes over different continuations of it.
 
