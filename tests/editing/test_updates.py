@@ -1,4 +1,4 @@
-"""The linear algebra of ROME and MEMIT, on random matrices (no model needed)."""
+"""The linear algebra of ROME and MEMIT on random matrices, and the shortened pass δ's search runs (small random GPT)."""
 
 import torch
 
@@ -89,3 +89,30 @@ def test_protected_keys_move_far_less_and_the_edited_key_still_maps_exactly():
     assert moved_protected < 0.5 * moved_plain, (moved_protected, moved_plain)
     assert torch.equal(protected_moments(C, later, 0.0), C)
     assert torch.equal(protected_moments(C, later[:0], 1.0), C)
+
+
+def test_resumed_delta_logits_equal_the_whole_model_with_delta_added():
+    """δ's search reads logits from a pass over only what δ changes (frozen prefix, or whole rows when there is
+    no prefix); both must equal the whole model with δ added to the residual stream at each row's subject token."""
+    from lmlab.editing.values import _resumed_logits
+    from lmlab.inspection import run_with_cache, run_with_hooks
+    from lmlab.models import GPT, GPTConfig
+
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(n_layer=3, n_head=2, n_embd=32, block_size=32, vocab_size=50, dropout=0.0,
+                          pos_embedding="rotary")).eval()
+    ids = torch.randint(0, 50, (3, 12))
+    delta = torch.randn(32, requires_grad=True)
+    read_rows, read_cols = torch.tensor([0, 0, 1, 2, 2]), torch.tensor([7, 9, 5, 2, 11])
+    _, cache = run_with_cache(model, ids, names=["blocks.0.resid_post"])
+    rows = torch.arange(3)
+    for pos in (torch.tensor([4, 5, 2]), torch.zeros(3, dtype=torch.long)):   # frozen prefix; no prefix at all
+
+        def add(act, name):
+            return act.index_put((rows, pos), delta.expand(3, 32), accumulate=True)
+        want = run_with_hooks(model, ids, {"blocks.0.resid_post": add}, grad=True)[read_rows, read_cols]
+        got = _resumed_logits(model, cache["blocks.0.resid_post"], 1, pos, read_rows, read_cols, delta)()
+        torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+        g_got, = torch.autograd.grad(got.square().sum(), delta)
+        g_want, = torch.autograd.grad(want.square().sum(), delta)
+        torch.testing.assert_close(g_got, g_want, atol=1e-4, rtol=1e-4)
