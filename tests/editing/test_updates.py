@@ -1,4 +1,4 @@
-"""The linear algebra of ROME and MEMIT on random matrices, and the shortened pass δ's search runs (small random GPT)."""
+"""The linear algebra of ROME and MEMIT on random matrices, and the shortened pass of δ's search (small GPT)."""
 
 import torch
 
