@@ -160,11 +160,11 @@ def _resumed_logits(model: nn.Module, base: torch.Tensor, start: int, pos: torch
     suffix = base[rows[:, None], src.clamp(max=T - 1)]
     suffix_ids = src.clamp(max=model.config.block_size - 1)
     mask = torch.cat([real.long(), torch.ones(B, S, dtype=torch.long, device=dev)], dim=1)
-    at_subject = torch.zeros(B, dtype=torch.long, device=dev)
+    first = torch.zeros(B, dtype=torch.long, device=dev)                       # the subject token: suffix slot 0
     cols = read_cols - pos[read_rows]
 
     def suffix_only() -> torch.Tensor:
-        resid = suffix.index_put((rows, at_subject), delta.expand(B, D), accumulate=True)
+        resid = suffix.index_put((rows, first), delta.expand(B, D), accumulate=True)
         hidden = model.forward_from_layer(resid, start, attention_mask=mask, position_ids=suffix_ids,
                                           kv_cache=frozen)
         return model.lm_head(hidden[read_rows, cols])
