@@ -146,7 +146,8 @@ def edit(model: nn.Module, tokenizer: Tokenizer, requests: Any, method: str = "r
     elif method == "memit":
         C = stats.get_many(layers)
         prefixes = context_prefixes(source, tokenizer, hp.n_prefixes, hp.prefix_length, hp.seed)
-        info = apply_memit(model, tokenizer, reqs, layers, C, prefixes, hp, progress=progress)
+        text = stats.tokens() if hp.protect_relation else None
+        info = apply_memit(model, tokenizer, reqs, layers, C, prefixes, hp, text_tokens=text, progress=progress)
         norms = {f"blocks.{layer}.mlp.c_proj.weight": float(d.norm()) for layer, d in info["deltas"].items()}
         entries = [{"update_norms": norms, "z_nll_mean": info["z_nll_mean"],
                     "seconds": time.perf_counter() - t0}] * len(reqs)

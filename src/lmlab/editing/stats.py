@@ -78,10 +78,17 @@ class SecondMoments:
         self.progress = progress
         self._memory: dict[tuple[int, str], torch.Tensor] = {}
         self._data_key: str | None = None
+        self._token_array: np.ndarray | None = None
         self.cache_hits = 0   # how many layers came from disk (benchmarks and tests read this)
         self.computed = 0     # how many layers were computed
 
     # --- the text ----------------------------------------------------------------------------------------------
+    def tokens(self) -> np.ndarray:
+        """The statistics text as token ids (1-D int64), read once and kept."""
+        if self._token_array is None:
+            self._token_array = self._tokens()
+        return self._token_array
+
     def _tokens(self) -> np.ndarray:
         data = self.data
         if isinstance(data, (np.ndarray, torch.Tensor, list)):
@@ -161,7 +168,7 @@ class SecondMoments:
     def _compute(self, layers: list[int]) -> dict[int, torch.Tensor]:
         from tqdm import tqdm
 
-        tokens = self._tokens()
+        tokens = self.tokens()
         window = min(WINDOW, self.model.config.block_size)
         if len(tokens) < 2:
             raise LmlabError("the statistics text holds fewer than 2 tokens; give more text")

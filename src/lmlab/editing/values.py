@@ -46,6 +46,23 @@ class ValueResult:
         return self.init + self.delta
 
 
+@contextlib.contextmanager
+def frozen_weights(model: nn.Module):
+    """The model in eval mode with no parameter collecting gradients (an edit optimises its own tensors, never the
+    weights directly); both restored after the block."""
+    grads = [p.requires_grad for p in model.parameters()]
+    was_training = model.training
+    for p in model.parameters():
+        p.requires_grad_(False)
+    model.eval()
+    try:
+        yield model
+    finally:
+        for p, g in zip(model.parameters(), grads):
+            p.requires_grad_(g)
+        model.train(was_training)
+
+
 def resume_layer(model: nn.Module, hook_name: str) -> int | None:
     """The block after the edited state when adding δ at `hook_name` equals adding it to the residual stream that
     enters that block (so the layers below need not re-run): `blocks.{l}.resid_post`, or `blocks.{l}.mlp.out` of a
@@ -98,12 +115,7 @@ def optimise_delta(model: nn.Module, tokenizer: Tokenizer, request: EditRequest,
     start = resume_layer(model, hook_name) if resume else None
 
     # Only δ is trained: the model's weights must not collect gradients (and stay untouched).
-    grads = [p.requires_grad for p in model.parameters()]
-    for p in model.parameters():
-        p.requires_grad_(False)
-    was_training = model.training
-    model.eval()
-    try:
+    with frozen_weights(model):
         # h₀ (at the bare prompt, row 0) and, for resuming, the residual stream entering block `start`, with δ = 0.
         names = list(dict.fromkeys([hook_name] + ([f"blocks.{start - 1}.resid_post"] if start is not None else [])))
         _, cache = run_with_cache(model, ids, names=names)
@@ -121,10 +133,6 @@ def optimise_delta(model: nn.Module, tokenizer: Tokenizer, request: EditRequest,
         with adding_delta:
             return _fit(read_logits, delta, init, tgt_rows, tgt_ids, n_target, n_rw, lr=lr, steps=steps,
                         kl_factor=kl_factor, weight_decay=weight_decay, clamp_norm_factor=clamp_norm_factor)
-    finally:
-        for p, g in zip(model.parameters(), grads):
-            p.requires_grad_(g)
-        model.train(was_training)
 
 
 def _resumed_logits(model: nn.Module, base: torch.Tensor, start: int, pos: torch.Tensor, read_rows: torch.Tensor,
