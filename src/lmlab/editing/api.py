@@ -137,9 +137,10 @@ def edit(model: nn.Module, tokenizer: Tokenizer, requests: Any, method: str = "r
     if method == "rome":
         C = stats.get(layers[0])
         prefixes = context_prefixes(source, tokenizer, hp.n_prefixes, hp.prefix_length, hp.seed)
+        text = stats.tokens() if hp.protect_relation else None
         for r in reqs:
             t = time.perf_counter()
-            info = apply_rome(model, tokenizer, r, layers[0], C, prefixes, hp)
+            info = apply_rome(model, tokenizer, r, layers[0], C, prefixes, hp, text_tokens=text)
             entries.append({"update_norms": {f"blocks.{layers[0]}.mlp.c_proj.weight": float(info["delta"].norm())},
                             "key_norm": info["key_norm"], "value_delta_norm": info["value_delta_norm"],
                             "v_nll": info["v_nll"], "seconds": time.perf_counter() - t})

@@ -1,10 +1,12 @@
-"""Keys of *other* subjects of an edit's relation, read from the statistics text (for MEMIT's `protect_relation`).
+"""Keys of *other* subjects of an edit's relation, read from the statistics text (ROME's and MEMIT's
+`protect_relation`).
 
 Why: a batch of edits of one relation ("{} is a citizen of", 72 edits, 9 distinct new objects) leaks onto the
 subjects it does not edit: on the world model their P(true) fell from 0.91 to 0.41, and the more edits share a new
 object the more neighbours flip to it (docs/experiments/editing.md). C = E[k kᵀ] holds those subjects' keys, but
 each is one token among ~100k. Reading the relation's own subjects where the text states the relation, and
-adding their keys to C, makes the update leave them alone — using only the text the statistics already come from.
+adding their keys to C, makes the update leave them alone — using only the text the statistics already come from
+(MEMIT, 100 edits: NS 78.4 → 83.1; ROME, 200 single edits: NS 90.9 → 93.2, and 90.7 → 97.4 on held-out cases).
 
 How a template locates subjects in a token array: its longer fixed part (the text before or after '{}') is
 searched as a token sequence; with the part *after* the subject ("{} was born in") the last subject token is the

@@ -24,11 +24,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn as nn
 
 from lmlab.editing.prompts import (after_subject, at_subject, build_batch, contextual_prompts, key_activations,
                                    mlp_projection)
+from lmlab.editing.relation import relation_subject_keys
 from lmlab.editing.requests import EditRequest
 from lmlab.editing.values import optimise_delta
 from lmlab.tokenization import Tokenizer
@@ -55,7 +57,11 @@ class RomeHparams:
     prefix_length: int = 10        # tokens per prefix
     ridge: float = 1e-4            # λ, relative to the mean diagonal of C
     protect_prompt: float = 1.0    # weight of the edit prompts' own keys after the subject, added to C (0 = off)
-    seed: int = 0                  # seed of the prefixes
+    # Weight of the keys of other subjects of the edited relation, read from the statistics text, added to C
+    # (lmlab.editing.relation; 0 = off): 200 edits NS 90.9 → 93.2, PS 90.2 unchanged; cases 200–395 NS 90.7 → 97.4.
+    protect_relation: float = 1.0
+    relation_keys: int = 512       # how many of those keys (at most)
+    seed: int = 0                  # seed of the prefixes (and of the relation keys' sample)
 
 
 def context_keys(model: nn.Module, tokenizer: Tokenizer, request: EditRequest, layer: int,
@@ -112,12 +118,19 @@ def rank_one_update(weight: torch.Tensor, bias: torch.Tensor | None, C: torch.Te
 
 
 def apply_rome(model: nn.Module, tokenizer: Tokenizer, request: EditRequest, layer: int, C: torch.Tensor,
-               prefixes: list[str], hp: RomeHparams) -> dict[str, Any]:
-    """Edit `model` in place for one request; returns {"delta": ΔW, "key_norm", "value_delta_norm", "nll", ...}."""
+               prefixes: list[str], hp: RomeHparams, text_tokens: np.ndarray | None = None) -> dict[str, Any]:
+    """Edit `model` in place for one request; returns {"delta": ΔW, "key_norm", "value_delta_norm", "nll", ...}.
+
+    text_tokens: the statistics text (1-D token ids), where `protect_relation` finds the relation's other
+    subjects; None skips that protection."""
     proj = mlp_projection(model, layer)
     keys, later = context_keys(model, tokenizer, request, layer, prefixes)
     key, bare = keys.mean(0), keys[0]
     C = protected_moments(C, later, hp.protect_prompt)
+    if hp.protect_relation and text_tokens is not None:
+        others = relation_subject_keys(model, tokenizer, [request.prompt], text_tokens, layer,
+                                       exclude=[request.subject], per_template=hp.relation_keys, seed=hp.seed)
+        C = protected_moments(C, others, hp.protect_relation)
     vr = optimise_delta(model, tokenizer, request, f"blocks.{layer}.mlp.out", prefixes, lr=hp.v_lr,
                         steps=hp.v_steps, kl_factor=hp.kl_factor, weight_decay=hp.v_weight_decay,
                         clamp_norm_factor=hp.clamp_norm_factor)
