@@ -53,3 +53,22 @@ def test_relation_keys_are_the_models_keys_at_those_subjects(loaded):
     matched = [(every - k).abs().amax(1).min() < 1e-5 for k in keys]
     assert all(matched)
     assert relation_subject_keys(model, tok, ["{} sails to"], tokens, layer=1).shape == (0, width)
+
+
+def test_rome_with_the_relation_protected_moves_other_subjects_less(loaded, world_requests, stats):
+    from lmlab.editing import edit
+
+    tok = loaded.tokenizer
+    req = next(r for r in world_requests if r.kind == "counterfactual")
+    plain = edit(loaded.model, tok, req, "rome", stats=stats, layers=[1], protect_relation=0)
+    guarded = edit(loaded.model, tok, req, "rome", stats=stats, layers=[1])   # default: protect_relation=1
+    others = relation_subject_keys(loaded.model, tok, [req.prompt], stats.tokens(), 1, exclude=[req.subject],
+                                   seed=1)
+    assert len(others) >= 3, "the fixture's text should state the relation about other subjects"
+
+    def moved(result):  # mean change of the MLP output at the other subjects (norm, over their keys)
+        return float((result.deltas["blocks.1.mlp.c_proj.weight"] @ others.T).norm(dim=0).mean())
+
+    assert moved(guarded) < 0.7 * moved(plain), (moved(guarded), moved(plain))
+    for result in (plain, guarded):  # and the edit itself still lands
+        assert result.log[0]["after"]["p_new"] > result.log[0]["after"]["p_true"]
