@@ -34,6 +34,8 @@ def test_subjects_after_the_relation_text_end_before_its_tail(loaded):
     assert len(found) == 2
     assert all(tok.decode(tokens[p + 1: p + 2].tolist()) == " is" for p in found)
     assert not subject_positions(tok, "{} is unheard of in this text", tokens).size
+    # A one-token fixed text (" is") would match everywhere: nothing is taken.
+    assert not subject_positions(tok, "{} is", tokens).size
 
 
 def test_relation_keys_are_the_models_keys_at_those_subjects(loaded):

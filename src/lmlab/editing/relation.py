@@ -12,7 +12,8 @@ How a template locates subjects in a token array: its longer fixed part (the tex
 searched as a token sequence; with the part *after* the subject ("{} was born in") the last subject token is the
 token before each match; with the part *before* it ("The capital of {} is") the subject starts after the match and
 ends before the first match of the part after it within `MAX_SUBJECT_TOKENS` tokens (or is one token when nothing
-follows '{}'). Occurrences of the edited subjects themselves are skipped.
+follows '{}'). Occurrences of the edited subjects themselves are skipped; a fixed text shorter than
+`MIN_PATTERN_TOKENS` tokens finds nothing.
 """
 
 from __future__ import annotations
@@ -25,6 +26,9 @@ from lmlab.editing.prompts import Batch, key_activations
 from lmlab.tokenization import Tokenizer
 
 MAX_SUBJECT_TOKENS = 6
+# A shorter fixed text ("{} is" → " is") matches all over any text, mostly not at the relation's subjects: then
+# nothing is protected rather than random tokens.
+MIN_PATTERN_TOKENS = 2
 CONTEXT_TOKENS = 16   # tokens of text read up to and including the subject's last token
 
 
@@ -47,8 +51,12 @@ def subject_positions(tokenizer: Tokenizer, template: str, tokens: np.ndarray,
     befores = [tokenizer.encode(v) for v in dict.fromkeys([before.rstrip(), " " + before.strip()])] \
         if before.strip() else []
     if len(after.strip()) >= len(before.strip()) and after_ids:
+        if len(after_ids) < MIN_PATTERN_TOKENS:
+            return np.zeros(0, dtype=np.int64)
         pos = _matches(tokens, after_ids) - 1
     elif befores:
+        if min(map(len, befores)) < MIN_PATTERN_TOKENS:
+            return np.zeros(0, dtype=np.int64)
         pos = []
         follow = set(_matches(tokens, after_ids).tolist()) if after_ids else None
         starts = sorted(int(m) + len(ids) for ids in befores for m in _matches(tokens, ids))
