@@ -11,11 +11,14 @@ layers R = [l₁..L] on the critical path.
        the least-squares update that maps the new keys to their share of the residual while keeping
        W k ≈ the old output for the keys summarised by C (w = mom2_update_weight: how many "old" keys C stands for).
        Ours: C first gains the edit prompts' keys after the subject (protect_prompt, as ROME's) and the keys of
-       other subjects of the same relations found in the statistics text (protect_relation, lmlab.editing.relation).
-    3. (ours; refine_steps=0 protect_prompt=0 protect_relation=0 gives the paper's MEMIT) refine the values jointly: keep each layer's
-       directions U and optimise the values R_ of all layers together by Adam on the edited model itself,
+       other subjects of the same relations found in the statistics text (protect_relation,
+       lmlab.editing.relation).
+    3. (ours; refine_steps=0 protect_prompt=0 protect_relation=0 gives the paper's MEMIT) refine the values
+       jointly: keep each layer's directions U and optimise the values R_ of all layers together by Adam on the
+       edited model itself,
          L(R) = mean over requests and contexts of −log P(target_new | prompt) + kl_factor · KL("{subject} is a")
-                + refine_spread · Σ_l E_k ‖ΔW_l k‖²   (k over C's keys: how far the update moves typical outputs),
+                + refine_spread · Σ_l E_k ‖ΔW_l k‖²   (k over C's keys: how far the update moves typical
+                outputs),
        because step 2 fits each key to its own residual as if the other edits were not there: on the world model
        the other 90 edits of a batch add an error of ~0.5 ‖δ‖ at each edit prompt and half the edits do not land
        (docs/experiments/editing.md).
@@ -33,9 +36,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from lmlab.editing.prompts import (activation_at, build_batch, concat_batches, contextual_prompts, mlp_projection)
-from lmlab.editing.relation import relation_subject_keys
 from lmlab.editing.requests import EditRequest
-from lmlab.editing.rome import context_keys, protected_moments
+from lmlab.editing.rome import context_keys, protected_moments, relation_protected_moments
 from lmlab.editing.values import KL_PROMPT, frozen_weights, optimise_delta
 from lmlab.tokenization import Tokenizer
 
@@ -74,7 +76,8 @@ class MemitHparams:
 class LayerUpdate:
     """One layer's MEMIT update in factored form: ΔW = valuesᵀ · directions.
 
-    values (n, D): what each request's key is mapped to (R_ᵀ); directions (n, 4D): U = ((w·C + K Kᵀ + λI)⁻¹ K)ᵀ;
+    values (n, D): what each request's key is mapped to (R_ᵀ);
+    directions (n, 4D): U = ((w·C + K Kᵀ + λI)⁻¹ K)ᵀ;
     spread (n, n): U C Uᵀ, so that E_k ‖ΔW k‖² over C's keys = Σ (spread · values) ⊙ values."""
 
     layer: int
@@ -96,8 +99,8 @@ def context_type_key(keys: torch.Tensor) -> torch.Tensor:
 
 def memit_directions(C: torch.Tensor, keys: torch.Tensor, mom2_update_weight: float,
                      ridge: float = 1e-4) -> torch.Tensor:
-    """U (n, 4D) = ((w·C + K Kᵀ + λI)⁻¹ K)ᵀ for keys (n, 4D), so ΔW = R U maps the keys to the residuals R (D, n)
-    in MEMIT's least-squares sense; float64 inside, keys' dtype out."""
+    """U (n, 4D) = ((w·C + K Kᵀ + λI)⁻¹ K)ᵀ for keys (n, 4D), so ΔW = R U maps the keys to the residuals
+    R (D, n) in MEMIT's least-squares sense; float64 inside, keys' dtype out."""
     C = C.double().cpu()
     K = keys.detach().double().cpu().T          # (4D, n)
     lam = ridge * float(C.diagonal().mean()) if ridge else 0.0
@@ -136,11 +139,8 @@ def apply_memit(model: nn.Module, tokenizer: Tokenizer, requests: list[EditReque
         per_request = [context_keys(model, tokenizer, r, layer, prefixes) for r in requests]
         keys = torch.stack([context_type_key(k) for k, _ in per_request])                  # (n, 4D)
         Cl = protected_moments(C[layer], torch.cat([later for _, later in per_request]), hp.protect_prompt)
-        if hp.protect_relation and text_tokens is not None:
-            others = relation_subject_keys(model, tokenizer, [r.prompt for r in requests], text_tokens, layer,
-                                           exclude=[r.subject for r in requests], per_template=hp.relation_keys,
-                                           seed=hp.seed)
-            Cl = protected_moments(Cl, others, hp.protect_relation)
+        Cl = relation_protected_moments(Cl, model, tokenizer, requests, layer, text_tokens, hp.protect_relation,
+                                        hp.relation_keys, hp.seed)
         current = torch.cat([activation_at(model, build_batch(model, tokenizer, [r.prompt], r.subject), z_name)
                              for r in requests])                          # (n, D)
         residuals = (z - current) / (len(layers) - i)
