@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from lmlab.errors import LmlabError
-from lmlab.inspection import hooked, patch_positions, resolve_hook_names, run_with_cache, run_with_hooks
+from lmlab.inspection import (hooked, patch_positions, read_activations, resolve_hook_names, run_with_cache,
+                              run_with_hooks)
 
 IDS = [5, 9, 40, 41, 7, 100, 12]
 
@@ -45,6 +46,22 @@ def test_cache_selects_names_by_list_and_predicate(random_model):
     assert list(cache) == [f"blocks.{l}.resid_post" for l in range(random_model.config.n_layer)]
     _, cache = run_with_cache(random_model, torch.tensor([IDS, IDS[::-1]]), ["logits"])
     assert cache["logits"].shape[:2] == (2, len(IDS))
+
+
+def test_read_activations_stops_after_the_last_name_read(random_model):
+    """Reading an early layer gives run_with_cache's values without running the later layers."""
+    m = random_model
+    _, full = run_with_cache(m, IDS, ["embed", "blocks.0.mlp.post"])
+    fired = []
+    with hooked(m, {f"blocks.{l}.resid_post": lambda a, name: fired.append(name) for l in range(m.config.n_layer)}):
+        got = read_activations(m, IDS, ["blocks.0.mlp.post", "embed"])
+    assert list(got) == ["embed", "blocks.0.mlp.post"]
+    for name in got:
+        assert torch.equal(got[name], full[name])
+    assert fired == []  # blocks.0.resid_post comes after blocks.0.mlp.post: nothing later ran
+    assert no_hooks_left(m)
+    with pytest.raises(LmlabError, match="unknown hook name"):
+        read_activations(m, IDS, ["blocks.99.mlp.post"])
 
 
 def test_patching_replaces_activations(random_model):

@@ -15,7 +15,7 @@ import torch.nn as nn
 
 from lmlab.errors import LmlabError
 from lmlab.generation import generate
-from lmlab.inspection import hooked, locate_subject
+from lmlab.inspection import locate_subject, read_activations
 from lmlab.tokenization import Tokenizer
 
 # Starting words for the random context prefixes (ROME's context templates), continued by the model itself.
@@ -135,15 +135,8 @@ def check_layers(model: nn.Module, layers: list[int]) -> list[int]:
 
 
 def activations(model: nn.Module, batch: Batch, name: str) -> torch.Tensor:
-    """Hook point `name`'s activation over the whole batch: (B, T, ·), detached."""
-    store = {}
-
-    def read(act: torch.Tensor, _name: str) -> None:
-        store["a"] = act.detach()
-
-    with hooked(model, {name: read}), torch.no_grad():
-        model(batch.ids)
-    return store["a"]
+    """Hook point `name`'s activation over the whole batch: (B, T, ·), detached (the layers after it are not run)."""
+    return read_activations(model, batch.ids, [name])[name]
 
 
 def key_activations(model: nn.Module, batch: Batch, layer: int) -> torch.Tensor:

@@ -27,7 +27,7 @@ import torch
 import torch.nn as nn
 
 from lmlab.errors import LmlabError
-from lmlab.inspection import hooked
+from lmlab.inspection import forward_until, hooked
 from lmlab.tokenization import Tokenizer
 from lmlab.utils import atomic_output, sha256_file
 
@@ -195,7 +195,7 @@ class SecondMoments:
                               disable=None if self.progress else True):  # None: draw only on a terminal
                     rows = [np.asarray(tokens[s: s + window], dtype=np.int64) for s in starts[b: b + batch]]
                     x = torch.from_numpy(np.stack(rows)).to(device)
-                    self.model(x)
+                    forward_until(self.model, x, f"blocks.{max(layers)}.mlp.post")  # later layers: unused
                     count += x.numel()
         finally:
             self.model.train(was_training)

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from lmlab.editing.prompts import build_batch, contextual_prompts
 from lmlab.editing.requests import EditRequest
-from lmlab.inspection import hooked, run_with_cache
+from lmlab.inspection import hooked, read_activations
 from lmlab.models import FrozenPrefix, KVCache
 from lmlab.tokenization import Tokenizer
 
@@ -118,7 +118,7 @@ def optimise_delta(model: nn.Module, tokenizer: Tokenizer, request: EditRequest,
     with frozen_weights(model):
         # h₀ (at the bare prompt, row 0) and, for resuming, the residual stream entering block `start`, with δ = 0.
         names = list(dict.fromkeys([hook_name] + ([f"blocks.{start - 1}.resid_post"] if start is not None else [])))
-        _, cache = run_with_cache(model, ids, names=names)
+        cache = read_activations(model, ids, names)
         init = cache[hook_name][0, pos[0]].clone()
         if start is not None:
             read_logits = _resumed_logits(model, cache[names[-1]], start, pos, read_rows, read_cols, delta)

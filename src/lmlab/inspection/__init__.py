@@ -8,8 +8,8 @@ patterns and causal tracing. See docs/inspection.md.
 """
 
 from lmlab.inspection.attention import attention_patterns, attention_report, check_layers, plot_attention
-from lmlab.inspection.hooks import (as_token_batch, describe_hook_names, hooked, patch_positions,
-                                    resolve_hook_names, run_with_cache, run_with_hooks)
+from lmlab.inspection.hooks import (as_token_batch, describe_hook_names, forward_until, hooked, patch_positions,
+                                    read_activations, resolve_hook_names, run_with_cache, run_with_hooks)
 from lmlab.inspection.lens import lens_logits, lens_stages, logit_lens, unembed
 from lmlab.inspection.memories import (KeyStats, collect_key_stats, key_triggers, memory_agreement, sample_windows,
                                        shuffled_match_rate, top_memories, value_scores, value_top_tokens,
@@ -22,7 +22,7 @@ from lmlab.inspection.tracing import (BUCKETS, KINDS, Trace, average_traces, bes
 
 __all__ = [
     "run_with_cache", "run_with_hooks", "hooked", "patch_positions", "resolve_hook_names", "describe_hook_names",
-    "as_token_batch",
+    "as_token_batch", "forward_until", "read_activations",
     "encode_prompt", "token_labels", "fill_prompt", "locate_subject", "SubjectSpan", "target_token",
     "top_memories", "value_vectors", "value_scores", "value_top_tokens", "collect_key_stats", "KeyStats",
     "key_triggers", "memory_agreement", "sample_windows", "shuffled_match_rate",

@@ -106,6 +106,32 @@ def _adapter(fn: HookFn, name: str):
     return hook
 
 
+class _StopForward(Exception):
+    """Raised by `forward_until`'s hook to end a forward pass once the activation it needs has been read."""
+
+
+def forward_until(model: nn.Module, idx: torch.Tensor, name: str, **forward_kwargs) -> None:
+    """Run `model(idx, **forward_kwargs)` only as far as hook point `name`, then stop.
+
+    For reading activations: hooks already registered (e.g. by an enclosing `hooked` block) on `name` and on the
+    points before it fire as usual; the layers after `name` and the output layer are skipped, which is most of
+    the work when a statistic needs one early layer (ROME's keys at layer 0 of a 4-layer model: ~1/4 of the
+    blocks). Nothing is returned: read what you need with hooks. The stopping hook is always removed.
+    """
+    resolve_hook_names(model, [name])
+
+    def stop(module, inputs, output):
+        raise _StopForward
+
+    handle = model.get_submodule(name).register_forward_hook(stop)
+    try:
+        model(idx, **forward_kwargs)
+    except _StopForward:
+        pass
+    finally:
+        handle.remove()
+
+
 def as_token_batch(model: nn.Module, tokens) -> torch.Tensor:
     """Token ids (list, 1-D or 2-D tensor/array) → a (B,T) int64 tensor on the model's device."""
     device = next(model.parameters()).device
@@ -147,6 +173,25 @@ def run_with_cache(model: nn.Module, tokens, names: NameFilter = None, *, grad: 
 
     logits = run_with_hooks(model, tokens, {n: save for n in selected}, grad=grad, **forward_kwargs)
     return logits, cache
+
+
+def read_activations(model: nn.Module, tokens, names: NameFilter, **forward_kwargs) -> dict[str, torch.Tensor]:
+    """{hook name: activation, detached} of one no-grad forward pass that stops after the last of `names`.
+
+    Like `run_with_cache` without the logits: the layers after the last requested hook point are not run (see
+    `forward_until`), so reading an early layer's activations costs only the layers up to it.
+    """
+    selected = resolve_hook_names(model, names)
+    if not selected:
+        raise LmlabError("no hook names selected to read")
+    cache: dict[str, torch.Tensor] = {}
+
+    def save(activation: torch.Tensor, name: str) -> None:
+        cache[name] = activation.detach()
+
+    with hooked(model, {n: save for n in selected}), torch.no_grad():
+        forward_until(model, as_token_batch(model, tokens), selected[-1], **forward_kwargs)
+    return cache
 
 
 def patch_positions(values: torch.Tensor, positions: torch.Tensor | Sequence[int] | int) -> HookFn:

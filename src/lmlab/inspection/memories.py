@@ -25,7 +25,7 @@ import torch.nn as nn
 
 from lmlab.errors import LmlabError
 from lmlab.inspection.attention import check_layers
-from lmlab.inspection.hooks import run_with_cache
+from lmlab.inspection.hooks import read_activations
 from lmlab.inspection.prompts import encode_prompt, token_labels
 from lmlab.tokenization import Tokenizer
 
@@ -75,7 +75,7 @@ def top_memories(model: nn.Module, tokenizer: Tokenizer, prompt: str, *, top_k: 
     if not -len(ids) <= position < len(ids):
         raise LmlabError(f"position {position} is outside the prompt's {len(ids)} tokens")
     layers = check_layers(model, layers)
-    _, cache = run_with_cache(model, ids, [f"blocks.{l}.mlp.post" for l in layers])
+    cache = read_activations(model, ids, [f"blocks.{l}.mlp.post" for l in layers])
     out = []
     for l in layers:
         m = cache[f"blocks.{l}.mlp.post"][0, position].float()
@@ -140,7 +140,7 @@ def collect_key_stats(model: nn.Module, tokens: np.ndarray, *, layers: int | Seq
     names = [f"blocks.{l}.mlp.post" for l in layers]
     maxes, argmaxes = [], []
     for s in tqdm(range(0, len(windows), batch_size), desc="corpus windows", unit="batch", disable=not progress):
-        _, cache = run_with_cache(model, torch.from_numpy(windows[s: s + batch_size, :window]), names)
+        cache = read_activations(model, torch.from_numpy(windows[s: s + batch_size, :window]), names)
         acts = torch.stack([cache[n].float() for n in names])  # (layers, b, window, hidden)
         m, a = acts.max(dim=2)
         maxes.append(m.cpu())
