@@ -12,17 +12,24 @@ where learned positions reach ~1.90 in our loop (5 seeds, 1.896–1.910); `--pos
 architecture. RoPE costs ~2% of the step time here (35.3 vs 34.6 ms, back to back).
 
 Reference (nanoGPT's own train.py on this kind of 2-core machine): ≈ 55 ms/iteration (≈ 14k tokens/s), val loss
-1.87 after 2000 iterations (its README reports ~1.88 from a 20-batch estimate). In the same run we time a training
-step (forward, backward, clip, AdamW) of `transformers.GPT2LMHeadModel` (learned positions, as GPT-2 has) with the
-same shape, batch and dtype, and of our GPT outside the loop.
+1.87 after 2000 iterations (its README reports ~1.88 from a 20-batch estimate); nanoGPT on a CPU runs float32.
+
+Precision: the loop runs bf16 autocast by default (`--dtype float32` for nanoGPT's precision). On CPUs with
+AVX512-BF16 (AMD Zen 4, Intel Cooper Lake and newer) bf16 matmuls run ~2× float32's and lmlab attends in float32
+(the CPU flash kernel is slow in bf16), so a step is ~1.4× faster at the same val loss; on CPUs without bf16
+instructions bf16 is slower — use float32 there. In the same run, in alternating rounds (so the machine's load
+falls on all alike), we time a training step (forward, backward, clip, AdamW) of our GPT outside the loop and of
+`transformers.GPT2LMHeadModel` (learned positions, as GPT-2 has) with the same shape and batch, each in float32
+and in bf16 autocast.
 
     python benchmarks/bench_train.py                 # full: 2000 iterations (a few minutes on 2 cores)
     python benchmarks/bench_train.py --iters 200     # quick check
-    python benchmarks/bench_train.py --pos learned   # nanoGPT's architecture exactly
-    python benchmarks/bench_train.py --dtype bfloat16 --compile
+    python benchmarks/bench_train.py --dtype float32 --pos learned   # nanoGPT's precision and architecture exactly
+    python benchmarks/bench_train.py --compile
 
 Last line: RESULT pos=... ms_per_iter=... tokens_per_sec=... val_loss=... hf_ms_per_iter=... speed_ratio_vs_hf=...
-speedup_vs_nanogpt_ref=...
+speedup_vs_nanogpt_ref=... step_ms_fp32=... step_ms_bf16=... bf16_speedup=... (hf_ms_per_iter: HF's step in the
+loop's dtype)
 """
 
 from __future__ import annotations
@@ -60,37 +67,51 @@ def make_shards(text: str, out_dir: Path):
     return tok
 
 
-def time_steps(model, dtype: torch.dtype, vocab: int, *, steps: int, warmup: int = 5, hf: bool = False) -> float:
-    """Median ms of one training step (forward + loss, backward, clip, AdamW step) on random (12, 64) batches."""
-    # The same optimizer for both (fused AdamW where torch has it): the comparison is between model implementations.
+def step_timer(model, dtype: torch.dtype, vocab: int, *, hf: bool = False):
+    """A function that runs one training step (forward + loss, backward, clip, AdamW step) of `model` on a fixed
+    random (12, 64) batch and returns its wall time in ms."""
+    # The same optimizer for all (fused AdamW where torch has it): the comparison is between model implementations.
     from lmlab.training.optim import fused_adamw_available
 
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, betas=(0.9, 0.99), weight_decay=0.1,
                             fused=fused_adamw_available("cpu") or None)
     g = torch.Generator().manual_seed(0)
     x = torch.randint(0, vocab, (BATCH, SHAPE["block_size"]), generator=g)
-    autocast = torch.autocast("cpu", dtype=dtype, enabled=dtype != torch.float32)
-    times = []
-    for i in range(warmup + steps):
+
+    def step() -> float:
         t0 = time.perf_counter()
-        with autocast:
+        with torch.autocast("cpu", dtype=dtype, enabled=dtype != torch.float32):
             loss = model(x, labels=x).loss if hf else model(x, x)[1]
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         opt.zero_grad(set_to_none=True)
-        if i >= warmup:
-            times.append(time.perf_counter() - t0)
-    return 1000 * statistics.median(times)
+        return 1000 * (time.perf_counter() - t0)
+    return step
+
+
+def interleaved_step_ms(timers: dict, *, steps: int, rounds: int = 5, warmup: int = 3) -> dict[str, float]:
+    """Median ms per step of each timer, measured in `rounds` alternating rounds of steps/rounds steps each, so a
+    change in the machine's load (other tenants) falls on all of them alike."""
+    times: dict[str, list[float]] = {name: [] for name in timers}
+    for timer in timers.values():
+        for _ in range(warmup):
+            timer()
+    for _ in range(rounds):
+        for name, timer in timers.items():
+            times[name] += [timer() for _ in range(max(1, steps // rounds))]
+    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--iters", type=int, default=2000, help="training iterations (default 2000, as nanoGPT)")
-    ap.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "auto"],
-                    help="compute dtype (default float32: measured faster than bf16 autocast on this AVX-512 CPU)")
+    ap.add_argument("--dtype", default="bfloat16", choices=["float32", "bfloat16", "auto"],
+                    help="the loop's compute dtype (default bfloat16 autocast: ~1.4x float32's speed on CPUs with "
+                         "AVX512-BF16 or AMX; slower on CPUs without bf16 instructions, use float32 there)")
     ap.add_argument("--compile", action="store_true", help="torch.compile the model (slow first step)")
-    ap.add_argument("--hf-steps", type=int, default=30, help="timed steps for the side-by-side step timings")
+    ap.add_argument("--hf-steps", type=int, default=30,
+                    help="timed steps per model for the side-by-side step timings (ours and HF, fp32 and bf16)")
     ap.add_argument("--activation", default="gelu_exact", choices=sorted(HF_ACTIVATION),
                     help="MLP nonlinearity (default gelu_exact: nanoGPT's nn.GELU(); 'gelu' is GPT-2's tanh form)")
     ap.add_argument("--pos", default="rotary", choices=["learned", "sinusoidal", "rotary"],
@@ -134,12 +155,17 @@ def main() -> int:
 
     transformers.logging.set_verbosity_error()
     torch.manual_seed(0)
-    ours_ms = time_steps(GPT(model_cfg), dtype, tok.vocab_size, steps=args.hf_steps)
     hf_cfg = GPT2Config(vocab_size=tok.vocab_size, n_positions=SHAPE["block_size"], n_embd=SHAPE["n_embd"],
                         n_layer=SHAPE["n_layer"], n_head=SHAPE["n_head"], resid_pdrop=0.0, embd_pdrop=0.0,
                         attn_pdrop=0.0, bos_token_id=tok.eos_id, eos_token_id=tok.eos_id,
                         activation_function=HF_ACTIVATION[args.activation])
-    hf_ms = time_steps(GPT2LMHeadModel(hf_cfg), dtype, tok.vocab_size, steps=args.hf_steps, hf=True)
+    timers = {}
+    for name, d in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+        timers[f"ours_{name}"] = step_timer(GPT(model_cfg), d, tok.vocab_size)
+        timers[f"hf_{name}"] = step_timer(GPT2LMHeadModel(hf_cfg), d, tok.vocab_size, hf=True)
+    step_ms = interleaved_step_ms(timers, steps=args.hf_steps)
+    loop_name = "bf16" if dtype == torch.bfloat16 else "fp32"
+    hf_ms = step_ms[f"hf_{loop_name}"]
 
     print(f"machine: {torch.get_num_threads()} threads, torch {torch.__version__}, "
           f"{torch.backends.cpu.get_cpu_capability()}; dtype {args.dtype}, compile {args.compile}, "
@@ -148,11 +174,16 @@ def main() -> int:
           f"{ms_per_iter:.1f} ms/iter, {tokens_per_sec:.0f} tokens/s, MFU {100 * mfu:.1f}% of measured peak")
     print(f"val loss after {args.iters} iters: {result.last_val_loss:.4f} (nanoGPT reference at 2000: "
           f"{NANOGPT_REF_VAL_LOSS})")
-    print(f"one training step, same process: lmlab GPT {ours_ms:.1f} ms, HF GPT2LMHeadModel {hf_ms:.1f} ms "
-          f"(HF/ours {hf_ms / ours_ms:.2f}x)")
+    print("one training step, same process, alternating rounds (ms): " + ", ".join(
+        f"{k} {v:.1f}" for k, v in step_ms.items()))
+    print(f"  bf16 autocast vs float32: ours {step_ms['ours_fp32'] / step_ms['ours_bf16']:.2f}x faster, HF "
+          f"{step_ms['hf_fp32'] / step_ms['hf_bf16']:.2f}x; HF/ours in {loop_name}: "
+          f"{hf_ms / step_ms[f'ours_{loop_name}']:.2f}x")
     print(f"RESULT pos={args.pos} ms_per_iter={ms_per_iter:.1f} tokens_per_sec={tokens_per_sec:.0f} "
           f"val_loss={result.last_val_loss:.4f} hf_ms_per_iter={hf_ms:.1f} "
-          f"speed_ratio_vs_hf={hf_ms / ms_per_iter:.2f} speedup_vs_nanogpt_ref={NANOGPT_REF_MS_PER_ITER / ms_per_iter:.2f}")
+          f"speed_ratio_vs_hf={hf_ms / ms_per_iter:.2f} speedup_vs_nanogpt_ref={NANOGPT_REF_MS_PER_ITER / ms_per_iter:.2f} "
+          f"step_ms_fp32={step_ms['ours_fp32']:.1f} step_ms_bf16={step_ms['ours_bf16']:.1f} "
+          f"bf16_speedup={step_ms['ours_fp32'] / step_ms['ours_bf16']:.2f}")
     return 0
 
 

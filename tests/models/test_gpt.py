@@ -271,3 +271,30 @@ def test_gelu_exact_is_the_erf_form():
     assert not torch.allclose(tanh(x), exact(x), atol=1e-6, rtol=0)
     with pytest.raises(LmlabError, match="gelu_exact"):
         tiny_config(activation="gelu_erf")
+
+
+def test_bf16_autocast_on_cpu_attends_in_float32_and_trains():
+    """Under CPU bf16 autocast attention runs in fp32 (its bf16 CPU kernel is slow): the output is bf16, equals fp32
+    attention of the same bf16 inputs, and the whole model's logits and gradients stay close to fp32's."""
+    from lmlab.models.gpt import attention
+
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(2, 2, 9, 16).bfloat16() for _ in range(3))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = attention(q, k, v, None, True, 0.0)
+    want = torch.nn.functional.scaled_dot_product_attention(q.float(), k.float(), v.float(), is_causal=True)
+    assert y.dtype == torch.bfloat16 and torch.equal(y, want.bfloat16())
+
+    model = make_model(pos_embedding="rotary").train()
+    idx = torch.randint(0, 50, (3, 12))
+    _, loss32 = model(idx, idx)
+    loss32.backward()
+    g32 = model.blocks[0].attn.c_attn.weight.grad.clone()
+    model.zero_grad()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        logits, loss16 = model(idx, idx)
+    loss16.backward()
+    g16 = model.blocks[0].attn.c_attn.weight.grad
+    assert logits.dtype == torch.bfloat16
+    assert abs(loss16.item() - loss32.item()) < 0.02
+    assert torch.nn.functional.cosine_similarity(g16.flatten(), g32.flatten(), dim=0) > 0.99
