@@ -49,11 +49,20 @@ def main() -> int:
     ap.add_argument("--work", default="/tmp/addition", help="scratch dir for the text, shards and runs")
     ap.add_argument("--runs", default="learned:1500,rotary:300,rotary:700,rotary:1500",
                     help="comma-separated POSITIONS:STEPS")
+    ap.add_argument("--train-args", default="", help="extra `lmlab train` settings for every run, e.g. "
+                    "'--lr 3e-3 --min_lr 3e-4' or '--weight_decay 0'")
+    ap.add_argument("--sums-only", metavar="PATH", help="only write a sums text to PATH (no held-out question) and "
+                    "exit: the extra 2D+ text of follow-up 3")
+    ap.add_argument("--docs", type=int, default=6000, help="documents of 3-8 sums in the text (default 6000)")
+    ap.add_argument("--seed", type=int, default=0, help="seed of the sums text")
     args = ap.parse_args()
+    held = {json.loads(line)["prompt"] for line in open(Path(args.world) / "tasks" / "arithmetic_2da.jsonl")}
+    if args.sums_only:
+        write_sums(Path(args.sums_only), held, n_docs=args.docs, seed=args.seed)
+        return 0
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
-    held = {json.loads(line)["prompt"] for line in open(Path(args.world) / "tasks" / "arithmetic_2da.jsonl")}
-    write_sums(work / "sums.txt", held)
+    write_sums(work / "sums.txt", held, n_docs=args.docs, seed=args.seed)
     lmlab("data", "prepare", str(work / "sums.txt"), "--tokenizer", args.tokenizer, "--out", str(work / "data"),
           "--split-blank-lines", "--dedup", "none", "--no-progress")
     rows = []
@@ -61,7 +70,7 @@ def main() -> int:
         pos, steps = spec.split(":")
         run = work / f"run-{pos}-{steps}"
         lmlab("train", "--data", str(work / "data"), "--out", str(run), "--overwrite", "--no-progress",
-              "--pos_embedding", pos, "--max_iters", steps, "--eval_interval", steps)
+              "--pos_embedding", pos, "--max_iters", steps, "--eval_interval", steps, *args.train_args.split())
         lmlab("eval", "tasks", str(run), "--tasks", "2D+", "--shots", "0,5", "--limit", "200", "--world", args.world,
               "--out", str(run / "eval.json"), "--no-progress")
         res = json.loads((run / "eval.json").read_text())
