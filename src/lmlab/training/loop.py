@@ -46,7 +46,7 @@ from lmlab.training.distributed import (DistContext, all_reduce_mean, barrier, s
 from lmlab.training.metrics import METRICS_FILE, PLOT_FILE, MetricsLog, TensorBoardLog, plot_losses
 from lmlab.training.mfu import measure_peak_flops, mfu, nominal_peak_flops
 from lmlab.training.optim import lr_at, make_optimizer, set_lr
-from lmlab.training.precision import Precision, resolve_precision
+from lmlab.training.precision import Precision, bf16_hint, resolve_precision
 from lmlab.training.streams import ContiguousStreamSampler
 from lmlab.utils import sha256_file
 
@@ -184,6 +184,9 @@ def _train(model, model_config, tokenizer, data_dir, out_dir, cfg: TrainConfig, 
         f"{', compiled' if cfg.compile else ''}), {ctx.world_size} process(es); global batch "
         f"{tokens_per_step} tokens = {cfg.batch_size} × {cfg.grad_accum} accum × {ctx.world_size} ranks × "
         f"{block_size} block" + (f"; measured peak {peak / 1e9:.1f} GFLOP/s" if peak else ""))
+    hint = bf16_hint(precision, cfg.dtype) if model_type == "gpt" else None  # measured for the GPT only
+    if hint:
+        say(hint)
 
     # --- logs (rank 0) --------------------------------------------------------------------------------------------
     log = MetricsLog(out_dir / METRICS_FILE, resume_step=step if resume else None) if ctx.is_main else None
