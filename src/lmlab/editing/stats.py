@@ -27,7 +27,7 @@ import torch
 import torch.nn as nn
 
 from lmlab.errors import LmlabError
-from lmlab.inspection import forward_until, hooked
+from lmlab.inspection import read_activations
 from lmlab.tokenization import Tokenizer
 from lmlab.utils import atomic_output, sha256_file
 
@@ -176,27 +176,23 @@ class SecondMoments:
         window = min(window, len(tokens))
         starts = np.linspace(0, len(tokens) - window, n_windows).astype(np.int64)
         device = next(self.model.parameters()).device
+        names = {layer: f"blocks.{layer}.mlp.post" for layer in layers}
         sums = {layer: torch.zeros(0) for layer in layers}
         count = 0
-
-        def make_reader(layer: int):
-            def read(act: torch.Tensor, name: str) -> None:
-                k = act.reshape(-1, act.shape[-1]).double()
-                s = k.T @ k
-                sums[layer] = s.cpu() if sums[layer].numel() == 0 else sums[layer] + s.cpu()
-            return read
-
         was_training = self.model.training
         self.model.eval()
         try:
-            with hooked(self.model, {f"blocks.{layer}.mlp.post": make_reader(layer) for layer in layers}):
-                batch = 8
-                for b in tqdm(range(0, len(starts), batch), desc="key statistics", unit="batch",
-                              disable=None if self.progress else True):  # None: draw only on a terminal
-                    rows = [np.asarray(tokens[s: s + window], dtype=np.int64) for s in starts[b: b + batch]]
-                    x = torch.from_numpy(np.stack(rows)).to(device)
-                    forward_until(self.model, x, f"blocks.{max(layers)}.mlp.post")  # later layers: unused
-                    count += x.numel()
+            batch = 8
+            for b in tqdm(range(0, len(starts), batch), desc="key statistics", unit="batch",
+                          disable=None if self.progress else True):  # None: draw only on a terminal
+                rows = [np.asarray(tokens[s: s + window], dtype=np.int64) for s in starts[b: b + batch]]
+                x = torch.from_numpy(np.stack(rows)).to(device)
+                acts = read_activations(self.model, x, list(names.values()))  # stops after the last layer read
+                for layer, name in names.items():
+                    k = acts[name].reshape(-1, acts[name].shape[-1]).double()
+                    s = (k.T @ k).cpu()
+                    sums[layer] = s if sums[layer].numel() == 0 else sums[layer] + s
+                count += x.numel()
         finally:
             self.model.train(was_training)
         return {layer: sums[layer] / count for layer in layers}
