@@ -174,6 +174,30 @@ def test_rotary_is_a_rotation_that_makes_scores_depend_only_on_the_offset():
     assert torch.allclose(rot(e0, 1)[[0, 1]], torch.stack([one.cos(), one.sin()]))
 
 
+def test_partial_rotary_turns_only_the_first_channels_and_keeps_the_cache_exact():
+    # GPT-NeoX's rotary_pct: with 0.5 of a 16-channel head, channels 0-7 of q and k turn with position and 8-15 are
+    # the plain projections (content only); decoding with the KV cache still equals the full forward pass.
+    model = make_model(pos_embedding="rotary", rotary_pct=0.5)
+    assert model.config.rotary_dims == 8
+    idx = torch.randint(0, 50, (1, 9))
+    seen = {}
+    model.blocks[0].attn.q.register_forward_hook(lambda m, i, o: seen.__setitem__("q", o))
+    with torch.no_grad():
+        full, _ = model(idx)
+        x = model.blocks[0].ln_1(model.wte(idx))
+        raw = model.blocks[0].attn.c_attn(x).view(1, 9, 3, 2, 16)[:, :, 0].transpose(1, 2)  # (B,H,T,d) queries
+    torch.testing.assert_close(seen["q"][..., 8:], raw[..., 8:])
+    assert not torch.allclose(seen["q"][:, :, 1:, :8], raw[:, :, 1:, :8])  # position 0 turns by angle 0
+    torch.testing.assert_close(seen["q"][:, :, 0], raw[:, :, 0])
+    cache = KVCache.for_model(model, batch_size=1)
+    parts = [model(idx[:, :4], kv_cache=cache)[0]] + [model(idx[:, t:t + 1], kv_cache=cache)[0] for t in range(4, 9)]
+    torch.testing.assert_close(torch.cat(parts, dim=1), full, atol=1e-5, rtol=1e-5)
+    with pytest.raises(LmlabError, match="rotary_pct"):
+        tiny_config(pos_embedding="rotary", rotary_pct=0.05)
+    with pytest.raises(LmlabError, match="rotary_pct"):
+        tiny_config(rotary_pct=1.5)
+
+
 def test_config_roundtrip_and_registry():
     cfg = tiny_config(pos_embedding="rotary", activation="silu", bias=False)
     assert GPTConfig.from_dict(cfg.to_dict()) == cfg

@@ -73,6 +73,8 @@ class GPTConfig(ConfigDictMixin):
     layer_norm_eps: float = 1e-5  # LayerNorm epsilon (GPT-2: 1e-5)
     mlp_ratio: int = 4           # MLP hidden width = mlp_ratio * n_embd
     rotary_base: float = 10000.0  # RoPE base frequency θ (used only with pos_embedding="rotary")
+    rotary_pct: float = 1.0      # share of each head's channels RoPE rotates (GPT-NeoX/Pythia: 0.25); the rest of
+                                 # q and k carry no position, so those channels match on content alone
 
     def __post_init__(self) -> None:
         for name in ("n_layer", "n_head", "n_embd", "block_size", "vocab_size", "mlp_ratio"):
@@ -89,12 +91,22 @@ class GPTConfig(ConfigDictMixin):
             raise LmlabError(f"model config: activation must be one of {ACTIVATIONS}, got {self.activation!r}")
         if self.pos_embedding == "rotary" and (self.n_embd // self.n_head) % 2:
             raise LmlabError("model config: rotary positions need an even head size (n_embd / n_head)")
+        if not 0.0 < float(self.rotary_pct) <= 1.0:
+            raise LmlabError(f"model config: rotary_pct must be in (0, 1], got {self.rotary_pct!r}")
+        if self.pos_embedding == "rotary" and self.rotary_dims < 2:
+            raise LmlabError(f"model config: rotary_pct={self.rotary_pct} rotates no channel pair of a "
+                             f"{self.head_dim}-channel head; raise it to at least {2 / self.head_dim:.3g}")
         if not 0.0 <= float(self.dropout) < 1.0:
             raise LmlabError(f"model config: dropout must be in [0, 1), got {self.dropout!r}")
 
     @property
     def head_dim(self) -> int:
         return self.n_embd // self.n_head
+
+    @property
+    def rotary_dims(self) -> int:
+        """Channels per head that RoPE rotates: the first rotary_pct of head_dim, rounded down to an even count."""
+        return int(self.head_dim * float(self.rotary_pct)) // 2 * 2
 
 
 # ===================================================================================================== hook point ===
@@ -255,7 +267,11 @@ class CausalSelfAttention(nn.Module):
             q, k = qkv[:, :, 0], qkv[:, :, 1]
         else:
             # Queries and keys rotated in one pass (a step of the tiny model is bound by the number of ops).
-            q, k = apply_rotary(qkv[:, :, :2], *rotary).unbind(2)
+            qk, n_rot = qkv[:, :, :2], 2 * rotary[0].shape[-1]
+            if n_rot == self.head_dim:
+                q, k = apply_rotary(qk, *rotary).unbind(2)
+            else:  # partial RoPE: only the first n_rot channels of each head turn with position
+                q, k = torch.cat([apply_rotary(qk[..., :n_rot], *rotary), qk[..., n_rot:]], dim=-1).unbind(2)
         q, k, v = q.transpose(1, 2), k.transpose(1, 2), qkv[:, :, 2].transpose(1, 2)  # (B,H,T,d)
         q, k, v = _hook(self.q, q), _hook(self.k, k), _hook(self.v, v)
         if kv_cache is not None:
@@ -333,7 +349,7 @@ class GPT(nn.Module):
         elif config.pos_embedding == "sinusoidal":
             self.register_buffer("pos_table", sinusoidal_table(config.block_size, config.n_embd), persistent=False)
         else:
-            cos, sin = rotary_tables(config.block_size, config.head_dim, config.rotary_base)
+            cos, sin = rotary_tables(config.block_size, config.rotary_dims, config.rotary_base)
             self.register_buffer("rope_cos", cos, persistent=False)
             self.register_buffer("rope_sin", sin, persistent=False)
         self.embed = HookPoint()
@@ -438,7 +454,8 @@ class GPT(nn.Module):
 
     def _rotary(self, position_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
         """RoPE's (cos, sin) at position_ids (B|1,T), shaped (B|1, T, 1, 1, d/2) to broadcast over the (q, k) pair
-        and the heads of the (B,T,2,H,d) projections; None unless positions are rotary."""
+        and the heads of the (B,T,2,H,d) projections (d/2 → rotary_dims/2 with partial RoPE); None unless positions
+        are rotary."""
         if self.config.pos_embedding != "rotary":
             return None
         return self.rope_cos[position_ids][:, :, None, None], self.rope_sin[position_ids][:, :, None, None]
