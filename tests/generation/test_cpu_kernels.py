@@ -32,6 +32,19 @@ def test_linears_match_f_linear_and_are_restored_on_exit():
     assert "forward" not in lin.__dict__  # plain nn.Linear again
 
 
+@pytest.mark.parametrize("rows", [1, 8])
+def test_weights_packed_for_a_row_count_give_the_same_numbers_for_any_row_count(rows):
+    """generate() packs the weights for its batch size; the prompt pass (more rows) and a batch-1 beam's
+    first step (fewer) must still compute x @ Wᵀ + b."""
+    model = small_gpt(bias=True)
+    lin = model.blocks[1].mlp.c_proj
+    with torch.inference_mode(), onednn_linears(model, rows=rows) as on:
+        assert on
+        for n in (1, rows, 13):
+            x = torch.randn(n, 1, lin.in_features)
+            torch.testing.assert_close(lin(x), F.linear(x, lin.weight, lin.bias), rtol=1e-5, atol=1e-5)
+
+
 def test_autograd_and_training_use_the_live_weights():
     """A caller that trains while the context is open (e.g. between `stream` pieces) must get real gradients."""
     model = small_gpt()
