@@ -14,10 +14,11 @@ architecture. RoPE costs ~2% of the step time here (35.3 vs 34.6 ms, back to bac
 Reference (nanoGPT's own train.py on this kind of 2-core machine): ≈ 55 ms/iteration (≈ 14k tokens/s), val loss
 1.87 after 2000 iterations (its README reports ~1.88 from a 20-batch estimate); nanoGPT on a CPU runs float32.
 
-Precision: the loop runs bf16 autocast by default (`--dtype float32` for nanoGPT's precision). On CPUs with
-AVX512-BF16 (AMD Zen 4, Intel Cooper Lake and newer) bf16 matmuls run ~2× float32's and lmlab attends in float32
-(the CPU flash kernel is slow in bf16), so a step is ~1.4× faster at the same val loss; on CPUs without bf16
-instructions bf16 is slower — use float32 there. In the same run, in alternating rounds (so the machine's load
+Precision: the loop runs with lmlab's default `--dtype auto`, i.e. what a user gets: bf16 autocast on CPUs with
+AVX512-BF16 (AMD Zen 4, Intel Cooper Lake and newer) or AMX, float32 on CPUs without bf16 instructions, where bf16
+is slower (`--dtype float32` for nanoGPT's precision everywhere). With AVX512-BF16, bf16 matmuls run ~2× float32's
+and lmlab attends in float32 (the CPU flash kernel is slow in bf16), so a step is ~1.4× faster at the same val
+loss. The RESULT line names the dtype that ran. In the same run, in alternating rounds (so the machine's load
 falls on all alike), we time a training step (forward, backward, clip, AdamW) of our GPT outside the loop and of
 `transformers.GPT2LMHeadModel` (learned positions, as GPT-2 has) with the same shape and batch, each in float32
 and in bf16 autocast.
@@ -27,7 +28,7 @@ and in bf16 autocast.
     python benchmarks/bench_train.py --dtype float32 --pos learned   # nanoGPT's precision and architecture exactly
     python benchmarks/bench_train.py --compile
 
-Last line: RESULT pos=... ms_per_iter=... tokens_per_sec=... val_loss=... hf_ms_per_iter=... speed_ratio_vs_hf=...
+Last line: RESULT pos=... dtype=... ms_per_iter=... tokens_per_sec=... val_loss=... hf_ms_per_iter=... speed_ratio_vs_hf=...
 speedup_vs_nanogpt_ref=... step_ms_fp32=... step_ms_bf16=... bf16_speedup=... (hf_ms_per_iter: HF's step in the
 loop's dtype)
 """
@@ -106,9 +107,9 @@ def interleaved_step_ms(timers: dict, *, steps: int, rounds: int = 5, warmup: in
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--iters", type=int, default=2000, help="training iterations (default 2000, as nanoGPT)")
-    ap.add_argument("--dtype", default="bfloat16", choices=["float32", "bfloat16", "auto"],
-                    help="the loop's compute dtype (default bfloat16 autocast: ~1.4x float32's speed on CPUs with "
-                         "AVX512-BF16 or AMX; slower on CPUs without bf16 instructions, use float32 there)")
+    ap.add_argument("--dtype", default="auto", choices=["float32", "bfloat16", "auto"],
+                    help="the loop's compute dtype (default auto, lmlab's default: bf16 autocast on CPUs with "
+                         "AVX512-BF16 or AMX, float32 elsewhere)")
     ap.add_argument("--compile", action="store_true", help="torch.compile the model (slow first step)")
     ap.add_argument("--hf-steps", type=int, default=30,
                     help="timed steps per model for the side-by-side step timings (ours and HF, fp32 and bf16)")
@@ -179,7 +180,7 @@ def main() -> int:
     print(f"  bf16 autocast vs float32: ours {step_ms['ours_fp32'] / step_ms['ours_bf16']:.2f}x faster, HF "
           f"{step_ms['hf_fp32'] / step_ms['hf_bf16']:.2f}x; HF/ours in {loop_name}: "
           f"{hf_ms / step_ms[f'ours_{loop_name}']:.2f}x")
-    print(f"RESULT pos={args.pos} ms_per_iter={ms_per_iter:.1f} tokens_per_sec={tokens_per_sec:.0f} "
+    print(f"RESULT pos={args.pos} dtype={loop_name} ms_per_iter={ms_per_iter:.1f} tokens_per_sec={tokens_per_sec:.0f} "
           f"val_loss={result.last_val_loss:.4f} hf_ms_per_iter={hf_ms:.1f} "
           f"speed_ratio_vs_hf={hf_ms / ms_per_iter:.2f} speedup_vs_nanogpt_ref={NANOGPT_REF_MS_PER_ITER / ms_per_iter:.2f} "
           f"step_ms_fp32={step_ms['ours_fp32']:.1f} step_ms_bf16={step_ms['ours_bf16']:.1f} "

@@ -244,6 +244,10 @@ MAIN_WORLD = dict(seed=0, size="2MB")
 # Paragraphs are the documents (so the val split is a random 10% of paragraphs, not one whole file), and no dedup:
 # the world repeats each fact on purpose (see docs/world.md), and the repetitions are how the model learns them.
 MAIN_DATA = dict(vocab_size=1024, numbers="digits", split_blank_lines=True, dedup="none")
+# float32 even where `--dtype auto` would pick bf16 (CPUs with AVX512-BF16 or AMX): the documented experiments and
+# the evaluation and editing bars were measured on this fp32 model, and fp32 trains the same model on every CPU.
+# `--dtype` on the command line (or in --config) wins.
+MAIN_TRAIN = dict(dtype="float32")
 
 
 def cmd_train(args) -> int:
@@ -303,8 +307,13 @@ def _train_main_job(args) -> int:
         say(f"[2/3] preparing BPE shards into {data_dir}")
         prepare(world_dir / "corpus", "bpe", data_dir, progress=args.progress, **MAIN_DATA)
     say(f"[3/3] training the {args.preset or 'tiny'} GPT into {out}")
+    from lmlab.training.config import parse_override_args
+
+    overrides = parse_override_args(args.overrides or [])
+    if args.config is None:
+        overrides = {**MAIN_TRAIN, **overrides}
     result = _train_run_once(out, data_dir=data_dir, tokenizer=args.tokenizer, preset=args.preset,
-                       model_type=args.model_type, config_file=args.config, overrides=args.overrides,
+                       model_type=args.model_type, config_file=args.config, overrides=overrides,
                        overwrite=True, progress=args.progress)
     _print_train_result(result)
     _print_world_completions(out, world_dir)

@@ -94,6 +94,19 @@ def test_threads_setting_applies_during_training_and_is_restored_after(char_data
         TrainConfig(threads=-1)
 
 
+def test_the_run_dir_records_the_dtype_auto_chose(char_data, tmp_path):
+    """`auto` resolves per machine; the saved settings name the dtype that ran, so a resume (or a rerun of the
+    saved settings elsewhere) computes in the same precision."""
+    from lmlab.training.precision import resolve_precision
+
+    tok = load_tokenizer_of(char_data)
+    model, mcfg = _fresh(tok)
+    cfg = TrainConfig(max_iters=2, eval_interval=2, eval_iters=1, batch_size=4, device="cpu", dtype="auto")
+    train(model, mcfg, tok, char_data, tmp_path / "run", cfg, progress=False)
+    expected = resolve_precision("auto", torch.device("cpu"), model_type="gpt").name
+    assert load_run(tmp_path / "run").training_config["dtype"] == expected
+
+
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(char_data, tmp_path, capsys):
     from lmlab.cli import main
 

@@ -5,7 +5,7 @@ import torch
 
 from lmlab.errors import LmlabError
 from lmlab.training.mfu import measure_peak_flops, mfu, nominal_peak_flops
-from lmlab.training.precision import bf16_hint, cpu_flags, resolve_precision
+from lmlab.training.precision import cpu_flags, resolve_precision
 
 
 def test_explicit_dtypes_and_scaler_only_for_float16():
@@ -22,20 +22,22 @@ def test_explicit_dtypes_and_scaler_only_for_float16():
         resolve_precision("int8", cpu)
 
 
-def test_cpu_flags_and_the_bf16_tip(tmp_path):
-    """The flags line of a cpuinfo file is read; the tip appears only when `auto` chose float32 on a CPU with
-    AVX512-BF16 (an explicit float32, a bf16 run or a CPU without the instructions get none)."""
+def test_auto_picks_bf16_where_the_cpu_has_bf16_instructions(tmp_path):
+    """The flags line of a cpuinfo file is read; on CPU `auto` means bfloat16 with AMX (every model) or
+    AVX512-BF16 (the GPT, the model measured faster there), float32 without bf16 instructions."""
     info = tmp_path / "cpuinfo"
     info.write_text("processor\t: 0\nmodel name\t: AMD EPYC\nflags\t\t: fpu avx2 avx512f avx512_bf16\n")
     zen4 = cpu_flags(str(info))
     assert {"avx512_bf16", "avx2"} <= zen4 and "amx_bf16" not in zen4
     assert cpu_flags(str(tmp_path / "missing")) == frozenset()
     cpu = torch.device("cpu")
-    p32, pbf = resolve_precision("float32", cpu), resolve_precision("bfloat16", cpu)
-    assert "--dtype bfloat16" in bf16_hint(p32, "auto", zen4)
-    assert bf16_hint(p32, "float32", zen4) is None
-    assert bf16_hint(pbf, "auto", zen4) is None
-    assert bf16_hint(p32, "auto", frozenset({"avx512f", "avx2"})) is None
+    spr = frozenset({"avx512f", "avx512_bf16", "amx_bf16"})
+    plain = frozenset({"avx512f", "avx2"})
+    assert resolve_precision("auto", cpu, flags=zen4).dtype == torch.bfloat16
+    assert resolve_precision("auto", cpu, model_type="lstm", flags=zen4).dtype == torch.float32
+    assert resolve_precision("auto", cpu, model_type="lstm", flags=spr).dtype == torch.bfloat16
+    assert resolve_precision("auto", cpu, flags=plain).dtype == torch.float32
+    assert resolve_precision("float32", cpu, flags=spr).dtype == torch.float32  # an explicit choice wins
 
 
 def test_mfu_is_model_flops_over_peak():

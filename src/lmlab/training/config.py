@@ -57,7 +57,7 @@ class TrainConfig:
     tensorboard: bool = False  # also log scalars to RUN_DIR/tensorboard (needs the `tensorboard` package)
     # --- reproducibility and hardware ---------------------------------------------------------------------------------
     seed: int = 1337  # seeds model init, data order and dropout; same seed + same config → same run
-    dtype: str = "auto"  # float32 | bfloat16 | float16 (+ GradScaler) | auto (precision.py: bf16 GPU/AMX, else fp16/32)
+    dtype: str = "auto"  # float32 | bfloat16 | float16 (+ GradScaler) | auto (precision.py: bf16 on GPUs and bf16 CPUs)
     compile: bool = False  # wrap the model in torch.compile (faster steps after a slow first one)
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps (auto: cuda if available, else mps, else cpu)
     threads: int = 0  # torch intra-op CPU threads during training (0: torch's default, one per core). 1 is often

@@ -27,7 +27,7 @@ import random
 import shutil
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -46,7 +46,7 @@ from lmlab.training.distributed import (DistContext, all_reduce_mean, barrier, s
 from lmlab.training.metrics import METRICS_FILE, PLOT_FILE, MetricsLog, TensorBoardLog, plot_losses
 from lmlab.training.mfu import measure_peak_flops, mfu, nominal_peak_flops
 from lmlab.training.optim import lr_at, make_optimizer, set_lr
-from lmlab.training.precision import Precision, bf16_hint, resolve_precision
+from lmlab.training.precision import Precision, resolve_precision
 from lmlab.training.streams import ContiguousStreamSampler
 from lmlab.utils import sha256_file
 
@@ -106,7 +106,10 @@ def _train(model, model_config, tokenizer, data_dir, out_dir, cfg: TrainConfig, 
     data_dir = Path(data_dir)
     ctx = setup_distributed(cfg.device)
     device = ctx.device
-    precision = resolve_precision(cfg.dtype, device)
+    precision = resolve_precision(cfg.dtype, device, model_type=model_type)
+    # The run dir records the dtype that ran, not "auto": a resume (or the same command on another machine)
+    # then computes in the same precision, which exact resume needs.
+    cfg = replace(cfg, dtype=precision.name)
     say = _printer(progress and ctx.is_main)
 
     # --- data: shards checked against the tokenizer; each rank reads its own slice of every global batch ---------
@@ -184,9 +187,6 @@ def _train(model, model_config, tokenizer, data_dir, out_dir, cfg: TrainConfig, 
         f"{', compiled' if cfg.compile else ''}), {ctx.world_size} process(es); global batch "
         f"{tokens_per_step} tokens = {cfg.batch_size} × {cfg.grad_accum} accum × {ctx.world_size} ranks × "
         f"{block_size} block" + (f"; measured peak {peak / 1e9:.1f} GFLOP/s" if peak else ""))
-    hint = bf16_hint(precision, cfg.dtype) if model_type == "gpt" else None  # measured for the GPT only
-    if hint:
-        say(hint)
 
     # --- logs (rank 0) --------------------------------------------------------------------------------------------
     log = MetricsLog(out_dir / METRICS_FILE, resume_step=step if resume else None) if ctx.is_main else None

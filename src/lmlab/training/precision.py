@@ -6,11 +6,12 @@ to zero), hence a GradScaler for float16 only.
 
 "auto" picks, per device:
 - CUDA: bfloat16 where the GPU supports it (Ampere and newer), else float16 + GradScaler.
-- CPU: bfloat16 when the CPU has bf16 matrix instructions (AMX), where it is clearly faster; otherwise float32.
-  CPUs with AVX512-BF16 (AMD Zen 4, Intel Cooper Lake+) also train the GPT 1.4–1.6× faster in bf16 (measured,
-  benchmarks/bench_train.py), but `auto` keeps float32 there for now: the main job's model, on which the
-  documented experiments were measured, is float32. Pass `--dtype bfloat16` on such CPUs. Without bf16
-  instructions (plain AVX-512/AVX2) bf16 autocast only adds casts.
+- CPU: bfloat16 when the CPU has bf16 matrix instructions (AMX), where it is clearly faster. On CPUs with
+  AVX512-BF16 (AMD Zen 4, Intel Cooper Lake+) bfloat16 for the GPT, which trains 1.4–1.6× faster there at the same
+  loss (measured, benchmarks/bench_train.py: val loss 1.78 in both dtypes on tiny Shakespeare), and float32 for
+  the other model types, which were not measured. Without bf16 instructions (plain AVX-512/AVX2) bf16 autocast
+  only adds casts, so float32. (The main job pins float32 itself: its model is the one the documented
+  experiments were measured on, and fp32 makes it the same on every CPU; see lmlab.cli.MAIN_TRAIN.)
 - MPS: float32 (autocast support on Apple GPUs varies with the OS version).
 """
 
@@ -40,20 +41,16 @@ def cpu_flags(cpuinfo: str = "/proc/cpuinfo") -> frozenset[str]:
     return frozenset()
 
 
-def cpu_has_amx() -> bool:
-    """True when the CPU has AMX bf16 tiles (Intel Sapphire Rapids and newer)."""
-    return "amx_bf16" in cpu_flags()
+# Model types measured to train faster under bf16 autocast on an AVX512-BF16 CPU (benchmarks/bench_train.py).
+BF16_MEASURED_ON_AVX512 = frozenset({"gpt"})
 
 
-def bf16_hint(precision: "Precision", requested: str, flags: frozenset[str] | None = None) -> str | None:
-    """A one-line tip when `auto` chose float32 on a CPU whose bf16 instructions (AVX512-BF16) would train faster,
-    else None. flags: the CPU's feature flags (default: this machine's)."""
+def cpu_prefers_bf16(model_type: str = "gpt", flags: frozenset[str] | None = None) -> bool:
+    """Whether `auto` trains `model_type` in bfloat16 on this CPU: AMX bf16 tiles (Intel Sapphire Rapids+) for
+    every model, AVX512-BF16 (AMD Zen 4, Intel Cooper Lake+) for the measured ones. flags: the CPU's feature flags
+    (default: this machine's)."""
     flags = cpu_flags() if flags is None else flags
-    if requested == "auto" and precision.device_type == "cpu" and precision.name == "float32" \
-            and "avx512_bf16" in flags:
-        return ("tip: this CPU has AVX512-BF16: --dtype bfloat16 trains a GPT ~1.4-1.6x faster at about the same "
-                "loss (docs/training.md, Precision)")
-    return None
+    return "amx_bf16" in flags or ("avx512_bf16" in flags and model_type in BF16_MEASURED_ON_AVX512)
 
 
 def bf16_supported(device: torch.device) -> bool:
@@ -88,13 +85,16 @@ class Precision:
         return torch.amp.GradScaler(self.device_type)
 
 
-def resolve_precision(name: str, device: torch.device) -> Precision:
-    """'auto' | 'float32' | 'bfloat16' | 'float16' on `device` → Precision (see module docstring for 'auto')."""
+def resolve_precision(name: str, device: torch.device, *, model_type: str = "gpt",
+                      flags: frozenset[str] | None = None) -> Precision:
+    """'auto' | 'float32' | 'bfloat16' | 'float16' on `device` → Precision (see module docstring for 'auto').
+    model_type: the registry name of the model being trained (auto's CPU choice depends on it); flags: the CPU's
+    feature flags (default: this machine's)."""
     if name == "auto":
         if device.type == "cuda":
             name = "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
         elif device.type == "cpu":
-            name = "bfloat16" if cpu_has_amx() else "float32"
+            name = "bfloat16" if cpu_prefers_bf16(model_type, flags) else "float32"
         else:
             name = "float32"
     if name not in _DTYPES:
