@@ -5,7 +5,8 @@ import torch
 import torch.nn.functional as F
 
 from lmlab.generation import generate
-from lmlab.generation.cpu_kernels import MIN_NEW_TOKENS, onednn_available, onednn_linears
+from lmlab.generation.cpu_kernels import (MIN_NEW_TOKENS, PACK_MIN_NEW_TOKENS, decode_rows, onednn_available,
+                                          onednn_linears, release_copies)
 from lmlab.models import GPT, GPTConfig
 
 pytestmark = pytest.mark.skipif(not onednn_available(torch.nn.Linear(2, 2)),
@@ -43,6 +44,41 @@ def test_weights_packed_for_a_row_count_give_the_same_numbers_for_any_row_count(
         for n in (1, rows, 13):
             x = torch.randn(n, 1, lin.in_features)
             torch.testing.assert_close(lin(x), F.linear(x, lin.weight, lin.bias), rtol=1e-5, atol=1e-5)
+
+
+def test_only_long_batched_decodes_pack_the_weights():
+    """Packing costs more than the plain conversion and only batches gain from it."""
+    assert decode_rows(1, 10_000) is None
+    assert decode_rows(8, PACK_MIN_NEW_TOKENS - 1) is None
+    assert decode_rows(8, PACK_MIN_NEW_TOKENS) == 8
+
+
+def test_copies_are_reused_until_the_weights_change():
+    """A second decode skips the conversion; an in-place change (training step, edit) or a new parameter makes a
+    fresh copy, so the fast path never computes with stale weights."""
+    model = small_gpt(bias=True)
+    lin = model.blocks[0].mlp.c_fc
+    x = torch.randn(2, lin.in_features)
+
+    def closure_weight():
+        with onednn_linears(model):
+            w = lin.forward.__closure__
+            with torch.inference_mode():
+                torch.testing.assert_close(lin(x), F.linear(x, lin.weight, lin.bias), rtol=1e-5, atol=1e-5)
+        return {id(c.cell_contents) for c in w if isinstance(c.cell_contents, torch.Tensor)}
+
+    first = closure_weight()
+    assert closure_weight() == first  # reused
+    with torch.no_grad():
+        lin.weight.add_(1.0)  # in place: version counter moves
+    changed = closure_weight()
+    assert changed.isdisjoint(first)
+    with torch.no_grad():
+        lin.bias.mul_(3.0)  # the bias too
+    assert closure_weight().isdisjoint(changed)
+    lin.weight = torch.nn.Parameter(torch.randn_like(lin.weight))  # a new parameter object
+    closure_weight()  # (asserts the numbers inside)
+    release_copies()
 
 
 def test_autograd_and_training_use_the_live_weights():

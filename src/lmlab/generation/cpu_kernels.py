@@ -5,19 +5,22 @@ its whole weight once per token: the step time is the time to stream the weights
 sends these products to MKL's sgemv on the (out, in) weight, which on an AVX-512 EPYC reads at ~13 GB/s; oneDNN's
 inner-product on the same fp32 weights, converted once to its own tensor format, reads at ~25 GB/s
 (measured on GPT-2-124M's 49 block matrices and its 50257×768 output layer: 21.5 ms instead of 35.9 ms per token
-at batch 1, 31 vs 57 ms at batch 8). When the decode's row count is known, each weight is packed in the blocked
-layout oneDNN picks for that many rows (`_reorder_linear_weight`), which matters for batches: at batch 8 the same
-49 products take ~18 ms instead of ~32 (batch 1: no change). Same weights, same fp32 arithmetic; only the
-summation order differs (outputs agree to ~1e-6 relative).
+at batch 1, 31 vs 57 ms at batch 8). For a batched decode each weight is packed in the blocked layout oneDNN
+picks for that many rows (`_reorder_linear_weight`): at batch 8 the same 49 products take ~18 ms instead of ~32.
+At batch 1 the plain oneDNN layout is as fast, and packing costs 5× more (0.4 s instead of 0.08 s for GPT-2-124M),
+so one row is never packed, and a batch only when at least `PACK_MIN_NEW_TOKENS` tokens follow to
+repay it. Same weights, same fp32 arithmetic; only the summation order differs (outputs agree to ~1e-6 relative).
 
-Cost. The conversion copies every Linear weight (peak memory + the model's Linear weights, for the duration of the
-decode) and takes ~0.3 ms per MB (0.15 s for GPT-2-124M), which a decode of ≥ 10 tokens earns back; the decoder
-only asks for it when it will produce at least `MIN_NEW_TOKENS` tokens per row. Where memory is tighter than time,
-set the environment variable LMLAB_DECODE_ONEDNN=0 to turn it off.
+Cost. The conversion copies every Linear weight (memory + the model's Linear weights) and takes ~0.16 ms per MB
+(0.08 s for GPT-2-124M), which a decode of ≥ 10 tokens earns back; the decoder only asks for it when it will
+produce at least `MIN_NEW_TOKENS` tokens per row. The copies are kept for the next decode as long as the model
+lives and its weights do not change (a server converts once, not per request); `release_copies()` drops them.
+Where memory is tighter than time, set the environment variable LMLAB_DECODE_ONEDNN=0 to turn the path off.
 
 Safety. The converted copy is a snapshot: it is used only while the context is open, only under no-grad /
 inference mode and in eval mode (any call with autograd on, e.g. a caller training between `stream` pieces,
-falls back to `F.linear` on the live weight), and it is dropped on exit. Forward hooks on the Linear modules keep
+falls back to `F.linear` on the live weight), and a decode after any in-place change to the weights converts them
+again (the copies are tagged with the parameters' version counters). Forward hooks on the Linear modules keep
 working: only `forward` is replaced, not `__call__`.
 """
 
@@ -25,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import weakref
 from typing import Iterator
 
 import torch
@@ -32,6 +36,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 MIN_NEW_TOKENS = 16  # below this, converting the weights costs more than the faster steps save (see docstring)
+# Packing for a batch costs ~0.65 ms/MB of weights more than the plain conversion and saves ~0.03 ms/MB per step at
+# batch 8 (GPT-2-124M), so it pays from ~23 steps on.
+PACK_MIN_NEW_TOKENS = 32
 
 
 def onednn_available(model: nn.Module) -> bool:
@@ -49,18 +56,59 @@ _REORDER_WEIGHT = getattr(getattr(torch.ops, "mkldnn", None), "_reorder_linear_w
 
 
 def _onednn_weight(weight: torch.Tensor, rows: int | None) -> torch.Tensor:
-    """A oneDNN copy of the (out, in) fp32 weight, packed for `rows` rows of input when that is known."""
-    if rows is not None and _REORDER_WEIGHT is not None and _LINEAR_POINTWISE is not None:
+    """A oneDNN copy of the (out, in) fp32 weight, packed for `rows` rows of input when that is more than one."""
+    if rows is not None and rows > 1 and _REORDER_WEIGHT is not None and _LINEAR_POINTWISE is not None:
         return _REORDER_WEIGHT(weight, rows)
     return weight.to_mkldnn()
 
 
-def _onednn_forward(module: nn.Linear, rows: int | None):
-    """A forward for `module` computing x @ Wᵀ + b with a oneDNN copy of its weight, made now (packed for `rows`
-    input rows when given; other row counts still work, only a little slower)."""
-    weight = _onednn_weight(module.weight.detach(), rows)
+# The oneDNN copies outlive a decode, so the next one (a server's next request) skips the conversion. Keyed weakly
+# by module, so they go with the model; each is tagged with its parameters' storage and in-place version counter,
+# so any change to the weights (an optimizer step, an edit, load_state_dict) makes the next decode convert afresh.
+_COPIES: "weakref.WeakKeyDictionary[nn.Linear, tuple]" = weakref.WeakKeyDictionary()
+
+
+def _version_key(t: torch.Tensor | None):
+    """(the tensor object's id, storage address, in-place version) of a parameter; None when it has no version
+    counter (made under inference_mode), which makes its copy uncacheable. The copy also keeps a weak reference
+    to the parameter (see _onednn_copy), so a new parameter reusing a dead one's id or address never matches."""
+    if t is None:
+        return ()
+    try:
+        return id(t), t.data_ptr(), t._version
+    except RuntimeError:  # "Inference tensors do not track version counter"
+        return None
+
+
+def _onednn_copy(module: nn.Linear, rows: int | None) -> tuple:
+    """(weight, bias, bias_onednn): oneDNN copies of the module's parameters for `rows` rows (see _onednn_weight),
+    reused from an earlier decode when the parameters have not changed since."""
+    packed = rows if rows is not None and rows > 1 else None
+    w_key, b_key = _version_key(module.weight), _version_key(module.bias)
+    key = None if w_key is None or b_key is None else (w_key, b_key, packed)
+    hit = _COPIES.get(module)
+    if key is not None and hit is not None and hit[0] == key and hit[2]() is module.weight:
+        return hit[1]
+    weight = _onednn_weight(module.weight.detach(), packed)
     bias = module.bias.detach().clone() if module.bias is not None else None
     bias_onednn = bias.to_mkldnn() if bias is not None and _LINEAR_POINTWISE is None else None
+    copy = (weight, bias, bias_onednn)
+    if key is not None:
+        _COPIES[module] = (key, copy, weakref.ref(module.weight))
+    else:
+        _COPIES.pop(module, None)
+    return copy
+
+
+def release_copies() -> None:
+    """Drop every cached oneDNN weight copy now (they are otherwise freed with their model)."""
+    _COPIES.clear()
+
+
+def _onednn_forward(module: nn.Linear, rows: int | None):
+    """A forward for `module` computing x @ Wᵀ + b with a oneDNN copy of its weight (packed for `rows` input rows
+    when given; other row counts still work, only a little slower)."""
+    weight, bias, bias_onednn = _onednn_copy(module, rows)
     out_features = module.out_features
 
     def forward(x: torch.Tensor) -> torch.Tensor:
@@ -75,15 +123,23 @@ def _onednn_forward(module: nn.Linear, rows: int | None):
     return forward
 
 
+def decode_rows(batch: int, new_tokens: int) -> int | None:
+    """The `rows` to pack for in a decode of `batch` rows × `new_tokens` steps: the batch when packing repays its
+    cost (see PACK_MIN_NEW_TOKENS), else None."""
+    return batch if batch > 1 and new_tokens >= PACK_MIN_NEW_TOKENS else None
+
+
 @contextlib.contextmanager
 def onednn_linears(model: nn.Module, enabled: bool = True, rows: int | None = None) -> Iterator[bool]:
     """While open, every `nn.Linear` in `model` uses a oneDNN copy of its fp32 weights (see the module docstring).
 
-    rows: the number of input rows most calls will have (a decode's batch size), to pack the weights for it.
+    rows: the number of input rows most calls will have (a decode's batch size), to pack the weights for it
+    (see `decode_rows`); None or 1: the plain oneDNN layout.
 
     Yields whether the fast path is on (False when disabled — `enabled=False` or LMLAB_DECODE_ONEDNN=0 — or when
     the model is not fp32 on CPU with oneDNN).
     Tied weights (GPT's output layer = token embedding) are converted once per module; the originals are untouched.
+    The copies are reused by later calls while the weights are unchanged (see the module docstring).
     """
     if not (enabled and onednn_available(model)) or os.environ.get("LMLAB_DECODE_ONEDNN", "1") == "0":
         yield False

@@ -27,7 +27,7 @@ from typing import Iterator
 import torch
 
 from lmlab.errors import LmlabError
-from lmlab.generation.cpu_kernels import MIN_NEW_TOKENS, onednn_linears
+from lmlab.generation.cpu_kernels import MIN_NEW_TOKENS, decode_rows, onednn_linears
 from lmlab.models.gpt import KVCache
 from lmlab.tokenization import Tokenizer
 
@@ -216,7 +216,7 @@ def _sample_rows(model, tokenizer: Tokenizer, prompt_ids: list[list[int]], *, ma
     idx, mask = idx.to(device), mask.to(device)
     mask[:, T0:] = 1
     cache = KVCache.for_model(model, B, T0 + max_new_tokens)
-    with onednn_linears(model, enabled=_worth_onednn(model, max_new_tokens), rows=B):
+    with onednn_linears(model, enabled=_worth_onednn(model, max_new_tokens), rows=decode_rows(B, max_new_tokens)):
         yield from _cached_steps(model, tokenizer, prompt_ids, idx, mask, cache, padded, max_new_tokens=max_new_tokens,
                                  temperature=temperature, top_k=top_k, top_p=top_p, stop=stop, generator=generator,
                                  want_logprobs=want_logprobs)
@@ -379,7 +379,8 @@ def generate(model, tokenizer: Tokenizer, prompts: str | list[str] | list[list[i
     with eval_mode(model):
         if num_beams > 1:
             for prompt, p_ids in zip(prompts_list, ids):
-                with onednn_linears(model, enabled=_worth_onednn(model, max_new_tokens), rows=num_beams):
+                with onednn_linears(model, enabled=_worth_onednn(model, max_new_tokens),
+                                    rows=decode_rows(num_beams, max_new_tokens)):
                     toks, lps, reason = _beam_search(model, tokenizer, p_ids, max_new_tokens=max_new_tokens,
                                                      num_beams=num_beams, length_penalty=length_penalty)
                 row = _Row(p_ids, toks, lps, True, reason)
