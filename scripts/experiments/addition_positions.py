@@ -70,7 +70,9 @@ def main() -> int:
         pos, steps = spec.split(":")
         run = work / f"run-{pos}-{steps}"
         lmlab("train", "--data", str(work / "data"), "--out", str(run), "--overwrite", "--no-progress",
-              "--pos_embedding", pos, "--max_iters", steps, "--eval_interval", steps, *args.train_args.split())
+              # float32 as in the write-up (auto picks bf16 on AVX512-BF16 CPUs); --train-args '--dtype X' wins
+              "--pos_embedding", pos, "--max_iters", steps, "--eval_interval", steps, "--dtype", "float32",
+              *args.train_args.split())
         lmlab("eval", "tasks", str(run), "--tasks", "2D+", "--shots", "0,5", "--limit", "200", "--world", args.world,
               "--out", str(run / "eval.json"), "--no-progress")
         res = json.loads((run / "eval.json").read_text())
