@@ -55,10 +55,10 @@ _LINEAR_POINTWISE = getattr(getattr(torch.ops, "mkldnn", None), "_linear_pointwi
 _REORDER_WEIGHT = getattr(getattr(torch.ops, "mkldnn", None), "_reorder_linear_weight", None)
 
 
-def _onednn_weight(weight: torch.Tensor, rows: int | None) -> torch.Tensor:
-    """A oneDNN copy of the (out, in) fp32 weight, packed for `rows` rows of input when that is more than one."""
-    if rows is not None and rows > 1 and _REORDER_WEIGHT is not None and _LINEAR_POINTWISE is not None:
-        return _REORDER_WEIGHT(weight, rows)
+def _onednn_weight(weight: torch.Tensor, packed_rows: int | None) -> torch.Tensor:
+    """A oneDNN copy of the (out, in) fp32 weight, packed for `packed_rows` rows of input when given."""
+    if packed_rows is not None and _REORDER_WEIGHT is not None and _LINEAR_POINTWISE is not None:
+        return _REORDER_WEIGHT(weight, packed_rows)
     return weight.to_mkldnn()
 
 
@@ -69,13 +69,13 @@ _COPIES: "weakref.WeakKeyDictionary[nn.Linear, tuple]" = weakref.WeakKeyDictiona
 
 
 def _version_key(t: torch.Tensor | None):
-    """(the tensor object's id, storage address, in-place version) of a parameter; None when it has no version
-    counter (made under inference_mode), which makes its copy uncacheable. The copy also keeps a weak reference
-    to the parameter (see _onednn_copy), so a new parameter reusing a dead one's id or address never matches."""
+    """(storage address, in-place version) of a parameter; None when it has no version counter (made under
+    inference_mode), which makes its copy uncacheable. The copy also keeps a weak reference to the weight (see
+    _onednn_copy), so a new parameter that reuses a dead one's address never matches."""
     if t is None:
         return ()
     try:
-        return id(t), t.data_ptr(), t._version
+        return t.data_ptr(), t._version
     except RuntimeError:  # "Inference tensors do not track version counter"
         return None
 
