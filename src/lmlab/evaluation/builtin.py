@@ -111,12 +111,14 @@ def _scramble_builder(direction: str, rule: str, name: str) -> Callable[[TaskSou
         cfg = TaskConfig(task=name, output_type="generate_until", description="{description}\n",
                          doc_to_text="{query}", fewshot_delimiter="\n", until=["\n"], max_gen_toks=32,
                          summary=REGISTRY[name].summary)
-        check = None
-        if direction == "scramble":  # random rules have many right answers: judge by the rule
-            def check(doc: dict, prediction: str) -> bool:
-                return is_valid_scramble(doc["task"], doc["word"], prediction)
-        return Task(cfg, docs, check=check)
+        # Random rules have many right answers: the scramble direction is judged by the rule.
+        return Task(cfg, docs, check=_follows_rule if direction == "scramble" else None)
     return build
+
+
+def _follows_rule(doc: dict, prediction: str) -> bool:
+    """Whether `prediction` scrambles the item's word by its task's rule (any of the rule's answers counts)."""
+    return is_valid_scramble(doc["task"], doc["word"], prediction)
 
 
 _RULES = {"cycle_letters": "cycled letters (CL)", "anagrams1": "anagram keeping first and last letter (A1)",
