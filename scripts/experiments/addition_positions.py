@@ -10,6 +10,10 @@ arithmetic-tokenization.md, "Follow-up 2"; issue 4's 2D+ bar)
    (BPE, digits policy) trained on that text alone for STEPS steps of 16 × 128 tokens (the tiny preset's lr
    schedule, cosine over STEPS), then `lmlab eval tasks --tasks 2D+ --shots 0,5 --limit 200` on the held-out
    questions. Each run takes ~0.2 s per step on one busy core.
+
+Main-job candidates (follow-ups 3–6) take two texts from here: `--sums-only PATH --docs N --seed 1` writes only the
+extra sums, and `--cut-only DIR [--cut-kb 100]` writes DIR/{grammar,scramble,sentiment}.txt, the first 100 KB (whole
+paragraphs) of the world's own files, to pass to `lmlab data prepare` in place of the full ones.
 """
 
 from __future__ import annotations
@@ -38,6 +42,21 @@ def write_sums(path: Path, held_out: set[str], n_docs: int = 6000, seed: int = 0
     path.write_text("\n\n".join(docs), encoding="ascii")
 
 
+def write_cut_sections(corpus: Path, out: Path, kilobytes: int,
+                       sections: tuple[str, ...] = ("grammar", "scramble", "sentiment")) -> None:
+    """out/NAME.txt for each section: the longest run of whole paragraphs (blank-line separated) from the start of
+    corpus/NAME.txt that fits in `kilobytes` × 1000 bytes."""
+    out.mkdir(parents=True, exist_ok=True)
+    for name in sections:
+        kept, size = [], 0
+        for para in (corpus / f"{name}.txt").read_text(encoding="utf-8").split("\n\n"):
+            size += len(para.encode("utf-8")) + 2
+            if size > kilobytes * 1000:
+                break
+            kept.append(para)
+        (out / f"{name}.txt").write_text("\n\n".join(kept), encoding="utf-8")
+
+
 def lmlab(*args: str) -> None:
     subprocess.run([sys.executable, "-m", "lmlab", *args], check=True)
 
@@ -53,9 +72,15 @@ def main() -> int:
                     "'--lr 3e-3 --min_lr 3e-4' or '--weight_decay 0'")
     ap.add_argument("--sums-only", metavar="PATH", help="only write a sums text to PATH (no held-out question) and "
                     "exit: the extra 2D+ text of follow-up 3")
+    ap.add_argument("--cut-only", metavar="DIR", help="only write the first --cut-kb KB of the world's grammar, "
+                    "scramble and sentiment texts into DIR and exit (the cut main-job candidates)")
+    ap.add_argument("--cut-kb", type=int, default=100, help="kilobytes kept per section by --cut-only (default 100)")
     ap.add_argument("--docs", type=int, default=6000, help="documents of 3-8 sums in the text (default 6000)")
     ap.add_argument("--seed", type=int, default=0, help="seed of the sums text")
     args = ap.parse_args()
+    if args.cut_only:
+        write_cut_sections(Path(args.world) / "corpus", Path(args.cut_only), args.cut_kb)
+        return 0
     held = {json.loads(line)["prompt"] for line in open(Path(args.world) / "tasks" / "arithmetic_2da.jsonl")}
     if args.sums_only:
         write_sums(Path(args.sums_only), held, n_docs=args.docs, seed=args.seed)
