@@ -17,6 +17,7 @@ import argparse
 import json
 from pathlib import Path
 
+from lmlab.editing import load_requests
 from lmlab.utils import atomic_write_text
 
 
@@ -27,13 +28,10 @@ def main() -> None:
     ap.add_argument("--out", required=True, help="directory for the two facts files")
     args = ap.parse_args()
     edit_rows, paraphrase_rows = [], []
-    with open(args.requests, encoding="utf-8") as f:
-        cases = [c for c in map(json.loads, f) if c.get("kind", "counterfactual") == "counterfactual"][:args.n]
-    for case in cases:
-        rewrite = case["requested_rewrite"]
-        subject, target = rewrite["subject"], rewrite["target_true"]["str"]
-        edit_rows.append({"prompt": rewrite["prompt"], "subject": subject, "target": target})
-        paraphrase_rows += [{"prompt": p, "subject": subject, "target": target} for p in case["paraphrase_prompts"]]
+    cases = [r for r in load_requests(args.requests) if r.kind in (None, "counterfactual")][:args.n]
+    for r in cases:
+        edit_rows.append({"prompt": r.prompt, "subject": r.subject, "target": r.target_true})
+        paraphrase_rows += [{"prompt": p, "subject": r.subject, "target": r.target_true} for p in r.paraphrase_prompts]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     for name, rows in (("edit_prompts", edit_rows), ("paraphrase_prompts", paraphrase_rows)):
