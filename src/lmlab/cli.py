@@ -225,10 +225,12 @@ def add_train_parser(sub) -> None:
     src.add_argument("--data", metavar="DATA_DIR", help="token shards made by `lmlab data prepare`")
     src.add_argument("--text", metavar="PATH", nargs="+", help="raw text files/dirs, prepared into RUN_DIR/data")
     p.add_argument("--tokenizer", metavar="FILE|char|word|bpe",
-                   help="with --text: tokenizer file or kind to train (default bpe); with --data: must match")
-    p.add_argument("--preset", help="named model shape + training settings (default tiny)")
+                   help="with --text: tokenizer file or kind to train (default bpe; word for --model "
+                        "cooc|ppmi|word2vec); with --data: must match")
+    p.add_argument("--preset", help="named model shape + training settings (default tiny; with --model "
+                                    "TYPE, that type's default, e.g. ngram3, lstm-tiny)")
     p.add_argument("--model", dest="model_type", metavar="TYPE", help="model type from the registry (default gpt)")
-    p.add_argument("--out", metavar="RUN_DIR", help="run dir to write (default runs/PRESET)")
+    p.add_argument("--out", metavar="RUN_DIR", help="run dir to write (default runs/PRESET, or runs/TYPE with --model)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run in --out")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar or status lines")
@@ -254,7 +256,7 @@ MAIN_TRAIN = dict(dtype="float32")
 def cmd_train(args) -> int:
     if args.data is None and args.text is None and not args.resume:
         return _train_main_job(args)
-    out = args.out or f"runs/{args.preset or 'tiny'}"
+    out = args.out or f"runs/{args.preset or args.model_type or 'tiny'}"  # --model ngram alone: runs/ngram
     result = _train_run_once(out, data_dir=args.data, text=args.text, tokenizer=args.tokenizer, preset=args.preset,
                        model_type=args.model_type, config_file=args.config, overrides=args.overrides,
                        resume=args.resume, overwrite=args.overwrite, progress=args.progress)

@@ -18,14 +18,15 @@ from lmlab.checkpoint import TOKENIZER_NAME, TRAIN_STATE_NAME, WEIGHTS_NAME, rea
 from lmlab.data import load_tokenizer_of, prepare
 from lmlab.errors import LmlabError
 from lmlab.models.presets import get_preset
-from lmlab.models.registry import build_config, build_model, get_model_type, preset_model_type, type_preset, \
-    type_presets
+from lmlab.models.registry import build_config, build_model, default_preset, get_model_type, preset_model_type, \
+    type_preset
 from lmlab.tokenization import Tokenizer
 from lmlab.training.config import TrainConfig, load_config_file, parse_override_args, resolve_configs, \
     train_preset
 from lmlab.training.loop import TrainResult, train
 
-DEFAULT_PRESET = "tiny"
+DEFAULT_PRESET = "tiny"  # the GPT's; other model types have their own (lmlab.models.registry.default_preset)
+DEFAULT_TOKENIZER = "bpe"  # what --text trains unless the model type asks for another (`default_tokenizer`)
 
 
 def train_run(out_dir: str | os.PathLike, *, data_dir: str | os.PathLike | None = None,
@@ -36,8 +37,10 @@ def train_run(out_dir: str | os.PathLike, *, data_dir: str | os.PathLike | None 
     """Train a model into the run dir `out_dir` (see docs/training.md).
 
     Data: `data_dir` (token shards from `lmlab.data.prepare`) or `text` (files/dirs, prepared into OUT/data with
-    `tokenizer`: a Tokenizer, a tokenizer JSON path, or a kind "char" | "word" | "bpe" (default "bpe")).
-    Settings: preset (default "tiny") < config_file (JSON/YAML) < overrides ({key: value} or ['--key', 'value']).
+    `tokenizer`: a Tokenizer, a tokenizer JSON path, or a kind "char" | "word" | "bpe"; default: the model type's
+    `default_tokenizer`, "word" for the word-vector models cooc/ppmi/word2vec, else "bpe").
+    Settings: preset (default: "tiny" for the GPT, the type's default preset otherwise; TrainConfig's defaults for a
+    type without presets) < config_file (JSON/YAML) < overrides ({key: value} or ['--key', 'value']).
     The model's vocab_size defaults to the tokenizer's. resume=True continues the run in `out_dir` (its saved
     settings, with training settings from config_file/overrides on top, e.g. a larger max_iters); without it an
     existing run in `out_dir` is an error unless overwrite=True.
@@ -63,7 +66,7 @@ def train_run(out_dir: str | os.PathLike, *, data_dir: str | os.PathLike | None 
     get_model_type(model_type)  # unknown type → error now, before any data work
     type_settings = type_preset(model_type, preset) if model_type != "gpt" else {}  # bad preset name → error now
     if preset is None:
-        preset = next(iter(type_presets(model_type)), DEFAULT_PRESET)  # the type's default preset
+        preset = DEFAULT_PRESET if model_type == "gpt" else default_preset(model_type)
 
     # --- data and tokenizer -----------------------------------------------------------------------------------
     # Special tokens the model type relies on (e.g. BERT's <cls> <sep> <mask>): a tokenizer trained here gets them,
@@ -74,7 +77,8 @@ def train_run(out_dir: str | os.PathLike, *, data_dir: str | os.PathLike | None 
     if data_dir is None and text is None:
         raise LmlabError("no training data: give --data DATA_DIR (from `lmlab data prepare`) or --text FILE...")
     if text is not None:
-        kind_or_tok = tokenizer if tokenizer is not None else "bpe"
+        kind_or_tok = tokenizer if tokenizer is not None else \
+            getattr(get_model_type(model_type)[1], "default_tokenizer", DEFAULT_TOKENIZER)
         vocab = overrides.get("vocab_size", file_values.get("vocab_size"))
         trains_vocab = isinstance(kind_or_tok, str) and kind_or_tok in ("bpe", "word")
         data_dir = out_dir / "data"
