@@ -125,10 +125,13 @@ TRAIN_PRESETS: dict[str, dict[str, Any]] = {
                       eval_iters=20, log_interval=10, weight_decay=0.01, beta2=0.99),
     "bilstm-tiny": dict(batch_size=32, lr=3e-3, min_lr=3e-4, warmup_iters=50, max_iters=1000, eval_interval=200,
                         eval_iters=20, log_interval=10, weight_decay=0.01, beta2=0.99),
-    # word2vec (lmlab.models.embeddings): a large, decaying lr as in Mikolov's SGD; no weight decay, which would pull
-    # every vector towards 0; no warmup or clipping (each step touches few rows). docs/embeddings.md.
+    # word2vec (lmlab.models.embeddings): by default it trains itself by SGD in 5 epochs (Word2VecConfig.epochs) and
+    # these settings only size the val-loss measurement (2 × 64 windows: the loss is a noisy negative-sampling
+    # objective, and measuring more costs as much as a training epoch). With --epochs 0 the training loop trains
+    # it: a large, decaying lr as in Mikolov's SGD; no weight decay, which would pull every vector towards 0; no
+    # warmup or clipping (each step touches few rows). docs/embeddings.md.
     "word2vec-100": dict(batch_size=64, lr=0.02, min_lr=0.002, warmup_iters=0, weight_decay=0.0, grad_clip=0.0,
-                         max_iters=1000, eval_interval=250, eval_iters=10, log_interval=10),
+                         max_iters=1000, eval_interval=250, eval_iters=2, log_interval=10),
     # BERT-style encoder (lmlab.models.bert): masked-LM on the world facts in ~6 min on a busy 2-core CPU (1000
     # steps). Only 15% of positions give a loss, so a larger batch than the GPT's; weight decay 0.01 as BERT.
     # docs/models-bert.md.
