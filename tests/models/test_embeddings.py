@@ -130,14 +130,26 @@ def _encode(tok, docs):
     return np.array(ids)
 
 
-@pytest.mark.parametrize("architecture", ["skipgram", "cbow"])
-def test_word2vec_loss_decreases_and_shared_contexts_bring_words_together(architecture):
+def _toy_word2vec(architecture: str, **settings):
+    """(model, tokenizer, ids) of a small word2vec on the toy corpus."""
     torch.manual_seed(0)
     docs = _toy_corpus()
     tok = WordTokenizer.train(docs)
-    ids = _encode(tok, docs)
     model = Word2Vec(Word2VecConfig(vocab_size=tok.vocab_size, dim=16, window=3, architecture=architecture,
-                                    negatives=4, subsample=0.0, block_size=32, epochs=0))
+                                    negatives=4, subsample=0.0, **settings))
+    return model, tok, _encode(tok, docs)
+
+
+def _assert_shared_contexts_bring_words_together(model, tok):
+    v = torch.nn.functional.normalize(model.word_vectors(), dim=1)
+    i = {w: tok.token_to_id(w) for w in ("cat", "dog", "car", "bus")}
+    assert v[i["cat"]] @ v[i["dog"]] > v[i["cat"]] @ v[i["car"]]
+    assert v[i["car"]] @ v[i["bus"]] > v[i["bus"]] @ v[i["dog"]]
+
+
+@pytest.mark.parametrize("architecture", ["skipgram", "cbow"])
+def test_word2vec_loss_decreases_and_shared_contexts_bring_words_together(architecture):
+    model, tok, ids = _toy_word2vec(architecture, block_size=32, epochs=0)
     model.fit_from_tokens(ids, tok)  # epochs=0: counts only, the tables are trained by the optimizer below
     opt = torch.optim.Adam(model.parameters(), lr=0.05)
     rows = torch.from_numpy(ids[: (len(ids) // 32) * 32].reshape(-1, 32).astype(np.int64))
@@ -150,28 +162,17 @@ def test_word2vec_loss_decreases_and_shared_contexts_bring_words_together(archit
         opt.step()
         losses.append(loss.item())
     assert np.mean(losses[-10:]) < 0.7 * np.mean(losses[:5])
-    v = torch.nn.functional.normalize(model.word_vectors(), dim=1)
-    i = {w: tok.token_to_id(w) for w in ("cat", "dog", "car", "bus")}
-    assert v[i["cat"]] @ v[i["dog"]] > v[i["cat"]] @ v[i["car"]]
-    assert v[i["car"]] @ v[i["bus"]] > v[i["bus"]] @ v[i["dog"]]
+    _assert_shared_contexts_bring_words_together(model, tok)
 
 
 @pytest.mark.parametrize("architecture", ["skipgram", "cbow"])
 def test_word2vec_sgd_fit_lowers_the_loss_and_brings_shared_context_words_together(architecture):
-    torch.manual_seed(0)
-    docs = _toy_corpus()
-    tok = WordTokenizer.train(docs)
-    ids = _encode(tok, docs)
-    model = Word2Vec(Word2VecConfig(vocab_size=tok.vocab_size, dim=16, window=3, architecture=architecture,
-                                    negatives=4, subsample=0.0, epochs=4, alpha=0.05, sgd_batch=64))
+    model, tok, ids = _toy_word2vec(architecture, epochs=4, alpha=0.05, sgd_batch=64)
     summary = model.fit_from_tokens(ids, tok)
     losses = summary["epoch_losses"]
     assert len(losses) == 4 and losses[-1] < 0.8 * losses[0]
     assert not any(p.requires_grad for p in model.parameters())  # trained: `lmlab train` saves it as fitted
-    v = torch.nn.functional.normalize(model.word_vectors(), dim=1)
-    i = {w: tok.token_to_id(w) for w in ("cat", "dog", "car", "bus")}
-    assert v[i["cat"]] @ v[i["dog"]] > v[i["cat"]] @ v[i["car"]]
-    assert v[i["car"]] @ v[i["bus"]] > v[i["bus"]] @ v[i["dog"]]
+    _assert_shared_contexts_bring_words_together(model, tok)
 
 
 def test_noise_draws_follow_the_distribution_and_never_pick_impossible_ids():
