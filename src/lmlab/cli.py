@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 
 from lmlab import __version__
 from lmlab.errors import LmlabError
@@ -122,7 +123,11 @@ def add_data_parser(sub) -> None:
     pr.add_argument("--tokenizer", required=True, metavar="FILE|char|word|bpe",
                     help="a tokenizer JSON file, or a kind to train on the train split")
     pr.add_argument("--out", required=True, metavar="DATA_DIR", help="output data directory")
-    pr.add_argument("--val-fraction", type=float, default=0.1, help="share of documents for validation (default 0.1)")
+    pr.add_argument("--val-fraction", type=float, default=0.1,
+                    help="share of documents for validation (default 0.1); with fewer than 1/fraction documents "
+                         "(e.g. one file), that share of the text's end instead")
+    pr.add_argument("--val", nargs="+", metavar="FILE", default=None,
+                    help="your own validation text (files/dirs): the val split, instead of holding out a share")
     pr.add_argument("--dedup", choices=("exact", "near", "none"), default="exact",
                     help="duplicate removal: exact (default), near (exact + MinHash), none")
     pr.add_argument("--near-threshold", type=float, default=0.8,
@@ -167,7 +172,7 @@ def cmd_data_prepare(args) -> int:
                     seed=args.seed, include=args.include, text_field=args.text_field,
                     split_blank_lines=args.split_blank_lines, errors=args.errors, vocab_size=args.vocab_size,
                     numbers=args.numbers, workers=args.workers, near_threshold=args.near_threshold,
-                    special_tokens=args.special,
+                    special_tokens=args.special, val_inputs=args.val,
                     progress=not args.no_progress)
     seconds = time.perf_counter() - t0
     for w in caught:
@@ -224,6 +229,8 @@ def add_train_parser(sub) -> None:
     src = p.add_mutually_exclusive_group()
     src.add_argument("--data", metavar="DATA_DIR", help="token shards made by `lmlab data prepare`")
     src.add_argument("--text", metavar="PATH", nargs="+", help="raw text files/dirs, prepared into RUN_DIR/data")
+    p.add_argument("--val", metavar="PATH", nargs="+",
+                   help="with --text: your own validation text (default: 10%% of the documents, or of one file's end)")
     p.add_argument("--tokenizer", metavar="FILE|char|word|bpe",
                    help="with --text: tokenizer file or kind to train (default bpe); with --data: must match")
     p.add_argument("--preset", help="named model shape + training settings (default tiny)")
@@ -255,7 +262,8 @@ def cmd_train(args) -> int:
     if args.data is None and args.text is None and not args.resume:
         return _train_main_job(args)
     out = args.out or f"runs/{args.preset or 'tiny'}"
-    result = _train_run_once(out, data_dir=args.data, text=args.text, tokenizer=args.tokenizer, preset=args.preset,
+    result = _train_run_once(out, data_dir=args.data, text=args.text, val_text=args.val, tokenizer=args.tokenizer,
+                       preset=args.preset,
                        model_type=args.model_type, config_file=args.config, overrides=args.overrides,
                        resume=args.resume, overwrite=args.overwrite, progress=args.progress)
     _print_train_result(result)
@@ -1269,6 +1277,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings as one line a user can read (`lmlab: warning: ...`), not Python's file:line form with source."""
+    kind = "" if category is UserWarning else f"{category.__name__}: "
+    print(f"lmlab: warning: {kind}{message}", file=file or sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `lmlab` console script; returns the process exit status."""
     parser = build_parser()
@@ -1278,6 +1292,7 @@ def main(argv: list[str] | None = None) -> int:
     if extra and not getattr(args, "accepts_overrides", False):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     args.overrides = extra
+    warnings.showwarning = _show_warning
     try:
         return int(args.func(args) or 0)
     except LmlabError as e:

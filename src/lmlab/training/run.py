@@ -29,14 +29,16 @@ DEFAULT_PRESET = "tiny"
 
 
 def train_run(out_dir: str | os.PathLike, *, data_dir: str | os.PathLike | None = None,
-              text: Sequence[str | os.PathLike] | None = None, tokenizer: Tokenizer | str | None = None,
+              text: Sequence[str | os.PathLike] | None = None,
+              val_text: Sequence[str | os.PathLike] | None = None, tokenizer: Tokenizer | str | None = None,
               preset: str | None = None, model_type: str | None = None, config_file: str | os.PathLike | None = None,
               overrides: dict[str, Any] | list[str] | None = None, resume: bool = False, overwrite: bool = False,
               progress: bool = True, on_eval: Callable | None = None) -> TrainResult:
     """Train a model into the run dir `out_dir` (see docs/training.md).
 
     Data: `data_dir` (token shards from `lmlab.data.prepare`) or `text` (files/dirs, prepared into OUT/data with
-    `tokenizer`: a Tokenizer, a tokenizer JSON path, or a kind "char" | "word" | "bpe" (default "bpe")).
+    `tokenizer`: a Tokenizer, a tokenizer JSON path, or a kind "char" | "word" | "bpe" (default "bpe"); `val_text`:
+    the user's own validation files, else 10% of the documents — or of the text, for one file — is held out).
     Settings: preset (default "tiny") < config_file (JSON/YAML) < overrides ({key: value} or ['--key', 'value']).
     The model's vocab_size defaults to the tokenizer's. resume=True continues the run in `out_dir` (its saved
     settings, with training settings from config_file/overrides on top, e.g. a larger max_iters); without it an
@@ -73,13 +75,17 @@ def train_run(out_dir: str | os.PathLike, *, data_dir: str | os.PathLike | None 
         raise LmlabError("give either --data DATA_DIR (prepared shards) or --text FILE... (raw text), not both")
     if data_dir is None and text is None:
         raise LmlabError("no training data: give --data DATA_DIR (from `lmlab data prepare`) or --text FILE...")
+    if val_text is not None and text is None:
+        raise LmlabError("--val goes with --text (validation text prepared beside it); shards in --data already "
+                         "hold their val split")
     if text is not None:
         kind_or_tok = tokenizer if tokenizer is not None else "bpe"
         vocab = overrides.get("vocab_size", file_values.get("vocab_size"))
         trains_vocab = isinstance(kind_or_tok, str) and kind_or_tok in ("bpe", "word")
         data_dir = out_dir / "data"
         prepare(list(text), kind_or_tok, data_dir, vocab_size=int(vocab) if (vocab and trains_vocab) else None,
-                special_tokens=needed_specials if isinstance(kind_or_tok, str) else (), progress=progress)
+                special_tokens=needed_specials if isinstance(kind_or_tok, str) else (), progress=progress,
+                val_inputs=list(val_text) if val_text is not None else None)
         tok = load_tokenizer_of(data_dir)
     else:
         data_dir = Path(data_dir)
