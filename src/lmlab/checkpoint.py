@@ -15,13 +15,16 @@ refused, never silently used).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
 import os
+import shutil
+import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 import torch.nn as nn
@@ -38,6 +41,7 @@ CONFIG_NAME = "config.json"
 TOKENIZER_NAME = "tokenizer.json"
 WEIGHTS_NAME = "model.safetensors"
 TRAIN_STATE_NAME = "train_state.pt"
+LOCK_NAME = ".lock"
 CONFIG_KEYS = {"lmlab_version", "model_type", "model", "training", "tokenizer_fingerprint"}
 _CHECKSUM_KEY = "lmlab_sha256"
 
@@ -221,3 +225,80 @@ def load_train_state(run_dir: str | os.PathLike) -> dict | None:
     except Exception as e:  # truncated zip, foreign pickle: never run it, say so
         raise LmlabError(f"{path} is damaged or not a train state ({type(e).__name__}: {e}); "
                          "delete it to start training afresh") from None
+
+
+# ============================================================================================== one writer ===
+# What a run dir may hold before its first checkpoint (a killed start): training into it again is no surprise.
+_EARLY_RUN_FILES = {LOCK_NAME, "data", "metrics.jsonl", "loss.png"}
+
+
+def check_new_run_dir(out_dir: Path, overwrite: bool) -> None:
+    """LmlabError unless `out_dir` can receive a new run: missing, empty, a run dir (only with `overwrite`), or
+    what a killed start of a run left. A directory of other files is never trained into."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise LmlabError(f"--out {out_dir} is a file, not a directory; choose another --out")
+    if (out_dir / TRAIN_STATE_NAME).exists() or (out_dir / WEIGHTS_NAME).exists():
+        if not overwrite:
+            raise LmlabError(f"{out_dir} already holds a trained run; continue it with --resume, start over with "
+                             "--overwrite, or choose another --out")
+        return
+    if out_dir.is_dir() and not is_run_dir(out_dir):
+        foreign = sorted(p.name for p in out_dir.iterdir() if p.name not in _EARLY_RUN_FILES
+                         and not p.name.endswith(".tmp"))
+        if foreign:
+            shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
+            raise LmlabError(f"--out {out_dir} is not empty and is not a run dir (it holds {shown}); choose a new "
+                             "or empty directory")
+
+
+@contextlib.contextmanager
+def lock_run_dir(run_dir: str | os.PathLike, what: str) -> Iterator[Path]:
+    """Hold an exclusive lock on `run_dir` (created if missing) while a writer — training, resuming, editing into
+    it, fine-tuning — works in it; `what` names the writer in the error another process gets.
+
+    The lock is an OS file lock (flock) on RUN_DIR/.lock, which the kernel releases when the holder exits however
+    it dies, so a lock left by a killed process never blocks. A second writer gets an LmlabError naming the
+    holder's PID instead of silently mixing two runs' files. Once the lock is held, temp files that a killed
+    writer left (`.NAME.*.tmp` from the atomic writes) are removed: no live process can still own them. A
+    directory created here is removed again if the block fails while it is still empty.
+    """
+    run_dir = Path(run_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise LmlabError(f"{run_dir} is a file, not a directory; choose another --out")
+    created = not run_dir.exists()
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(run_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as e:
+        raise LmlabError(f"cannot write in {run_dir}: {e.strerror}; choose a directory you can write to") from None
+    try:
+        if not _try_flock(fd):
+            holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "another process"
+            raise LmlabError(f"{run_dir} is in use by {holder}; wait for it to finish (or stop it), or choose "
+                             "another --out")
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"PID {os.getpid()} ({what})\n".encode(), 0)
+        for tmp in run_dir.glob(".*.tmp"):
+            tmp.unlink(missing_ok=True)
+        try:
+            yield run_dir
+        except BaseException:
+            if created and {p.name for p in run_dir.iterdir()} <= {LOCK_NAME}:
+                shutil.rmtree(run_dir, ignore_errors=True)
+            raise
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
+
+
+def _try_flock(fd: int) -> bool:
+    """Take an exclusive, non-blocking lock on `fd`; False when another process holds it. On platforms without
+    flock (Windows) every call succeeds: there the run dir is not protected."""
+    if sys.platform == "win32":
+        return True
+    import fcntl
+
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True

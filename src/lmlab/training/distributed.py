@@ -70,6 +70,12 @@ def resolve_device(name: str = "auto", local_rank: int = 0) -> torch.device:
     return torch.device(name)
 
 
+def launch_rank() -> int:
+    """This process's rank as torchrun set it (0 without torchrun), known before the process group exists: for
+    work done once per job before training starts (preparing data, locking the run dir, printing)."""
+    return int(os.environ.get("RANK", "0"))
+
+
 def setup_distributed(device: str = "auto") -> DistContext:
     """Read torchrun's environment; with WORLD_SIZE > 1 join the process group (NCCL on CUDA, gloo on CPU).
 

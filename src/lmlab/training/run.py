@@ -6,6 +6,7 @@ model, a tokenizer and the two configs, then calls `lmlab.training.loop.train`.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import re
@@ -14,7 +15,7 @@ from typing import Any, Callable, Sequence
 
 import torch
 
-from lmlab.checkpoint import TOKENIZER_NAME, TRAIN_STATE_NAME, WEIGHTS_NAME, read_run_config
+from lmlab.checkpoint import TOKENIZER_NAME, TRAIN_STATE_NAME, check_new_run_dir, lock_run_dir, read_run_config
 from lmlab.data import load_tokenizer_of, prepare
 from lmlab.errors import LmlabError
 from lmlab.models.presets import get_preset
@@ -23,6 +24,7 @@ from lmlab.models.registry import build_config, build_model, get_model_type, pre
 from lmlab.tokenization import Tokenizer
 from lmlab.training.config import TrainConfig, load_config_file, parse_override_args, resolve_configs, \
     train_preset
+from lmlab.training.distributed import launch_rank
 from lmlab.training.loop import TrainResult, train
 
 DEFAULT_PRESET = "tiny"
@@ -42,9 +44,24 @@ def train_run(out_dir: str | os.PathLike, *, data_dir: str | os.PathLike | None 
     Settings: preset (default "tiny") < config_file (JSON/YAML) < overrides ({key: value} or ['--key', 'value']).
     The model's vocab_size defaults to the tokenizer's. resume=True continues the run in `out_dir` (its saved
     settings, with training settings from config_file/overrides on top, e.g. a larger max_iters); without it an
-    existing run in `out_dir` is an error unless overwrite=True.
+    existing run in `out_dir` is an error unless overwrite=True. The run dir is locked while this runs: a second
+    writer on the same `out_dir` gets an error naming this process.
     """
     out_dir = Path(out_dir)
+    if not resume:  # before locking too: the lock file is never written into a directory of someone else's files
+        check_new_run_dir(out_dir, overwrite)
+    # Under torchrun only rank 0 writes the run dir, so only it takes the lock (the other ranks would be refused).
+    lock = lock_run_dir(out_dir, "lmlab train") if launch_rank() == 0 else contextlib.nullcontext()
+    with lock:
+        if not resume:  # checked under the lock: a run that finished meanwhile is seen
+            check_new_run_dir(out_dir, overwrite)
+        return _train_run(out_dir, data_dir=data_dir, text=text, val_text=val_text, tokenizer=tokenizer,
+                          preset=preset, model_type=model_type, config_file=config_file, overrides=overrides,
+                          resume=resume, overwrite=overwrite, progress=progress, on_eval=on_eval)
+
+
+def _train_run(out_dir: Path, *, data_dir, text, val_text, tokenizer, preset, model_type, config_file, overrides,
+               resume: bool, overwrite: bool, progress: bool, on_eval) -> TrainResult:
     if isinstance(overrides, list):
         overrides = parse_override_args(overrides)
     overrides = dict(overrides or {})
@@ -54,10 +71,6 @@ def train_run(out_dir: str | os.PathLike, *, data_dir: str | os.PathLike | None 
         return _resume(out_dir, data_dir=data_dir, config_file=config_file, overrides=overrides,
                        progress=progress, on_eval=on_eval)
 
-    if (out_dir / TRAIN_STATE_NAME).exists() or (out_dir / WEIGHTS_NAME).exists():
-        if not overwrite:
-            raise LmlabError(f"{out_dir} already holds a trained run; continue it with --resume, start over with "
-                             "--overwrite, or choose another --out")
     file_values = load_config_file(config_file) if config_file is not None else {}
     preset = preset or file_values.get("preset")
     # A preset registered by another model type (e.g. lstm-tiny, ngram3) implies that type.
