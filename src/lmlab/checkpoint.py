@@ -173,16 +173,73 @@ def load_state(model: nn.Module, tensors: dict[str, torch.Tensor], *, source: st
     """Copy `tensors` into `model` after checking that names and shapes are exactly the model's (tied aliases such
     as lm_head.weight may be absent). Raises LmlabError naming each missing, unexpected or mis-shaped tensor."""
     expected = {name: tuple(t.shape) for name, t in _unique_state(model).items()}
-    problems = [f"missing tensor {n} (expected shape {list(s)})" for n, s in expected.items() if n not in tensors]
-    problems += [f"unexpected tensor {n} (shape {list(t.shape)})" for n, t in tensors.items() if n not in expected]
-    problems += [f"tensor {n}: expected shape {list(expected[n])} from {what}, found {list(t.shape)}"
-                 for n, t in tensors.items() if n in expected and tuple(t.shape) != expected[n]]
-    if problems:
-        more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
-        raise LmlabError(f"{source} does not match {what}: " + "; ".join(problems[:5]) + more)
+    _check_shapes(expected, {n: tuple(t.shape) for n, t in tensors.items()}, source=source, what=what)
     # Tied aliases (e.g. lm_head.weight) are absent from the file by design; they share storage with a loaded one.
     missing, unexpected = model.load_state_dict(tensors, strict=False)
     assert not unexpected and all(n not in expected for n in missing), (missing, unexpected)
+
+
+def _check_shapes(expected: dict[str, tuple], found: dict[str, tuple], *, source: str, what: str) -> None:
+    """LmlabError naming each missing, unexpected or mis-shaped tensor of `found` against `expected`."""
+    problems = [f"tensor {n}: expected shape {list(expected[n])} from {what}, found {list(s)}"
+                for n, s in found.items() if n in expected and s != expected[n]]
+    problems += [f"missing tensor {n} (expected shape {list(s)})" for n, s in expected.items() if n not in found]
+    problems += [f"unexpected tensor {n} (shape {list(s)})" for n, s in found.items() if n not in expected]
+    if problems:
+        more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
+        raise LmlabError(f"{source} does not match {what}: " + "; ".join(problems[:5]) + more)
+
+
+def check_before_loading(model_cls: type[nn.Module], model_config: Any, path: Path, *, what: str) -> None:
+    """Refuse, before a byte of weights is allocated, a run whose model could not be loaded: the weights file's
+    header (names and shapes, read without the data) must be exactly the model that `model_config` describes, and
+    that model must fit in this machine's memory. The model is built on the meta device (shapes only), so a
+    damaged or hostile config.json or a header declaring huge tensors gives an error, not an exhausted machine."""
+    if not path.is_file():
+        raise LmlabError(f"weights file {path} is missing; the run dir is incomplete (re-save or re-train)")
+    declared = read_weights_header(path)
+    with torch.device("meta"):
+        skeleton = model_cls(model_config)
+    # On the meta device tensors have no storage to compare, so tied aliases are found by parameter identity:
+    # named_parameters() yields a shared parameter once, under its first name (as `_unique_state` keeps it).
+    owned = {n for n, _ in skeleton.named_parameters()} | {n for n, _ in skeleton.named_buffers()}
+    expected = {n: tuple(t.shape) for n, t in skeleton.state_dict().items() if n in owned}
+    _check_shapes(expected, declared, source=str(path), what=what)
+    need = sum(t.numel() * t.element_size() for n, t in skeleton.state_dict().items() if n in owned)
+    have = _physical_memory()
+    if have is not None and need > have:
+        raise LmlabError(f"{path}: the model needs {need / 2**30:.1f} GiB for its weights but this machine has "
+                         f"{have / 2**30:.1f} GiB of memory")
+
+
+# safetensors' own limit on the JSON header; a larger length field is damage, not a model.
+_MAX_HEADER_BYTES = 100_000_000
+
+
+def read_weights_header(path: Path) -> dict[str, tuple[int, ...]]:
+    """{tensor name: shape} from a safetensors file's JSON header, reading only the header (not mapping the file:
+    a header may declare more bytes than the machine can map). LmlabError when the header is malformed."""
+    def damaged(why: str) -> LmlabError:
+        return LmlabError(f"{path} is corrupted or truncated ({why}); restore it or re-train")
+
+    try:
+        with open(path, "rb") as f:
+            n = int.from_bytes(f.read(8), "little")
+            if not 2 <= n <= min(_MAX_HEADER_BYTES, path.stat().st_size - 8):
+                raise damaged(f"header length {n} does not fit the file")
+            header = json.loads(f.read(n))
+        return {name: tuple(int(d) for d in entry["shape"])
+                for name, entry in header.items() if name != "__metadata__"}
+    except (OSError, ValueError, TypeError, KeyError, AttributeError) as e:
+        raise damaged(f"unreadable header: {e}") from None
+
+
+def _physical_memory() -> int | None:
+    """Bytes of RAM, or None where the OS does not say (then no memory check is made)."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None
 
 
 def load_run(run_dir: str | os.PathLike, *, device: str | torch.device = "cpu",
@@ -201,8 +258,10 @@ def load_run(run_dir: str | os.PathLike, *, device: str | torch.device = "cpu",
     if vocab is not None and tokenizer.vocab_size > vocab:
         raise LmlabError(f"{run_dir}: tokenizer has {tokenizer.vocab_size} ids but the model's vocab_size is {vocab}")
     _, model_cls = get_model_type(model_type)
+    what = f"{CONFIG_NAME} ({model_type})"
+    check_before_loading(model_cls, model_config, run_dir / weights_name, what=what)
     model = model_cls(model_config)
-    load_weights(model, run_dir / weights_name, what=f"{CONFIG_NAME} ({model_type})")
+    load_weights(model, run_dir / weights_name, what=what)
     model.to(device).eval()
     return Run(model=model, tokenizer=tokenizer, model_config=model_config, training_config=cfg.get("training"),
                run_dir=run_dir, model_type=model_type)
