@@ -22,6 +22,7 @@ import json
 import os
 import shutil
 import sys
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -32,6 +33,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from lmlab import __version__
+from lmlab.devices import resolve_device
 from lmlab.errors import LmlabError
 from lmlab.models.registry import build_config, get_model_type
 from lmlab.tokenization import Tokenizer
@@ -242,9 +244,15 @@ def _physical_memory() -> int | None:
         return None
 
 
+def _padded(vocab_size: int, multiple: int = 64) -> int:
+    return -(-vocab_size // multiple) * multiple
+
+
 def load_run(run_dir: str | os.PathLike, *, device: str | torch.device = "cpu",
              weights_name: str = WEIGHTS_NAME) -> Run:
-    """Rebuild the model and tokenizer of a run dir, validating everything (see module docstring)."""
+    """Rebuild the model and tokenizer of a run dir, validating everything (see module docstring). `device`: a
+    torch.device or a name (auto, cpu, cuda, cuda:N, mps), checked before anything is loaded."""
+    device = resolve_device(device) if isinstance(device, str) else device
     run_dir = Path(run_dir)
     cfg = read_run_config(run_dir)
     tokenizer = Tokenizer.load(run_dir / TOKENIZER_NAME)
@@ -257,6 +265,11 @@ def load_run(run_dir: str | os.PathLike, *, device: str | torch.device = "cpu",
     vocab = getattr(model_config, "vocab_size", None)
     if vocab is not None and tokenizer.vocab_size > vocab:
         raise LmlabError(f"{run_dir}: tokenizer has {tokenizer.vocab_size} ids but the model's vocab_size is {vocab}")
+    if vocab is not None and vocab > _padded(tokenizer.vocab_size):
+        # Training sizes the model to its tokenizer (at most padded to a multiple of 64): many more rows than the
+        # tokenizer has ids means tokenizer.json is not the one the model learned, whatever config.json records.
+        warnings.warn(f"{run_dir}: the model has {vocab} token ids but its tokenizer only {tokenizer.vocab_size}; "
+                      "if tokenizer.json was replaced, the model's outputs will be garbage", stacklevel=2)
     _, model_cls = get_model_type(model_type)
     what = f"{CONFIG_NAME} ({model_type})"
     check_before_loading(model_cls, model_config, run_dir / weights_name, what=what)

@@ -1287,6 +1287,14 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the `lmlab` console script; returns the process exit status."""
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else argv
+    for arg in argv:
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError:  # bytes that were not UTF-8, kept by Python as lone surrogates
+            shown = arg.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+            print(f"lmlab: error: the argument {shown!r} is not valid UTF-8 text; lmlab reads arguments as UTF-8 "
+                  "(check the terminal's encoding, e.g. LANG=C.UTF-8)", file=sys.stderr)
+            return 2
     # `lmlab train` accepts free-form `--key value` config overrides, which argparse cannot know in advance.
     args, extra = parser.parse_known_args(argv)
     if extra and not getattr(args, "accepts_overrides", False):
@@ -1297,6 +1305,11 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except LmlabError as e:
         print(f"lmlab: error: {e}", file=sys.stderr)
+        return 2
+    except (PermissionError, IsADirectoryError, NotADirectoryError, FileExistsError) as e:
+        # Where a path the user gave cannot be written or read as asked (a read-only --out, a file where a
+        # directory is needed): the OS says which path and why, in one line.
+        print(f"lmlab: error: {e.strerror}: {e.filename}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("lmlab: interrupted", file=sys.stderr)

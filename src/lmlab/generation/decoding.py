@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import math
 from dataclasses import dataclass, field
 from typing import Iterator
 
@@ -116,8 +117,8 @@ def _prepare_prompts(model, tokenizer: Tokenizer, prompts: list[str | list[int]]
 
 
 def _check_options(temperature: float, top_k: int | None, top_p: float | None, num_beams: int) -> None:
-    if temperature < 0:
-        raise LmlabError(f"temperature must be ≥ 0 (0 = greedy), got {temperature}")
+    if not 0 <= temperature < math.inf:  # also refuses nan, for which every comparison is False
+        raise LmlabError(f"temperature must be a finite number ≥ 0 (0 = greedy), got {temperature}")
     if top_k is not None and top_k < 1:
         raise LmlabError(f"top_k must be ≥ 1, got {top_k}")
     if top_p is not None and not 0 < top_p <= 1:

@@ -68,7 +68,7 @@ def token_logprobs(model, tokens: np.ndarray | torch.Tensor | Sequence[int], *, 
     block = block_size or model.config.block_size
     if block > model.config.block_size:
         raise LmlabError(f"block_size {block} exceeds the model's context of {model.config.block_size}")
-    stride = stride or block
+    stride = block if stride is None else stride
     if not 1 <= stride <= block:
         raise LmlabError(f"stride must be between 1 and block_size ({block}), got {stride}")
     arr = tokens.cpu().numpy() if isinstance(tokens, torch.Tensor) else np.asarray(tokens)
