@@ -52,6 +52,7 @@ def lens_logits(model: nn.Module, tokens, before_mlp: bool = False) -> tuple[tor
 
 
 def _top(probs: torch.Tensor, tokenizer: Tokenizer, k: int) -> list[dict[str, Any]]:
+    probs = probs[..., :tokenizer.vocab_size]  # not the rows a padded vocab adds (no token to show)
     p, i = probs.topk(min(k, probs.shape[-1]))
     return [{"token": tokenizer.decode([int(t)]), "id": int(t), "prob": float(q)} for q, t in zip(p, i)]
 

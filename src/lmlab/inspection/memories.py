@@ -54,7 +54,7 @@ def value_top_tokens(model: nn.Module, layer: int, chunk: int = 512) -> torch.Te
 
 
 def _promoted(model, tokenizer, layer, keys, n_tokens) -> list[list[dict[str, Any]]]:
-    scores = value_scores(model, layer, keys)
+    scores = value_scores(model, layer, keys)[:, :tokenizer.vocab_size]  # not the rows a padded vocab adds
     top = scores.topk(min(n_tokens, scores.shape[-1]), dim=-1)
     return [[{"token": tokenizer.decode([int(t)]), "id": int(t), "score": float(s)} for s, t in zip(vs, ts)]
             for vs, ts in zip(top.values, top.indices)]
