@@ -69,3 +69,24 @@ def tiny_server(run_dir, tmp_path_factory):  # noqa: F811
     server.wait_ready()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def world_server(world_run, tmp_path_factory):  # noqa: F811
+    """The small world model (BPE, 4 layers) served with --allow-edits, no API key."""
+    server = LiveServer(world_run["run_dir"], tmp_path_factory.mktemp("logs") / "world.log", "--allow-edits",
+                        "--edit-data", str(world_run["data_dir"]))
+    server.wait_ready()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def edit_case(world_run):
+    """The first edit request of the fixture world: {prompt with '{}', subject, target_new, target_true}."""
+    from lmlab.editing import load_requests
+
+    r = load_requests(world_run["world_dir"] / "edits.jsonl")[0]
+    return {"prompt": r.prompt, "subject": r.subject, "target_new": r.target_new, "target_true": r.target_true,
+            "paraphrase": (r.paraphrase_prompts or [None])[0],
+            "neighbour": (r.neighborhood_prompts or [None])[0]}

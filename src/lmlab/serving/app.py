@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import threading
 import time
@@ -70,25 +71,25 @@ class ServedModel:
 
 def create_app(settings: ServerSettings, *, load_in_background: bool = True) -> FastAPI:
     """The application serving `settings.run_dir` (see docs/serving.md for the routes)."""
-    app = FastAPI(title="lmlab serve", docs_url=None, redoc_url=None, openapi_url=None)
     state = ServedModel(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI):
+        """Load the model (in the background: /health answers 503 meanwhile); stop the decode thread at exit."""
+        if load_in_background:
+            threading.Thread(target=state.load, name="lmlab-load", daemon=True).start()
+        else:
+            state.load()
+        yield
+        if state.engine is not None:
+            state.engine.stop()
+
+    app = FastAPI(title="lmlab serve", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
     app.state.served = state
     if settings.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"],
                            allow_headers=["*"])
-
-    @app.on_event("startup")
-    def start_loading() -> None:
-        if load_in_background:
-            threading.Thread(target=state.load, name="lmlab-load", daemon=True).start()
-        else:
-            state.load()
-
-    @app.on_event("shutdown")
-    def stop_engine() -> None:
-        if state.engine is not None:
-            state.engine.stop()
 
     @app.exception_handler(ApiError)
     async def api_error(request: Request, e: ApiError):
