@@ -192,6 +192,28 @@ def score_continuations(model, tokenizer: Tokenizer, pairs: Sequence[tuple[str, 
     return results
 
 
+def prompt_logprobs(model, ids: Sequence[int], top: int = 0) -> tuple[list[float], list[list[tuple[int, float]]]]:
+    """For a sequence of n token ids that fits the model's context: log p(ids[i] | ids[<i]) for i = 1..n-1 (nats,
+    n-1 values, as `token_logprobs`), and at each of those positions the `top` most likely (id, log-prob)
+    alternatives, most likely first (empty lists when top=0). What an OpenAI-style `echo` with `logprobs` returns
+    for the prompt."""
+    if len(ids) > model.config.block_size:
+        raise LmlabError(f"{len(ids)} tokens do not fit the model's context of {model.config.block_size}")
+    if len(ids) < 2:
+        return [], []
+    device = next(model.parameters()).device
+    with eval_mode(model):
+        logits, _ = model(torch.tensor([list(ids)], device=device))
+        lp = logits[0, :-1].float().log_softmax(-1)  # (n-1, V)
+        target = torch.tensor(list(ids[1:]), device=lp.device)
+        chosen = lp.gather(-1, target[:, None]).squeeze(-1).tolist()
+        alternatives: list[list[tuple[int, float]]] = [[] for _ in chosen]
+        if top:
+            values, indices = lp.topk(min(top, lp.shape[-1]), dim=-1)
+            alternatives = [list(zip(i, v)) for i, v in zip(indices.tolist(), values.tolist())]
+    return chosen, alternatives
+
+
 def score_continuation(model, tokenizer: Tokenizer, context: str, continuation: str) -> tuple[float, bool]:
     """(log P(continuation | context), is_greedy) for one pair; see `score_continuations`."""
     return score_continuations(model, tokenizer, [(context, continuation)])[0]
