@@ -66,7 +66,8 @@ def test_export_round_trips_through_transformers(hf_dir, tmp_path):
     d, hf = hf_dir
     run_dir = import_hf_gpt2(d, tmp_path / "run")
     out = export_hf_gpt2(run_dir, tmp_path / "exported")
-    assert {p.name for p in out.iterdir()} == {"config.json", "model.safetensors", "vocab.json", "merges.txt"}
+    assert {p.name for p in out.iterdir()} == {"config.json", "model.safetensors", "vocab.json", "merges.txt",
+                                               "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"}
     back = transformers.GPT2LMHeadModel.from_pretrained(out).eval()
     ids = torch.tensor([[5, 17, 42, 99, 123, 7]])
     with torch.no_grad():
@@ -78,12 +79,12 @@ def test_export_round_trips_through_transformers(hf_dir, tmp_path):
         load_run(run_dir).tokenizer.fingerprint
 
 
-def test_export_refuses_non_gpt2_runs(tmp_path):
+def test_export_hf_gpt2_refuses_rotary_runs_and_points_to_export_hf(tmp_path):
     tok = CharTokenizer.train(["abc"], byte_fallback=False)
     model = GPT(GPTConfig(n_layer=1, n_head=1, n_embd=8, block_size=8, vocab_size=tok.vocab_size,
                           pos_embedding="rotary"))
     save_run(tmp_path / "run", model, tok, model_config=model.config)
-    with pytest.raises(LmlabError, match="pos_embedding='rotary'.*not a GPT-2 byte-level BPE"):
+    with pytest.raises(LmlabError, match="pos_embedding='rotary' does not fit gpt2.*`lmlab export hf`"):
         export_hf_gpt2(tmp_path / "run", tmp_path / "out")
 
 
