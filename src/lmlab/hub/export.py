@@ -53,8 +53,6 @@ def _problems(model_type: str, c: GPTConfig | None, tokenizer: Tokenizer, archit
     if architecture not in ("auto", natural):
         problems.append(f"pos_embedding={c.pos_embedding!r} does not fit {architecture} (it needs {natural}); "
                         f"`lmlab export hf` picks the right architecture")
-    if tokenizer.vocab_size > c.vocab_size:
-        problems.append(f"its tokenizer has {tokenizer.vocab_size} ids but the model only {c.vocab_size} rows")
     try:
         tokenizer.to_hf_tokenizer()
     except LmlabError as e:
