@@ -49,6 +49,16 @@ def test_import_matches_hf_logits_and_greedy(hf_dir, tmp_path):
         assert out.tokens == hf_out[0, ids.shape[1]:].tolist()
 
 
+@pytest.mark.parametrize("activation,ours", [("gelu", "gelu_exact"), ("relu", "relu"), ("silu", "silu")])
+def test_import_maps_other_activations(tmp_path, activation, ours):
+    hf = save_random_hf_gpt2(tmp_path, SENTENCES, n_layer=1, n_embd=32, activation_function=activation)
+    run = load_run(import_hf_gpt2(tmp_path, tmp_path / "run"))
+    assert run.model_config.activation == ours
+    ids = our_ids(run, "The capital of France is")
+    with torch.no_grad():
+        assert (run.model(ids)[0] - hf(ids).logits).abs().max().item() <= 1e-4
+
+
 def test_import_from_pytorch_bin(hf_dir, tmp_path):
     d, hf = hf_dir
     bin_dir = tmp_path / "bin"
