@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+
 import torch
 import torch.nn as nn
 from safetensors.torch import save_file
