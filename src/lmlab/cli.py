@@ -506,10 +506,22 @@ def add_hub_parsers(sub) -> None:
     ih.add_argument("--out", required=True, metavar="RUN_DIR", help="run dir to write")
     ih.set_defaults(func=cmd_import_hf_gpt2)
     e = sub.add_parser("export", help="export a run dir to another library's format")
-    esub = e.add_subparsers(dest="export_cmd", required=True, metavar="{hf-gpt2}")
-    eh = esub.add_parser("hf-gpt2", help="run dir → Hugging Face GPT-2 directory",
-                         description="Write a GPT-2-shaped run dir as a directory that transformers' "
-                                     "GPT2LMHeadModel.from_pretrained loads.")
+    esub = e.add_subparsers(dest="export_cmd", required=True, metavar="{hf,hf-gpt2}")
+    ea = esub.add_parser("hf", help="GPT run dir → Hugging Face model dir (GPT-2 or GPT-NeoX) + tokenizer",
+                         description="Write a GPT run dir as a directory that transformers' AutoModelForCausalLM "
+                                     "and AutoTokenizer load (same logits, same token ids): learned or sinusoidal "
+                                     "positions as GPT-2, rotary (full or partial) as GPT-NeoX; BPE and char "
+                                     "tokenizers as tokenizer.json. Runs that cannot map (post-LN, word "
+                                     "tokenizer, non-GPT models) are refused with the reason.")
+    ea.add_argument("run_dir", metavar="RUN_DIR", help="run dir of a GPT")
+    ea.add_argument("--out", required=True, metavar="HF_DIR", help="directory to write")
+    ea.add_argument("--architecture", default="auto", choices=("auto", "gpt2", "gpt-neox"),
+                    help="Hugging Face architecture (default auto: GPT-NeoX for rotary positions, else GPT-2)")
+    ea.set_defaults(func=cmd_export_hf)
+    eh = esub.add_parser("hf-gpt2", help="run dir → Hugging Face GPT-2 directory (`export hf` restricted to GPT-2)",
+                         description="Write a run dir as a directory that transformers' GPT2LMHeadModel (and "
+                                     "AutoModelForCausalLM / AutoTokenizer) load; runs with rotary positions are "
+                                     "refused (use `lmlab export hf`, which writes them as GPT-NeoX).")
     eh.add_argument("run_dir", metavar="RUN_DIR", help="run dir")
     eh.add_argument("--out", required=True, metavar="HF_DIR", help="directory to write")
     eh.set_defaults(func=cmd_export_hf_gpt2)
@@ -520,6 +532,14 @@ def cmd_import_hf_gpt2(args) -> int:
 
     out = import_hf_gpt2(args.hf_dir, args.out)
     print(f"imported {args.hf_dir} → {out}")
+    return 0
+
+
+def cmd_export_hf(args) -> int:
+    from lmlab.hub import export_hf
+
+    out = export_hf(args.run_dir, args.out, architecture=args.architecture)
+    print(f"exported {args.run_dir} → {out} (AutoModelForCausalLM.from_pretrained and AutoTokenizer load it)")
     return 0
 
 
