@@ -72,6 +72,28 @@ def test_import_from_pytorch_bin(hf_dir, tmp_path):
         assert (run.model(ids)[0] - hf(ids).logits).abs().max().item() <= 1e-4
 
 
+class _RunsCode:
+    """Unpickling this calls os.system: what a malicious pytorch_model.bin does."""
+
+    def __reduce__(self):
+        import os
+
+        return os.system, ("touch PWNED",)
+
+
+def test_pickle_that_would_run_code_is_refused_in_one_line(hf_dir, tmp_path, monkeypatch):
+    d, _ = hf_dir
+    evil = tmp_path / "evil"
+    evil.mkdir()
+    for name in ("config.json", "vocab.json", "merges.txt"):
+        (evil / name).write_bytes((d / name).read_bytes())
+    torch.save({"wte.weight": _RunsCode()}, evil / "pytorch_model.bin")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(LmlabError, match="refuses to unpickle"):
+        import_hf_gpt2(evil, tmp_path / "run")
+    assert not (tmp_path / "PWNED").exists()
+
+
 def test_export_round_trips_through_transformers(hf_dir, tmp_path):
     d, hf = hf_dir
     run_dir = import_hf_gpt2(d, tmp_path / "run")

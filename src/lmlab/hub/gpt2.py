@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +80,10 @@ def _read_hf_weights(hf_dir: Path) -> dict[str, torch.Tensor]:
         if binary.is_file():
             # weights_only: tensors and plain containers only, so a malicious pickle cannot run code.
             return torch.load(binary, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        # torch's weights-only unpickler met something other than tensors: possibly code that would run.
+        raise LmlabError(f"{binary} holds objects other than tensors, which lmlab refuses to unpickle (they could "
+                         "run code); convert the weights to model.safetensors with a tool you trust") from None
     except (SafetensorError, OSError, RuntimeError, ValueError) as e:
         raise LmlabError(f"cannot read the weights in {hf_dir} ({type(e).__name__}: {e})") from None
     raise LmlabError(f"{hf_dir} has neither model.safetensors nor pytorch_model.bin")
