@@ -10,7 +10,7 @@ lmlab run dir (`lmlab.hub.import_hf_gpt2`) and exported back (`export_hf_gpt2`);
 The task is SST-2 (lm-evaluation-harness's prompt, 2 choices per item) on the first N rows of
 ../shared/data/sst2_alps_dev.tsv, or the world's sentiment task when that file is absent.
 Both sides score the very same (context, continuation) pairs; their log-likelihoods and accuracies must agree.
-lm-eval is a benchmark-only dependency (`pip install -c constraints.txt lm-eval accelerate`); without it that
+lm-eval (and the accelerate its HFLM imports) are in the `dev` extra; without them that
 column is skipped. Ends with one `RESULT key=value ...` line.
 """
 

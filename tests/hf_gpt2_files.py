@@ -12,8 +12,9 @@ import torch
 
 
 def save_random_hf_gpt2(d: Path, texts: list[str], *, n_layer: int, n_embd: int, n_head: int = 2,
-                        n_positions: int = 64, seed: int = 0):
-    """Train a byte-level BPE (vocab ≤ 300) on `texts`, write vocab.json + merges.txt + a random GPT-2 into `d`.
+                        n_positions: int = 64, seed: int = 0, **config):
+    """Train a byte-level BPE (vocab ≤ 300) on `texts`, write vocab.json + merges.txt + a random GPT-2 into `d`
+    (`config`: further GPT2Config fields, e.g. activation_function).
 
     Returns the transformers GPT2LMHeadModel in eval mode (the same weights that were saved).
     """
@@ -27,7 +28,7 @@ def save_random_hf_gpt2(d: Path, texts: list[str], *, n_layer: int, n_embd: int,
     eot = vocab["<|endoftext|>"]
     torch.manual_seed(seed)
     cfg = transformers.GPT2Config(n_layer=n_layer, n_head=n_head, n_embd=n_embd, vocab_size=len(vocab),
-                                  n_positions=n_positions, bos_token_id=eot, eos_token_id=eot)
+                                  n_positions=n_positions, bos_token_id=eot, eos_token_id=eot, **config)
     model = transformers.GPT2LMHeadModel(cfg).eval()
     model.save_pretrained(d)
     return model

@@ -15,13 +15,17 @@ refused, never silently used).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
 import os
+import shutil
+import sys
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 import torch.nn as nn
@@ -29,6 +33,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from lmlab import __version__
+from lmlab.devices import resolve_device
 from lmlab.errors import LmlabError
 from lmlab.models.registry import build_config, get_model_type
 from lmlab.tokenization import Tokenizer
@@ -38,6 +43,7 @@ CONFIG_NAME = "config.json"
 TOKENIZER_NAME = "tokenizer.json"
 WEIGHTS_NAME = "model.safetensors"
 TRAIN_STATE_NAME = "train_state.pt"
+LOCK_NAME = ".lock"
 CONFIG_KEYS = {"lmlab_version", "model_type", "model", "training", "tokenizer_fingerprint"}
 _CHECKSUM_KEY = "lmlab_sha256"
 
@@ -169,21 +175,84 @@ def load_state(model: nn.Module, tensors: dict[str, torch.Tensor], *, source: st
     """Copy `tensors` into `model` after checking that names and shapes are exactly the model's (tied aliases such
     as lm_head.weight may be absent). Raises LmlabError naming each missing, unexpected or mis-shaped tensor."""
     expected = {name: tuple(t.shape) for name, t in _unique_state(model).items()}
-    problems = [f"missing tensor {n} (expected shape {list(s)})" for n, s in expected.items() if n not in tensors]
-    problems += [f"unexpected tensor {n} (shape {list(t.shape)})" for n, t in tensors.items() if n not in expected]
-    problems += [f"tensor {n}: expected shape {list(expected[n])} from {what}, found {list(t.shape)}"
-                 for n, t in tensors.items() if n in expected and tuple(t.shape) != expected[n]]
-    if problems:
-        more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
-        raise LmlabError(f"{source} does not match {what}: " + "; ".join(problems[:5]) + more)
+    _check_shapes(expected, {n: tuple(t.shape) for n, t in tensors.items()}, source=source, what=what)
     # Tied aliases (e.g. lm_head.weight) are absent from the file by design; they share storage with a loaded one.
     missing, unexpected = model.load_state_dict(tensors, strict=False)
     assert not unexpected and all(n not in expected for n in missing), (missing, unexpected)
 
 
+def _check_shapes(expected: dict[str, tuple], found: dict[str, tuple], *, source: str, what: str) -> None:
+    """LmlabError naming each missing, unexpected or mis-shaped tensor of `found` against `expected`."""
+    problems = [f"tensor {n}: expected shape {list(expected[n])} from {what}, found {list(s)}"
+                for n, s in found.items() if n in expected and s != expected[n]]
+    problems += [f"missing tensor {n} (expected shape {list(s)})" for n, s in expected.items() if n not in found]
+    problems += [f"unexpected tensor {n} (shape {list(s)})" for n, s in found.items() if n not in expected]
+    if problems:
+        more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
+        raise LmlabError(f"{source} does not match {what}: " + "; ".join(problems[:5]) + more)
+
+
+def check_before_loading(model_cls: type[nn.Module], model_config: Any, path: Path, *, what: str) -> None:
+    """Refuse, before a byte of weights is allocated, a run whose model could not be loaded: the weights file's
+    header (names and shapes, read without the data) must be exactly the model that `model_config` describes, and
+    that model must fit in this machine's memory. The model is built on the meta device (shapes only), so a
+    damaged or hostile config.json or a header declaring huge tensors gives an error, not an exhausted machine."""
+    if not path.is_file():
+        raise LmlabError(f"weights file {path} is missing; the run dir is incomplete (re-save or re-train)")
+    declared = read_weights_header(path)
+    with torch.device("meta"):
+        skeleton = model_cls(model_config)
+    # On the meta device tensors have no storage to compare, so tied aliases are found by parameter identity:
+    # named_parameters() yields a shared parameter once, under its first name (as `_unique_state` keeps it).
+    owned = {n for n, _ in skeleton.named_parameters()} | {n for n, _ in skeleton.named_buffers()}
+    expected = {n: tuple(t.shape) for n, t in skeleton.state_dict().items() if n in owned}
+    _check_shapes(expected, declared, source=str(path), what=what)
+    need = sum(t.numel() * t.element_size() for n, t in skeleton.state_dict().items() if n in owned)
+    have = _physical_memory()
+    if have is not None and need > have:
+        raise LmlabError(f"{path}: the model needs {need / 2**30:.1f} GiB for its weights but this machine has "
+                         f"{have / 2**30:.1f} GiB of memory")
+
+
+# safetensors' own limit on the JSON header; a larger length field is damage, not a model.
+_MAX_HEADER_BYTES = 100_000_000
+
+
+def read_weights_header(path: Path) -> dict[str, tuple[int, ...]]:
+    """{tensor name: shape} from a safetensors file's JSON header, reading only the header (not mapping the file:
+    a header may declare more bytes than the machine can map). LmlabError when the header is malformed."""
+    def damaged(why: str) -> LmlabError:
+        return LmlabError(f"{path} is corrupted or truncated ({why}); restore it or re-train")
+
+    try:
+        with open(path, "rb") as f:
+            n = int.from_bytes(f.read(8), "little")
+            if not 2 <= n <= min(_MAX_HEADER_BYTES, path.stat().st_size - 8):
+                raise damaged(f"header length {n} does not fit the file")
+            header = json.loads(f.read(n))
+        return {name: tuple(int(d) for d in entry["shape"])
+                for name, entry in header.items() if name != "__metadata__"}
+    except (OSError, ValueError, TypeError, KeyError, AttributeError) as e:
+        raise damaged(f"unreadable header: {e}") from None
+
+
+def _physical_memory() -> int | None:
+    """Bytes of RAM, or None where the OS does not say (then no memory check is made)."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def _padded(vocab_size: int, multiple: int = 64) -> int:
+    return -(-vocab_size // multiple) * multiple
+
+
 def load_run(run_dir: str | os.PathLike, *, device: str | torch.device = "cpu",
              weights_name: str = WEIGHTS_NAME) -> Run:
-    """Rebuild the model and tokenizer of a run dir, validating everything (see module docstring)."""
+    """Rebuild the model and tokenizer of a run dir, validating everything (see module docstring). `device`: a
+    torch.device or a name (auto, cpu, cuda, cuda:N, mps), checked before anything is loaded."""
+    device = resolve_device(device) if isinstance(device, str) else device
     run_dir = Path(run_dir)
     cfg = read_run_config(run_dir)
     tokenizer = Tokenizer.load(run_dir / TOKENIZER_NAME)
@@ -196,9 +265,16 @@ def load_run(run_dir: str | os.PathLike, *, device: str | torch.device = "cpu",
     vocab = getattr(model_config, "vocab_size", None)
     if vocab is not None and tokenizer.vocab_size > vocab:
         raise LmlabError(f"{run_dir}: tokenizer has {tokenizer.vocab_size} ids but the model's vocab_size is {vocab}")
+    if vocab is not None and vocab > _padded(tokenizer.vocab_size):
+        # Training sizes the model to its tokenizer (at most padded to a multiple of 64): many more rows than the
+        # tokenizer has ids means tokenizer.json is not the one the model learned, whatever config.json records.
+        warnings.warn(f"{run_dir}: the model has {vocab} token ids but its tokenizer only {tokenizer.vocab_size}; "
+                      "if tokenizer.json was replaced, the model's outputs will be garbage", stacklevel=2)
     _, model_cls = get_model_type(model_type)
+    what = f"{CONFIG_NAME} ({model_type})"
+    check_before_loading(model_cls, model_config, run_dir / weights_name, what=what)
     model = model_cls(model_config)
-    load_weights(model, run_dir / weights_name, what=f"{CONFIG_NAME} ({model_type})")
+    load_weights(model, run_dir / weights_name, what=what)
     model.to(device).eval()
     return Run(model=model, tokenizer=tokenizer, model_config=model_config, training_config=cfg.get("training"),
                run_dir=run_dir, model_type=model_type)
@@ -221,3 +297,80 @@ def load_train_state(run_dir: str | os.PathLike) -> dict | None:
     except Exception as e:  # truncated zip, foreign pickle: never run it, say so
         raise LmlabError(f"{path} is damaged or not a train state ({type(e).__name__}: {e}); "
                          "delete it to start training afresh") from None
+
+
+# ============================================================================================== one writer ===
+# What a run dir may hold before its first checkpoint (a killed start): training into it again is no surprise.
+_EARLY_RUN_FILES = {LOCK_NAME, "data", "metrics.jsonl", "loss.png"}
+
+
+def check_new_run_dir(out_dir: Path, overwrite: bool) -> None:
+    """LmlabError unless `out_dir` can receive a new run: missing, empty, a run dir (only with `overwrite`), or
+    what a killed start of a run left. A directory of other files is never trained into."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise LmlabError(f"--out {out_dir} is a file, not a directory; choose another --out")
+    if (out_dir / TRAIN_STATE_NAME).exists() or (out_dir / WEIGHTS_NAME).exists():
+        if not overwrite:
+            raise LmlabError(f"{out_dir} already holds a trained run; continue it with --resume, start over with "
+                             "--overwrite, or choose another --out")
+        return
+    if out_dir.is_dir() and not is_run_dir(out_dir):
+        foreign = sorted(p.name for p in out_dir.iterdir() if p.name not in _EARLY_RUN_FILES
+                         and not p.name.endswith(".tmp"))
+        if foreign:
+            shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
+            raise LmlabError(f"--out {out_dir} is not empty and is not a run dir (it holds {shown}); choose a new "
+                             "or empty directory")
+
+
+@contextlib.contextmanager
+def lock_run_dir(run_dir: str | os.PathLike, what: str) -> Iterator[Path]:
+    """Hold an exclusive lock on `run_dir` (created if missing) while a writer — training, resuming, editing into
+    it, fine-tuning — works in it; `what` names the writer in the error another process gets.
+
+    The lock is an OS file lock (flock) on RUN_DIR/.lock, which the kernel releases when the holder exits however
+    it dies, so a lock left by a killed process never blocks. A second writer gets an LmlabError naming the
+    holder's PID instead of silently mixing two runs' files. Once the lock is held, temp files that a killed
+    writer left (`.NAME.*.tmp` from the atomic writes) are removed: no live process can still own them. A
+    directory created here is removed again if the block fails while it is still empty.
+    """
+    run_dir = Path(run_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise LmlabError(f"{run_dir} is a file, not a directory; choose another --out")
+    created = not run_dir.exists()
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(run_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as e:
+        raise LmlabError(f"cannot write in {run_dir}: {e.strerror}; choose a directory you can write to") from None
+    try:
+        if not _try_flock(fd):
+            holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "another process"
+            raise LmlabError(f"{run_dir} is in use by {holder}; wait for it to finish (or stop it), or choose "
+                             "another --out")
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"PID {os.getpid()} ({what})\n".encode(), 0)
+        for tmp in run_dir.glob(".*.tmp"):
+            tmp.unlink(missing_ok=True)
+        try:
+            yield run_dir
+        except BaseException:
+            if created and {p.name for p in run_dir.iterdir()} <= {LOCK_NAME}:
+                shutil.rmtree(run_dir, ignore_errors=True)
+            raise
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
+
+
+def _try_flock(fd: int) -> bool:
+    """Take an exclusive, non-blocking lock on `fd`; False when another process holds it. On platforms without
+    flock (Windows) every call succeeds: there the run dir is not protected."""
+    if sys.platform == "win32":
+        return True
+    import fcntl
+
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True

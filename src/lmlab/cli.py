@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 
 from lmlab import __version__
 from lmlab.errors import LmlabError
@@ -122,7 +123,11 @@ def add_data_parser(sub) -> None:
     pr.add_argument("--tokenizer", required=True, metavar="FILE|char|word|bpe",
                     help="a tokenizer JSON file, or a kind to train on the train split")
     pr.add_argument("--out", required=True, metavar="DATA_DIR", help="output data directory")
-    pr.add_argument("--val-fraction", type=float, default=0.1, help="share of documents for validation (default 0.1)")
+    pr.add_argument("--val-fraction", type=float, default=0.1,
+                    help="share of documents for validation (default 0.1); with fewer than 1/fraction documents "
+                         "(e.g. one file), that share of the text's end instead")
+    pr.add_argument("--val", nargs="+", metavar="FILE", default=None,
+                    help="your own validation text (files/dirs): the val split, instead of holding out a share")
     pr.add_argument("--dedup", choices=("exact", "near", "none"), default="exact",
                     help="duplicate removal: exact (default), near (exact + MinHash), none")
     pr.add_argument("--near-threshold", type=float, default=0.8,
@@ -167,7 +172,7 @@ def cmd_data_prepare(args) -> int:
                     seed=args.seed, include=args.include, text_field=args.text_field,
                     split_blank_lines=args.split_blank_lines, errors=args.errors, vocab_size=args.vocab_size,
                     numbers=args.numbers, workers=args.workers, near_threshold=args.near_threshold,
-                    special_tokens=args.special,
+                    special_tokens=args.special, val_inputs=args.val,
                     progress=not args.no_progress)
     seconds = time.perf_counter() - t0
     for w in caught:
@@ -224,6 +229,8 @@ def add_train_parser(sub) -> None:
     src = p.add_mutually_exclusive_group()
     src.add_argument("--data", metavar="DATA_DIR", help="token shards made by `lmlab data prepare`")
     src.add_argument("--text", metavar="PATH", nargs="+", help="raw text files/dirs, prepared into RUN_DIR/data")
+    p.add_argument("--val", metavar="PATH", nargs="+",
+                   help="with --text: your own validation text (default: 10%% of the documents, or of one file's end)")
     p.add_argument("--tokenizer", metavar="FILE|char|word|bpe",
                    help="with --text: tokenizer file or kind to train (default bpe; word for --model "
                         "cooc|ppmi|word2vec); with --data: must match")
@@ -257,7 +264,8 @@ def cmd_train(args) -> int:
     if args.data is None and args.text is None and not args.resume:
         return _train_main_job(args)
     out = args.out or f"runs/{args.preset or args.model_type or 'tiny'}"  # --model ngram alone: runs/ngram
-    result = _train_run_once(out, data_dir=args.data, text=args.text, tokenizer=args.tokenizer, preset=args.preset,
+    result = _train_run_once(out, data_dir=args.data, text=args.text, val_text=args.val, tokenizer=args.tokenizer,
+                       preset=args.preset,
                        model_type=args.model_type, config_file=args.config, overrides=args.overrides,
                        resume=args.resume, overwrite=args.overwrite, progress=args.progress)
     _print_train_result(result)
@@ -500,10 +508,22 @@ def add_hub_parsers(sub) -> None:
     ih.add_argument("--out", required=True, metavar="RUN_DIR", help="run dir to write")
     ih.set_defaults(func=cmd_import_hf_gpt2)
     e = sub.add_parser("export", help="export a run dir to another library's format")
-    esub = e.add_subparsers(dest="export_cmd", required=True, metavar="{hf-gpt2}")
-    eh = esub.add_parser("hf-gpt2", help="run dir → Hugging Face GPT-2 directory",
-                         description="Write a GPT-2-shaped run dir as a directory that transformers' "
-                                     "GPT2LMHeadModel.from_pretrained loads.")
+    esub = e.add_subparsers(dest="export_cmd", required=True, metavar="{hf,hf-gpt2}")
+    ea = esub.add_parser("hf", help="GPT run dir → Hugging Face model dir (GPT-2 or GPT-NeoX) + tokenizer",
+                         description="Write a GPT run dir as a directory that transformers' AutoModelForCausalLM "
+                                     "and AutoTokenizer load (same logits, same token ids): learned or sinusoidal "
+                                     "positions as GPT-2, rotary (full or partial) as GPT-NeoX; BPE and char "
+                                     "tokenizers as tokenizer.json. Runs that cannot map (post-LN, word "
+                                     "tokenizer, non-GPT models) are refused with the reason.")
+    ea.add_argument("run_dir", metavar="RUN_DIR", help="run dir of a GPT")
+    ea.add_argument("--out", required=True, metavar="HF_DIR", help="directory to write")
+    ea.add_argument("--architecture", default="auto", choices=("auto", "gpt2", "gpt-neox"),
+                    help="Hugging Face architecture (default auto: GPT-NeoX for rotary positions, else GPT-2)")
+    ea.set_defaults(func=cmd_export_hf)
+    eh = esub.add_parser("hf-gpt2", help="run dir → Hugging Face GPT-2 directory (`export hf` restricted to GPT-2)",
+                         description="Write a run dir as a directory that transformers' GPT2LMHeadModel (and "
+                                     "AutoModelForCausalLM / AutoTokenizer) load; runs with rotary positions are "
+                                     "refused (use `lmlab export hf`, which writes them as GPT-NeoX).")
     eh.add_argument("run_dir", metavar="RUN_DIR", help="run dir")
     eh.add_argument("--out", required=True, metavar="HF_DIR", help="directory to write")
     eh.set_defaults(func=cmd_export_hf_gpt2)
@@ -514,6 +534,14 @@ def cmd_import_hf_gpt2(args) -> int:
 
     out = import_hf_gpt2(args.hf_dir, args.out)
     print(f"imported {args.hf_dir} → {out}")
+    return 0
+
+
+def cmd_export_hf(args) -> int:
+    from lmlab.hub import export_hf
+
+    out = export_hf(args.run_dir, args.out, architecture=args.architecture)
+    print(f"exported {args.run_dir} → {out} (AutoModelForCausalLM.from_pretrained and AutoTokenizer load it)")
     return 0
 
 
@@ -1251,6 +1279,41 @@ def cmd_eval_classify(args) -> int:
 
 
 # ======================================================================================================== main ===
+# ======================================================================================== serve: HTTP API + playground ===
+def add_serve_parser(sub) -> None:
+    p = sub.add_parser("serve", help="serve a run dir: OpenAI-compatible API and a playground page",
+                       description="Serve a GPT run dir over HTTP until interrupted: an OpenAI-compatible "
+                                   "completions API (/v1/completions, /v1/models, /tokenize, /detokenize, /health, "
+                                   "/metrics), endpoints that look inside the model, and a playground page at /. "
+                                   "Concurrent requests are decoded together. See docs/serving.md.")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="run dir of a GPT (e.g. runs/tiny)")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1: this machine only; 0.0.0.0 opens it to the network)")
+    p.add_argument("--port", type=int, default=8000, help="TCP port (default 8000)")
+    p.add_argument("--api-key", default=None, metavar="KEY",
+                   help="require `Authorization: Bearer KEY` on every API call (default: $LMLAB_API_KEY, else none)")
+    p.add_argument("--allow-edits", action="store_true",
+                   help="let clients rewrite facts in the served weights with ROME (POST/DELETE /v1/edits)")
+    p.add_argument("--edit-data", default=None, metavar="PATH",
+                   help="shards or text for ROME's key statistics (default: the run's training shards)")
+    p.add_argument("--max-batch", type=int, default=32, metavar="N", help="sequences decoded together (default 32)")
+    p.add_argument("--max-waiting", type=int, default=256, metavar="N",
+                   help="sequences queued before requests are refused with 429 (default 256)")
+    p.add_argument("--cors-origin", action="append", default=[], metavar="ORIGIN",
+                   help="allow browser pages from ORIGIN to call the API (repeatable; default: CORS off)")
+    p.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    p.set_defaults(func=cmd_serve)
+
+
+def cmd_serve(args) -> int:
+    from lmlab.serving import serve
+
+    serve(args.run_dir, host=args.host, port=args.port, api_key=args.api_key, allow_edits=args.allow_edits,
+          max_batch=args.max_batch, max_waiting=args.max_waiting, edit_data=args.edit_data,
+          cors_origins=args.cors_origin, device=args.device)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lmlab", description="lmlab: train, sample, evaluate, inspect and edit small language models.")
     parser.add_argument("--version", action="version", version=f"lmlab {__version__}")
@@ -1268,22 +1331,43 @@ def build_parser() -> argparse.ArgumentParser:
     add_classifier_parsers(sub)
     add_translate_parser(sub)
     add_fill_parser(sub)
+    add_serve_parser(sub)
     return parser
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings as one line a user can read (`lmlab: warning: ...`), not Python's file:line form with source."""
+    kind = "" if category is UserWarning else f"{category.__name__}: "
+    print(f"lmlab: warning: {kind}{message}", file=file or sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `lmlab` console script; returns the process exit status."""
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else argv
+    for arg in argv:
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError:  # bytes that were not UTF-8, kept by Python as lone surrogates
+            shown = arg.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+            print(f"lmlab: error: the argument {shown!r} is not valid UTF-8 text; lmlab reads arguments as UTF-8 "
+                  "(check the terminal's encoding, e.g. LANG=C.UTF-8)", file=sys.stderr)
+            return 2
     # `lmlab train` accepts free-form `--key value` config overrides, which argparse cannot know in advance.
     args, extra = parser.parse_known_args(argv)
     if extra and not getattr(args, "accepts_overrides", False):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     args.overrides = extra
+    warnings.showwarning = _show_warning
     try:
         return int(args.func(args) or 0)
     except LmlabError as e:
         print(f"lmlab: error: {e}", file=sys.stderr)
+        return 2
+    except (PermissionError, IsADirectoryError, NotADirectoryError, FileExistsError) as e:
+        # Where a path the user gave cannot be written or read as asked (a read-only --out, a file where a
+        # directory is needed): the OS says which path and why, in one line.
+        print(f"lmlab: error: {e.strerror}: {e.filename}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("lmlab: interrupted", file=sys.stderr)

@@ -15,30 +15,21 @@ from lmlab.errors import LmlabError
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write `data` to `path` so a reader sees either the old file or the whole new one, never half of it.
-
-    Writes a temp file in the same directory (same filesystem, so rename is atomic), fsyncs it, then renames.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """Write `data` to `path` so a reader sees either the old file or the whole new one, never half of it."""
+    with atomic_output(path) as tmp:
+        tmp.write_bytes(data)
 
 
 @contextlib.contextmanager
 def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temp path next to `path` for a writer that wants a file name (torch.save, safetensors); when the
-    block ends without error the temp file is fsynced and renamed onto `path`, otherwise removed."""
+    """Yield a temp path next to `path` (same filesystem, so the rename is atomic) for a writer that wants a file
+    name (torch.save, safetensors); when the block ends without error the temp file is fsynced and renamed onto
+    `path`, otherwise removed. LmlabError when `path` is a directory or its parent is a file."""
     path = Path(path)
+    if path.is_dir():
+        raise LmlabError(f"{path} is a directory; give the path of a file to write (e.g. {path / 'NAME'})")
+    if path.parent.exists() and not path.parent.is_dir():
+        raise LmlabError(f"{path.parent} is a file, so {path} cannot be written; choose another path")
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)

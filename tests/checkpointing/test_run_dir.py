@@ -108,3 +108,63 @@ def test_train_state_round_trip_and_damaged_file(tmp_path):
     (tmp_path / "train_state.pt").write_bytes(b"not a zip")
     with pytest.raises(LmlabError, match="damaged"):
         load_train_state(tmp_path)
+
+
+# --- untrusted run dirs: refused before anything big is allocated ------------------------------------------------
+def _write_config(run, **model_changes):
+    cfg = json.loads((run / "config.json").read_text())
+    cfg["model"].update(model_changes)
+    (run / "config.json").write_text(json.dumps(cfg))
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"n_layer": 10**9}, "n_layer=1000000000 is larger than any model lmlab can build"),
+    ({"n_embd": 10**9, "n_head": 1}, "n_embd=1000000000 is larger than any model"),
+    ({"vocab_size": 1e9}, "vocab_size must be a positive integer"),
+    # Within the size limits but not the model the weights file holds: caught from the header, on the meta device.
+    ({"n_embd": 1 << 20, "n_head": 1, "vocab_size": 1 << 20}, "does not match config.json"),
+])
+def test_hostile_config_is_refused_without_allocating(tmp_path, tok, change, message):
+    save_run(tmp_path / "run", make_model(tok)[0], tok, model_config=make_model(tok)[1])
+    _write_config(tmp_path / "run", **change)
+    with pytest.raises(LmlabError, match=message):
+        load_run(tmp_path / "run")
+
+
+def _sparse_safetensors(path, shapes: dict[str, list[int]]) -> None:
+    """A well-formed safetensors file declaring float32 tensors of `shapes`, its data a hole (sparse file): the
+    header is honest about sizes the disk does not hold."""
+    header, offset = {}, 0
+    for name, shape in shapes.items():
+        n = 4 * int(torch.tensor(shape).prod())
+        header[name] = {"dtype": "F32", "shape": shape, "data_offsets": [offset, offset + n]}
+        offset += n
+    raw = json.dumps(header).encode()
+    raw += b" " * (-len(raw) % 8)
+    with open(path, "wb") as f:
+        f.write(len(raw).to_bytes(8, "little") + raw)
+        f.truncate(8 + len(raw) + offset)
+
+
+def test_header_declaring_huge_tensors_is_refused_before_reading(tmp_path, tok):
+    save_run(tmp_path / "run", make_model(tok)[0], tok, model_config=make_model(tok)[1])
+    weights = tmp_path / "run" / "model.safetensors"
+    _sparse_safetensors(weights, {"wte.weight": [65536, 65536]})  # 16 GiB
+    with pytest.raises(LmlabError, match=r"tensor wte.weight: expected shape \[.*\] from config.json \(gpt\), "
+                                         r"found \[65536, 65536\]"):
+        load_run(tmp_path / "run")
+
+
+def test_model_larger_than_memory_is_refused(tmp_path, tok):
+    """A config and header that agree on a model bigger than this machine's memory: an error, not a MemoryError
+    (or the OOM killer) halfway through loading."""
+    save_run(tmp_path / "run", make_model(tok)[0], tok, model_config=make_model(tok)[1])
+    _write_config(tmp_path / "run", n_layer=1, n_head=1, n_embd=8192, vocab_size=1 << 22, block_size=8)
+    cfg = GPTConfig(**json.loads((tmp_path / "run" / "config.json").read_text())["model"])
+    with torch.device("meta"):
+        skeleton = GPT(cfg)
+    owned = {n for n, _ in skeleton.named_parameters()} | {n for n, _ in skeleton.named_buffers()}
+    _sparse_safetensors(tmp_path / "run" / "model.safetensors",
+                        {n: list(t.shape) for n, t in skeleton.state_dict().items() if n in owned})
+    with pytest.raises(LmlabError, match=r"needs 1\d\d\.\d GiB for its weights but this machine has"):
+        load_run(tmp_path / "run")

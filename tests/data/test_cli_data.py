@@ -59,7 +59,7 @@ def test_user_mistakes_are_one_line_errors(tmp_path, capsys):
                    "--no-progress")[0] == 0
     CharTokenizer("abc").save(tmp_path / "other.json")
     check_error(capsys, ["data", "stats", out, "--tokenizer", str(tmp_path / "other.json")],
-                "were made with tokenizer", "re-run `lmlab data prepare")
+                "were made with tokenizer", "into a new directory")
     check_error(capsys, ["data", "stats", str(tmp_path)], "no manifest.json")
 
 

@@ -125,7 +125,9 @@ def test_near_dedup_and_blank_line_documents(tmp_path):
     m = prepare(f, "word", tmp_path / "data", dedup="near", near_threshold=0.6,
                 split_blank_lines=True, progress=False)
     assert m["dedup"]["exact_duplicates_removed"] == 1 and m["dedup"]["near_duplicates_removed"] == 1
-    assert m["splits"]["train"]["documents"] + m["splits"]["val"]["documents"] == 2
+    # Two documents are too few to hold out 10% of them: the last 10% of the text is the val split (one document
+    # cut in two), as for a single file.
+    assert m["split"]["by"] == "tail" and m["splits"]["val"]["tokens"] > 0
     st = data_stats(tmp_path / "data")
     assert st["splits"]["train"]["tokens"] == m["splits"]["train"]["tokens"] and st["top_tokens"]
 
@@ -187,3 +189,34 @@ def test_errors_replace_goes_on_past_bad_bytes(tmp_path):
         prepare(tmp_path / "c", "char", tmp_path / "data", progress=False)
     m = prepare(tmp_path / "c", "char", tmp_path / "data", errors="replace", progress=False)
     assert m["documents_read"] == 2 and m["options"]["errors"] == "replace"
+
+
+def test_one_file_holds_out_the_last_tenth_of_its_text(tmp_path):
+    """A single text file (the most common case) still gets a val split: its last ~10%, cut at a line boundary,
+    with nothing lost or duplicated between the two splits."""
+    lines = [f"line {i}: the quick brown fox number {i} jumps over the lazy dog" for i in range(400)]
+    f = tmp_path / "book.txt"
+    f.write_text("\n".join(lines) + "\n")
+    with pytest.warns(UserWarning, match="last 10% of the text is the validation split"):
+        m = prepare(f, "char", tmp_path / "data", progress=False)
+    assert m["split"]["by"] == "tail"
+    tok = load_tokenizer_of(tmp_path / "data")
+    train_text = "".join(split_documents(load_split(tmp_path / "data", "train"), tok))
+    val_text = "".join(split_documents(load_split(tmp_path / "data", "val"), tok))
+    assert train_text + val_text == f.read_text()
+    assert train_text.endswith("\n") and val_text.startswith("line ")  # cut between two lines
+    assert 0.08 < len(val_text) / len(f.read_text()) < 0.12
+
+
+def test_own_validation_files_are_the_val_split(tmp_path):
+    corpus = make_corpus(tmp_path / "c", n=6)
+    held = tmp_path / "held.txt"
+    held.write_text("A validation text the user wrote.\n")
+    m = prepare(corpus, "char", tmp_path / "data", val_inputs=[held], progress=False)
+    tok = load_tokenizer_of(tmp_path / "data")
+    assert m["split"] == {"by": "val-files"}
+    assert m["splits"]["train"]["documents"] == 6 and m["splits"]["val"]["documents"] == 1
+    assert "".join(split_documents(load_split(tmp_path / "data", "val"), tok)) == held.read_text()
+    # Validation text that duplicates training text is removed by dedup, which would leave no val split at all.
+    with pytest.raises(LmlabError, match="dedup left no validation text"):
+        prepare(corpus, "char", tmp_path / "data2", val_inputs=[next(corpus.iterdir())], progress=False)

@@ -108,3 +108,16 @@ def test_one_token_choices_after_one_context_share_a_row(trained):
     for (ctx, cont), (lp, greedy) in zip(pairs, shared):
         alone = score_continuation(model, tok, ctx, cont)
         assert lp == pytest.approx(alone[0], abs=1e-5) and greedy == alone[1]
+
+
+def test_prompt_logprobs_agree_with_token_logprobs_and_continuation_scores(trained):
+    from lmlab.generation import prompt_logprobs
+
+    model, tok = trained
+    ctx, cont = tok.encode("the cat"), tok.encode(" sat on")
+    chosen, top = prompt_logprobs(model, ctx + cont, top=3)
+    assert chosen == pytest.approx(token_logprobs(model, ctx + cont).tolist(), abs=1e-5)
+    assert sum(chosen[len(ctx) - 1:]) == pytest.approx(score_continuation(model, tok, "the cat", " sat on")[0], abs=1e-4)
+    assert len(top) == len(chosen) and all(len(t) == 3 and t[0][1] >= t[2][1] for t in top)
+    assert all(max(v for _, v in t) >= c - 1e-6 for t, c in zip(top, chosen))
+    assert prompt_logprobs(model, ctx[:1]) == ([], [])

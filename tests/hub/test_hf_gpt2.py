@@ -49,6 +49,16 @@ def test_import_matches_hf_logits_and_greedy(hf_dir, tmp_path):
         assert out.tokens == hf_out[0, ids.shape[1]:].tolist()
 
 
+@pytest.mark.parametrize("activation,ours", [("gelu", "gelu_exact"), ("relu", "relu"), ("silu", "silu")])
+def test_import_maps_other_activations(tmp_path, activation, ours):
+    hf = save_random_hf_gpt2(tmp_path, SENTENCES, n_layer=1, n_embd=32, activation_function=activation)
+    run = load_run(import_hf_gpt2(tmp_path, tmp_path / "run"))
+    assert run.model_config.activation == ours
+    ids = our_ids(run, "The capital of France is")
+    with torch.no_grad():
+        assert (run.model(ids)[0] - hf(ids).logits).abs().max().item() <= 1e-4
+
+
 def test_import_from_pytorch_bin(hf_dir, tmp_path):
     d, hf = hf_dir
     bin_dir = tmp_path / "bin"
@@ -62,11 +72,34 @@ def test_import_from_pytorch_bin(hf_dir, tmp_path):
         assert (run.model(ids)[0] - hf(ids).logits).abs().max().item() <= 1e-4
 
 
+class _RunsCode:
+    """Unpickling this calls os.system: what a malicious pytorch_model.bin does."""
+
+    def __reduce__(self):
+        import os
+
+        return os.system, ("touch PWNED",)
+
+
+def test_pickle_that_would_run_code_is_refused_in_one_line(hf_dir, tmp_path, monkeypatch):
+    d, _ = hf_dir
+    evil = tmp_path / "evil"
+    evil.mkdir()
+    for name in ("config.json", "vocab.json", "merges.txt"):
+        (evil / name).write_bytes((d / name).read_bytes())
+    torch.save({"wte.weight": _RunsCode()}, evil / "pytorch_model.bin")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(LmlabError, match="refuses to unpickle"):
+        import_hf_gpt2(evil, tmp_path / "run")
+    assert not (tmp_path / "PWNED").exists()
+
+
 def test_export_round_trips_through_transformers(hf_dir, tmp_path):
     d, hf = hf_dir
     run_dir = import_hf_gpt2(d, tmp_path / "run")
     out = export_hf_gpt2(run_dir, tmp_path / "exported")
-    assert {p.name for p in out.iterdir()} == {"config.json", "model.safetensors", "vocab.json", "merges.txt"}
+    assert {p.name for p in out.iterdir()} == {"config.json", "model.safetensors", "vocab.json", "merges.txt",
+                                               "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"}
     back = transformers.GPT2LMHeadModel.from_pretrained(out).eval()
     ids = torch.tensor([[5, 17, 42, 99, 123, 7]])
     with torch.no_grad():
@@ -78,12 +111,12 @@ def test_export_round_trips_through_transformers(hf_dir, tmp_path):
         load_run(run_dir).tokenizer.fingerprint
 
 
-def test_export_refuses_non_gpt2_runs(tmp_path):
+def test_export_hf_gpt2_refuses_rotary_runs_and_points_to_export_hf(tmp_path):
     tok = CharTokenizer.train(["abc"], byte_fallback=False)
     model = GPT(GPTConfig(n_layer=1, n_head=1, n_embd=8, block_size=8, vocab_size=tok.vocab_size,
                           pos_embedding="rotary"))
     save_run(tmp_path / "run", model, tok, model_config=model.config)
-    with pytest.raises(LmlabError, match="pos_embedding='rotary'.*not a GPT-2 byte-level BPE"):
+    with pytest.raises(LmlabError, match="pos_embedding='rotary' does not fit gpt2.*`lmlab export hf`"):
         export_hf_gpt2(tmp_path / "run", tmp_path / "out")
 
 

@@ -52,3 +52,16 @@ def test_attention_patterns_are_causal_distributions(random_model, bpe_tok, tmp_
     assert [p.name for p in tmp_path.iterdir()] == ["fig.png"]  # no temp file left behind
     with pytest.raises(LmlabError, match="out of range"):
         attention_patterns(random_model, ids, layers=3)
+
+
+def test_lens_before_mlp_reads_resid_mid(random_model, bpe_tok):
+    from lmlab.inspection import run_with_cache, unembed
+
+    r = logit_lens(random_model, bpe_tok, "The capital of Spain is", top_k=2, before_mlp=True)
+    assert [s["stage"] for s in r["stages"]][:3] == ["embed", "layer 0 before MLP", "layer 0"]
+    assert len(r["stages"]) == 1 + 2 * random_model.config.n_layer
+    ids = bpe_tok.encode("The capital of Spain is")
+    _, cache = run_with_cache(random_model, ids, ["blocks.1.resid_mid"])
+    want = unembed(random_model, cache["blocks.1.resid_mid"][0, -1]).softmax(-1).topk(2)
+    got = r["stages"][3]["positions"][0]["top"]
+    assert [t["id"] for t in got] == want.indices.tolist()

@@ -67,3 +67,30 @@ def test_shuffled_baseline_is_the_mean_over_all_pairings():
     perms = list(itertools.permutations(range(5)))
     brute = np.mean([sum(int(a[i] == b[p[i]]) for i in range(5)) / 5 for p in perms])
     assert shuffled_match_rate(a, b, 8) == pytest.approx(brute)
+
+
+def test_rank_by_contribution_and_switching_memories(random_model, bpe_tok):
+    from lmlab.inspection import memory_hooks, run_with_hooks
+
+    m = random_model
+    prompt = "The capital of Spain is"
+    r = top_memories(m, bpe_tok, prompt, top_k=3, layers=[1], rank="contribution")
+    ids = bpe_tok.encode(prompt)
+    _, cache = run_with_cache(m, ids, ["blocks.1.mlp.post"])
+    contrib = cache["blocks.1.mlp.post"][0, -1].abs() * value_vectors(m, 1).norm(dim=-1)
+    keys = [k["key"] for k in r["layers"][0]["keys"]]
+    assert keys == contrib.topk(3).indices.tolist()
+    assert [k["contribution"] for k in r["layers"][0]["keys"]] == pytest.approx(contrib.topk(3).values.tolist(),
+                                                                                 rel=1e-5)
+    # switching the top memory off removes its sub-update m_i·v_i from the MLP output at every position
+    hooks = memory_hooks(m, [(1, keys[0], 0.0)])
+    seen = {}
+    run_with_hooks(m, ids, {**hooks, "blocks.1.mlp.out": lambda a, n: seen.setdefault("out", a)})
+    base = {}
+    run_with_hooks(m, ids, {"blocks.1.mlp.out": lambda a, n: base.setdefault("out", a)})
+    sub = cache["blocks.1.mlp.post"][0, :, keys[0], None] * value_vectors(m, 1)[keys[0]]
+    assert torch.allclose(base["out"][0] - seen["out"][0], sub, atol=1e-5)
+    with pytest.raises(LmlabError, match="out of range"):
+        memory_hooks(m, [(1, 10 ** 6, 0.0)])
+    with pytest.raises(LmlabError):
+        top_memories(m, bpe_tok, prompt, rank="nope")

@@ -91,7 +91,7 @@ def test_default_ngram_fits_its_training_text_far_better_than_a_unigram(world_te
 
 
 def test_word2vec_on_tiny_shakespeare_answers_words(shakespeare, tmp_path):
-    # One file and no val split (the file is one document): --eval_iters 0. One epoch keeps the test short.
+    # One epoch and no val loss keep the test short.
     out = tmp_path / "w2v"
     assert main(["train", "--model", "word2vec", "--text", str(shakespeare), "--out", str(out), "--epochs", "1",
                  "--eval_iters", "0", "--no-progress"]) == 0

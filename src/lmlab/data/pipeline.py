@@ -15,6 +15,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import sys
+import warnings
 from collections import deque
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
@@ -25,7 +26,7 @@ import numpy as np
 from lmlab.data.dedup import DEDUP_MODES, make_deduplicator
 from lmlab.data.reading import ERROR_MODES, Document, SourceFile, iter_documents
 from lmlab.data.shards import DTYPES, ShardWriter, check_replaceable, dtype_for_vocab
-from lmlab.data.split import split_mask, validation_count
+from lmlab.data.split import plan_split, validation_count
 from lmlab.errors import LmlabError
 from lmlab.tokenization import Tokenizer
 
@@ -42,6 +43,7 @@ def prepare(inputs: str | os.PathLike | Sequence[str | os.PathLike], tokenizer: 
             include: Sequence[str] | None = None, text_field: str = "text", split_blank_lines: bool = False,
             errors: str = "strict", vocab_size: int | None = None, numbers: str = "gpt2",
             workers: int | None = None, near_threshold: float = 0.8, special_tokens: Sequence[str] = (),
+            val_inputs: str | os.PathLike | Sequence[str | os.PathLike] | None = None,
             progress: bool = True) -> dict[str, Any]:
     """Read, deduplicate, split and tokenize a corpus into `out_dir` (train.bin, val.bin, tokenizer.json,
     manifest.json); returns the manifest.
@@ -54,9 +56,17 @@ def prepare(inputs: str | os.PathLike | Sequence[str | os.PathLike], tokenizer: 
     char and word tokenizers in worker processes. `dedup`: "none", "exact", or "near"
     (exact first, then MinHash near-duplicates at Jaccard ≥ `near_threshold`). An existing data dir at `out_dir`
     is replaced atomically, only once the new one is complete.
+
+    Validation split (recorded in the manifest as `split.by`): with `val_inputs` (files/dirs of the user's own
+    validation text), those documents are the val split and every input document is train ("val-files");
+    otherwise a seeded `val_fraction` of the documents ("documents"), unless there are too few documents for that
+    (fewer than 1 / val_fraction, e.g. one text file): then the last `val_fraction` of the text, cut at a line
+    boundary, is held out as nanoGPT does ("tail"), with a warning saying so.
     """
     # --- check every option before reading a byte -------------------------------------------------------------
     inputs = [inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs)  # read more than once
+    if val_inputs is not None:
+        val_inputs = [val_inputs] if isinstance(val_inputs, (str, os.PathLike)) else list(val_inputs)
     if dedup not in DEDUP_MODES:
         raise LmlabError(f"unknown dedup mode {dedup!r}: use one of {', '.join(DEDUP_MODES)}")
     if errors not in ERROR_MODES:
@@ -77,27 +87,40 @@ def prepare(inputs: str | os.PathLike | Sequence[str | os.PathLike], tokenizer: 
     exact = make_deduplicator("exact") if dedup in ("exact", "near") else None
     near = make_deduplicator("near", near_threshold=near_threshold) if dedup == "near" else None
     keep = bytearray()
+    from_val_files: list[bool] = []  # per kept document: read from val_inputs
+    kept_chars: list[int] = []  # per kept document: its length, for the tail split
     sources: list[SourceFile] = []
-    for doc in _progress(iter_documents(inputs, on_file=sources.append, **read_opts), progress,
-                         "reading + dedup", unit="doc"):
+    for is_val_file, doc in _progress(_read_inputs(inputs, val_inputs, on_file=sources.append, **read_opts),
+                                      progress, "reading + dedup", unit="doc"):
         dup = (exact is not None and exact.seen(doc.text)) or (near is not None and near.seen(doc.text))
         keep.append(0 if dup else 1)
+        if not dup:
+            from_val_files.append(is_val_file)
+            kept_chars.append(len(doc.text))
     n_kept = sum(keep)
-    is_val = split_mask(n_kept, val_fraction, seed)
+    split = plan_split(from_val_files if val_inputs is not None else None, kept_chars, val_fraction, seed)
+    if split.by == "tail":
+        warnings.warn(f"the corpus has only {n_kept} document(s), too few to hold out {val_fraction:.0%} of them; "
+                      f"the last {val_fraction:.0%} of the text is the validation split instead (give your own "
+                      "validation text with --val FILE, or more documents)", stacklevel=2)
+    elif val_inputs is not None and not any(from_val_files):
+        raise LmlabError(f"every document of the --val input(s) {', '.join(map(str, val_inputs))} also occurs in "
+                         "the training input(s), so dedup left no validation text; give other validation text")
 
-    def kept_documents(split: str | None = None) -> Iterator[tuple[str, Document]]:
-        """Second (and third) reads: the kept documents with their split, in reading order."""
+    def kept_documents(which: str | None = None) -> Iterator[tuple[str, Document]]:
+        """Second (and third) reads: the kept documents with their split, in reading order (the document that the
+        tail split cuts comes as its train part, then its val part)."""
         j = 0
         i = -1
-        for i, doc in enumerate(iter_documents(inputs, **read_opts)):
+        for i, (_, doc) in enumerate(_read_inputs(inputs, val_inputs, **read_opts)):
             if i >= len(keep):
                 break
             if not keep[i]:
                 continue
-            s = "val" if is_val[j] else "train"
+            for s, part in split.parts(j, doc):
+                if which is None or s == which:
+                    yield s, part
             j += 1
-            if split is None or s == split:
-                yield s, doc
         if i + 1 != len(keep):  # dedup and split decisions are per position: they only hold for the same stream
             raise LmlabError(f"the inputs changed while being prepared ({len(keep)} documents on the first read, "
                              f"{'more' if i + 1 > len(keep) else i + 1} on the next); run prepare again")
@@ -118,9 +141,9 @@ def prepare(inputs: str | os.PathLike | Sequence[str | os.PathLike], tokenizer: 
     parallel = _make_executor(tok, n_workers, total_bytes, explicit=workers is not None)
     with ShardWriter(out_dir, tok) as writer, parallel as (executor, encode):
         pending: deque = deque()
-        bar = _progress(None, progress, "tokenizing", total=n_kept, unit="doc")
-        for split, texts in _chunks(kept_documents()):
-            pending.append((split, len(texts), executor.submit(encode, texts)))
+        bar = _progress(None, progress, "tokenizing", total=n_kept + (split.by == "tail"), unit="doc")
+        for which, texts in _chunks(kept_documents()):
+            pending.append((which, len(texts), executor.submit(encode, texts)))
             # Bounded look-ahead: enough tasks to keep every worker busy, never the whole corpus.
             while len(pending) > 2 * n_workers:
                 _write_done(writer, pending.popleft(), bar)
@@ -131,6 +154,7 @@ def prepare(inputs: str | os.PathLike | Sequence[str | os.PathLike], tokenizer: 
             "created_by": f"lmlab {_version()}",
             "seed": seed,
             "val_fraction": val_fraction,
+            "split": split.to_dict(),
             "documents_read": len(keep),
             "dedup": {"mode": dedup, "exact_duplicates_removed": exact.removed if exact else 0,
                       "near_duplicates_removed": near.removed if near else 0,
@@ -141,6 +165,15 @@ def prepare(inputs: str | os.PathLike | Sequence[str | os.PathLike], tokenizer: 
                            if trained_here else {})},
         }
         return writer.commit(fields)
+
+
+def _read_inputs(inputs: list, val_inputs: list | None, **read_opts) -> Iterator[tuple[bool, Document]]:
+    """(from val_inputs?, document) for the documents of `inputs`, then those of `val_inputs`, in reading order."""
+    for doc in iter_documents(inputs, **read_opts):
+        yield False, doc
+    if val_inputs is not None:
+        for doc in iter_documents(val_inputs, **read_opts):
+            yield True, doc
 
 
 def resolve_tokenizer(spec: Tokenizer | str | os.PathLike) -> Tokenizer | str:

@@ -199,6 +199,9 @@ def load_manifest(data_dir: str | os.PathLike) -> dict[str, Any]:
     """Read and validate `DATA_DIR/manifest.json`; raises LmlabError when missing, unreadable or incomplete."""
     data_dir = Path(data_dir)
     path = data_dir / MANIFEST_NAME
+    if data_dir.is_file():
+        raise LmlabError(f"{data_dir} is a file, not a shard directory (made by `lmlab data prepare`); to train on "
+                         f"raw text, use --text {data_dir}")
     if not data_dir.is_dir():
         raise LmlabError(f"data dir not found: {data_dir}; "
                          f"make one with `lmlab data prepare INPUT... --out {data_dir}`")
@@ -228,8 +231,10 @@ def check_tokenizer(data_dir: str | os.PathLike, manifest: dict[str, Any], token
     want = manifest["tokenizer"]["fingerprint"]
     got = tokenizer if isinstance(tokenizer, str) else tokenizer.fingerprint
     if got != want:
-        raise LmlabError(f"shards in {data_dir} were made with tokenizer {want} but the model uses {got}; re-run "
-                         f"`lmlab data prepare INPUT... --tokenizer MODEL_TOKENIZER.json --out {data_dir}`")
+        raise LmlabError(f"shards in {data_dir} were made with tokenizer {want} but the model uses {got}; prepare "
+                         "the text again with the model's tokenizer into a new directory (`lmlab data prepare "
+                         "INPUT... --tokenizer RUN_DIR/tokenizer.json --out NEW_DIR`, leaving shards that other "
+                         "runs use alone) and pass --data NEW_DIR")
 
 
 def load_split(data_dir: str | os.PathLike, split: str = "train",

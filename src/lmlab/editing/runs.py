@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from lmlab.checkpoint import is_run_dir, load_run, read_run_config, save_run
+from lmlab.checkpoint import check_new_run_dir, is_run_dir, load_run, lock_run_dir, read_run_config, save_run
 from lmlab.editing.api import EditResult, edit
 from lmlab.editing.requests import as_requests
 from lmlab.editing.stats import DEFAULT_N_TOKENS
@@ -38,6 +38,7 @@ def check_out_dir(run_dir: str | os.PathLike, out: str | os.PathLike) -> Path:
                          "choose a new directory, e.g. --out runs/tiny-edited")
     if is_run_dir(dst):
         raise LmlabError(f"--out {out} already holds a run dir; choose a new directory or delete it first")
+    check_new_run_dir(dst, overwrite=False)  # a directory of someone else's files is never written into
     return dst
 
 
@@ -53,6 +54,15 @@ def edit_run(run_dir: str | os.PathLike, requests: Any, out: str | os.PathLike, 
     and after the edit ("completion_before", "completion_after", `max_new_tokens` tokens).
     """
     dst = check_out_dir(run_dir, out)
+    with lock_run_dir(dst, "lmlab edit"):
+        check_out_dir(run_dir, out)  # again under the lock: another edit may have finished into `out` meanwhile
+        return _edit_into(run_dir, requests, dst, method, layers=layers, stats_data=stats_data, n_tokens=n_tokens,
+                          cache_dir=cache_dir, device=device, completions=completions,
+                          max_new_tokens=max_new_tokens, progress=progress, **hparams)
+
+
+def _edit_into(run_dir, requests, dst: Path, method: str, *, layers, stats_data, n_tokens, cache_dir, device,
+               completions: int, max_new_tokens: int, progress: bool, **hparams) -> EditResult:
     reqs = as_requests(requests)
     run = load_run(run_dir, device=device)
     data = stats_data_of(run_dir, stats_data) if method in ("rome", "memit") else None

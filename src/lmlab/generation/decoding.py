@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import math
 from dataclasses import dataclass, field
 from typing import Iterator
 
@@ -116,8 +117,8 @@ def _prepare_prompts(model, tokenizer: Tokenizer, prompts: list[str | list[int]]
 
 
 def _check_options(temperature: float, top_k: int | None, top_p: float | None, num_beams: int) -> None:
-    if temperature < 0:
-        raise LmlabError(f"temperature must be ≥ 0 (0 = greedy), got {temperature}")
+    if not 0 <= temperature < math.inf:  # also refuses nan, for which every comparison is False
+        raise LmlabError(f"temperature must be a finite number ≥ 0 (0 = greedy), got {temperature}")
     if top_k is not None and top_k < 1:
         raise LmlabError(f"top_k must be ≥ 1, got {top_k}")
     if top_p is not None and not 0 < top_p <= 1:
@@ -282,12 +283,34 @@ def _decode_steps(tokenizer: Tokenizer, prompt_ids: list[list[int]], logits: tor
         logits = advance(nxt, step)
 
 
+def releasable_length(text: str, emitted: int, stop: list[str]) -> int:
+    """How much of the new text decoded so far can be shown to a reader who already has text[:emitted]: all of it,
+    less a tail that ends in an incomplete UTF-8 character (decoded as U+FFFD; byte-level BPE splits characters
+    across tokens) or that could still grow into one of the `stop` strings. Never less than `emitted`."""
+    safe = len(text)
+    while safe > emitted and text[safe - 1] == "\ufffd":  # incomplete UTF-8 at the end: wait
+        safe -= 1
+    for s in stop:  # keep back a tail that may still grow into a stop string
+        for k in range(min(len(s) - 1, safe - emitted), 0, -1):
+            if text[safe - k:safe] == s[:k]:
+                safe -= k
+                break
+    return max(safe, emitted)
+
+
+def finished_text(tokenizer: Tokenizer, prompt_ids: list[int], tokens: list[int], finish_reason: str,
+                  stop: list[str]) -> str:
+    """The final new text of a row that ended with `finish_reason` ("eos" | "stop" | "length"): without the final
+    <eos>, cut just before the earliest stop string (the convention of `generate`)."""
+    return _finish_text(tokenizer, _Row(prompt_ids, tokens, reason=finish_reason), stop)
+
+
 def _prompt_text(tokenizer: Tokenizer, prompt: str | list[int]) -> str:
     return prompt if isinstance(prompt, str) else tokenizer.decode(prompt)
 
 
 def _finish_text(tokenizer: Tokenizer, row: _Row, stop: list[str]) -> str:
-    if row.reason == "stop":
+    if row.reason == "stop" and row.text:
         return row.text
     body = row.tokens[:-1] if row.reason == "eos" else row.tokens
     text = new_text(tokenizer, row.prompt_ids, body)
@@ -440,14 +463,7 @@ def stream(model, tokenizer: Tokenizer, prompt: str, **options) -> Iterator[str]
                 if rows[0].done or len(rows[0].tokens) == max_new_tokens:
                     break
             text = new_text(tokenizer, ids[0], rows[0].tokens)
-            safe = len(text)
-            while safe > emitted and text[safe - 1] == "\ufffd":  # incomplete UTF-8 at the end: wait
-                safe -= 1
-            for s in stop_list:  # keep back a tail that may still grow into a stop string
-                for k in range(min(len(s) - 1, safe - emitted), 0, -1):
-                    if text[safe - k:safe] == s[:k]:
-                        safe -= k
-                        break
+            safe = releasable_length(text, emitted, stop_list)
             if safe > emitted:
                 yield text[emitted:safe]
                 emitted = safe

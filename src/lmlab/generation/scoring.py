@@ -68,7 +68,7 @@ def token_logprobs(model, tokens: np.ndarray | torch.Tensor | Sequence[int], *, 
     block = block_size or model.config.block_size
     if block > model.config.block_size:
         raise LmlabError(f"block_size {block} exceeds the model's context of {model.config.block_size}")
-    stride = stride or block
+    stride = block if stride is None else stride
     if not 1 <= stride <= block:
         raise LmlabError(f"stride must be between 1 and block_size ({block}), got {stride}")
     arr = tokens.cpu().numpy() if isinstance(tokens, torch.Tensor) else np.asarray(tokens)
@@ -190,6 +190,28 @@ def score_continuations(model, tokenizer: Tokenizer, pairs: Sequence[tuple[str, 
             for i, start, n in spans:
                 results[i] = (float(token_lp[start:start + n].sum()), bool(hit[start:start + n].all()))
     return results
+
+
+def prompt_logprobs(model, ids: Sequence[int], top: int = 0) -> tuple[list[float], list[list[tuple[int, float]]]]:
+    """For a sequence of n token ids that fits the model's context: log p(ids[i] | ids[<i]) for i = 1..n-1 (nats,
+    n-1 values, as `token_logprobs`), and at each of those positions the `top` most likely (id, log-prob)
+    alternatives, most likely first (empty lists when top=0). What an OpenAI-style `echo` with `logprobs` returns
+    for the prompt."""
+    if len(ids) > model.config.block_size:
+        raise LmlabError(f"{len(ids)} tokens do not fit the model's context of {model.config.block_size}")
+    if len(ids) < 2:
+        return [], []
+    device = next(model.parameters()).device
+    with eval_mode(model):
+        logits, _ = model(torch.tensor([list(ids)], device=device))
+        lp = logits[0, :-1].float().log_softmax(-1)  # (n-1, V)
+        target = torch.tensor(list(ids[1:]), device=lp.device)
+        chosen = lp.gather(-1, target[:, None]).squeeze(-1).tolist()
+        alternatives: list[list[tuple[int, float]]] = [[] for _ in chosen]
+        if top:
+            values, indices = lp.topk(min(top, lp.shape[-1]), dim=-1)
+            alternatives = [list(zip(i, v)) for i, v in zip(indices.tolist(), values.tolist())]
+    return chosen, alternatives
 
 
 def score_continuation(model, tokenizer: Tokenizer, context: str, continuation: str) -> tuple[float, bool]:

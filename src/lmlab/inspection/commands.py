@@ -135,6 +135,8 @@ def locate(run_dir: str | os.PathLike, out: str | os.PathLike, *, prompt: str | 
         raise LmlabError("--window must be at least 1 layer")
     run = _load(run_dir, device)
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise LmlabError(f"--out {out} is a file; locate writes a directory (causal_trace.json and plots)")
     out.mkdir(parents=True, exist_ok=True)
     if prompt is not None:
         if subject is None:

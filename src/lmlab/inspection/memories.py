@@ -54,7 +54,7 @@ def value_top_tokens(model: nn.Module, layer: int, chunk: int = 512) -> torch.Te
 
 
 def _promoted(model, tokenizer, layer, keys, n_tokens) -> list[list[dict[str, Any]]]:
-    scores = value_scores(model, layer, keys)
+    scores = value_scores(model, layer, keys)[:, :tokenizer.vocab_size]  # not the rows a padded vocab adds
     top = scores.topk(min(n_tokens, scores.shape[-1]), dim=-1)
     return [[{"token": tokenizer.decode([int(t)]), "id": int(t), "score": float(s)} for s, t in zip(vs, ts)]
             for vs, ts in zip(top.values, top.indices)]
@@ -62,15 +62,20 @@ def _promoted(model, tokenizer, layer, keys, n_tokens) -> list[list[dict[str, An
 
 @torch.no_grad()
 def top_memories(model: nn.Module, tokenizer: Tokenizer, prompt: str, *, top_k: int = 10,
-                 layers: int | Sequence[int] | None = None, position: int = -1, n_tokens: int = 5) -> dict[str, Any]:
-    """The top_k keys of each layer by coefficient m_i at token `position` of `prompt` (default the last), with
-    the n_tokens tokens each value promotes most (E·v_i). JSON-ready:
+                 layers: int | Sequence[int] | None = None, position: int = -1, n_tokens: int = 5,
+                 rank: str = "coefficient") -> dict[str, Any]:
+    """The top_k keys of each layer at token `position` of `prompt` (default the last), with the n_tokens tokens
+    each value promotes most (E·v_i). rank: "coefficient" (largest m_i) or "contribution" (largest |m_i|·‖v_i‖,
+    the size of the sub-update m_i·v_i the memory adds to the residual stream, as LM-Debugger ranks them).
+    JSON-ready:
 
         {"prompt", "tokens", "position", "layers": [{"layer", "keys": [{"key", "coefficient", "value_norm",
-         "promotes": [{"token", "id", "score"}]}]}]}
+         "contribution", "promotes": [{"token", "id", "score"}]}]}]}
     """
     if top_k < 1 or n_tokens < 1:
         raise LmlabError("--top-k must be at least 1")
+    if rank not in ("coefficient", "contribution"):
+        raise LmlabError(f"rank must be 'coefficient' or 'contribution', got {rank!r}")
     ids = encode_prompt(tokenizer, prompt, model.config.block_size)
     if not -len(ids) <= position < len(ids):
         raise LmlabError(f"position {position} is outside the prompt's {len(ids)} tokens")
@@ -79,12 +84,40 @@ def top_memories(model: nn.Module, tokenizer: Tokenizer, prompt: str, *, top_k: 
     out = []
     for l in layers:
         m = cache[f"blocks.{l}.mlp.post"][0, position].float()
-        coef, keys = m.topk(min(top_k, m.shape[0]))
-        norms = value_vectors(model, l)[keys].float().norm(dim=-1)
+        all_norms = value_vectors(model, l).float().norm(dim=-1)
+        score = m if rank == "coefficient" else m.abs() * all_norms
+        keys = score.topk(min(top_k, m.shape[0])).indices
+        coef, norms = m[keys], all_norms[keys]
         promoted = _promoted(model, tokenizer, l, keys, n_tokens)
         out.append({"layer": l, "keys": [{"key": int(k), "coefficient": float(c), "value_norm": float(n),
-                                          "promotes": p} for k, c, n, p in zip(keys, coef, norms, promoted)]})
+                                          "contribution": abs(float(c)) * float(n), "promotes": p}
+                                         for k, c, n, p in zip(keys, coef, norms, promoted)]})
     return {"prompt": prompt, "tokens": token_labels(tokenizer, ids), "position": position % len(ids), "layers": out}
+
+
+def memory_hooks(model: nn.Module, changes: Sequence[tuple[int, int, float]]) -> dict[str, Any]:
+    """Hooks (for `hooked` / `run_with_hooks`) that set the coefficient m_i of memory (layer, key) to `value` at
+    every position: value 0 switches the memory off, a large value promotes what its value vector writes.
+    changes: [(layer, key, value)]. Returns {"blocks.{l}.mlp.post": fn}; LmlabError for a layer or key out of
+    range."""
+    by_layer: dict[int, list[tuple[int, float]]] = {}
+    for layer, key, value in changes:
+        l, = check_layers(model, [int(layer)])
+        hidden = value_vectors(model, l).shape[0]
+        if not 0 <= int(key) < hidden:
+            raise LmlabError(f"memory {key} is out of range: layer {l} has {hidden} memories (0..{hidden - 1})")
+        by_layer.setdefault(l, []).append((int(key), float(value)))
+
+    def setter(pairs: list[tuple[int, float]]):
+        keys = torch.tensor([k for k, _ in pairs])
+        values = torch.tensor([v for _, v in pairs])
+
+        def fn(activation: torch.Tensor, name: str) -> torch.Tensor:
+            out = activation.clone()
+            out[..., keys.to(out.device)] = values.to(out.device, out.dtype)
+            return out
+        return fn
+    return {f"blocks.{l}.mlp.post": setter(pairs) for l, pairs in by_layer.items()}
 
 
 @dataclass

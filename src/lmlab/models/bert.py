@@ -48,7 +48,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from lmlab.errors import LmlabError
-from lmlab.models.config_dict import ConfigDictMixin
+from lmlab.models.config_dict import ConfigDictMixin, check_sizes
 from lmlab.models.gpt import GPT, Block, GPTConfig
 
 NORM_POSITIONS = ("pre", "post")
@@ -90,10 +90,8 @@ class BERTConfig(ConfigDictMixin):
     pad_id: int = 0              # <pad>: right padding of batched inputs; never attended to, never masked
 
     def __post_init__(self) -> None:
-        for name in ("vocab_size", "n_layer", "n_head", "n_embd", "block_size", "mlp_ratio", "type_vocab_size"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise LmlabError(f"BERT config: {name} must be a positive integer, got {value!r}")
+        check_sizes("BERT config", self, "vocab_size", "n_layer", "n_head", "n_embd", "block_size", "mlp_ratio",
+                    "type_vocab_size")
         if self.n_embd % self.n_head:
             raise LmlabError(f"BERT config: n_embd={self.n_embd} is not divisible by n_head={self.n_head}")
         if self.norm_position not in NORM_POSITIONS:

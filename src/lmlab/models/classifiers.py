@@ -41,7 +41,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from lmlab.errors import LmlabError
-from lmlab.models.config_dict import ConfigDictMixin
+from lmlab.models.config_dict import ConfigDictMixin, check_sizes
 from lmlab.models.bert import BERT, BERTConfig
 from lmlab.models.gpt import GPT, GPTConfig
 
@@ -76,13 +76,6 @@ class LabelSpec(ConfigDictMixin):
         return len(self.label_names)
 
 
-def _positive(cfg: Any, *names: str) -> None:
-    for name in names:
-        value = getattr(cfg, name)
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise LmlabError(f"{type(cfg).__name__}: {name} must be a positive integer, got {value!r}")
-
-
 @dataclass
 class BOWConfig(LabelSpec):
     """Bag-of-words linear classifier (type `bow`)."""
@@ -93,7 +86,7 @@ class BOWConfig(LabelSpec):
 
     def __post_init__(self) -> None:
         self._check_labels()
-        _positive(self, "vocab_size", "block_size")
+        check_sizes(type(self).__name__, self, "vocab_size", "block_size")
         if self.pooling not in ("mean", "sum"):
             raise LmlabError(f"BOWConfig: pooling must be mean or sum, got {self.pooling!r}")
 
@@ -113,7 +106,7 @@ class LSTMClassifierConfig(LabelSpec):
 
     def __post_init__(self) -> None:
         self._check_labels()
-        _positive(self, "vocab_size", "block_size", "n_embd", "n_hidden", "n_layer")
+        check_sizes(type(self).__name__, self, "vocab_size", "block_size", "n_embd", "n_hidden", "n_layer")
         if self.pooling not in POOLINGS:
             raise LmlabError(f"LSTMClassifierConfig: pooling must be one of {POOLINGS}, got {self.pooling!r}")
         if not 0.0 <= float(self.dropout) < 1.0:

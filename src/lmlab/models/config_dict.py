@@ -29,3 +29,22 @@ class ConfigDictMixin:
             raise LmlabError(f"unknown {cls.__dict__.get('config_label') or cls.__name__} key(s) {unknown}; "
                              f"valid keys: {sorted(known)}")
         return cls(**d)
+
+
+# Sizes no config of a model lmlab can load needs, checked before anything is allocated: a hand-edited or hostile
+# config.json (n_layer 10⁹, n_embd 10⁶) must be refused, not take the machine's memory or minutes of building.
+MAX_LAYERS = 1024
+MAX_SIZE = 1 << 24
+
+
+def check_sizes(label: str, cfg: Any, *names: str) -> None:
+    """LmlabError unless each named field of `cfg` is an integer in [1, MAX_SIZE] (layer counts — fields whose
+    name holds "layer" — in [1, MAX_LAYERS]). `label` names the config in the message ("GPT config")."""
+    for name in names:
+        value = getattr(cfg, name)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise LmlabError(f"{label}: {name} must be a positive integer, got {value!r}")
+        limit = MAX_LAYERS if "layer" in name else MAX_SIZE
+        if value > limit:
+            raise LmlabError(f"{label}: {name}={value} is larger than any model lmlab can build ({limit}); "
+                             "the config is damaged or not meant for this tool")

@@ -44,7 +44,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from lmlab.errors import LmlabError
-from lmlab.models.config_dict import ConfigDictMixin
+from lmlab.models.config_dict import ConfigDictMixin, check_sizes
 
 POS_EMBEDDINGS = ("learned", "sinusoidal", "rotary")
 NORM_POSITIONS = ("pre", "post")
@@ -77,10 +77,7 @@ class GPTConfig(ConfigDictMixin):
                                  # q and k carry no position, so those channels match on content alone
 
     def __post_init__(self) -> None:
-        for name in ("n_layer", "n_head", "n_embd", "block_size", "vocab_size", "mlp_ratio"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise LmlabError(f"model config: {name} must be a positive integer, got {value!r}")
+        check_sizes("model config", self, "n_layer", "n_head", "n_embd", "block_size", "vocab_size", "mlp_ratio")
         if self.n_embd % self.n_head:
             raise LmlabError(f"model config: n_embd={self.n_embd} is not divisible by n_head={self.n_head}")
         if self.pos_embedding not in POS_EMBEDDINGS:

@@ -39,7 +39,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from lmlab.errors import LmlabError
-from lmlab.models.config_dict import ConfigDictMixin
+from lmlab.models.config_dict import ConfigDictMixin, check_sizes
 
 
 # ========================================================================================================= config ===
@@ -61,10 +61,7 @@ class LSTMConfig(ConfigDictMixin):
     carry_state: bool = False    # truncated BPTT: carry (h, c) across consecutive training batches (lstm only)
 
     def __post_init__(self) -> None:
-        for name in ("vocab_size", "n_embd", "n_hidden", "n_layer", "block_size"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise LmlabError(f"LSTM config: {name} must be a positive integer, got {value!r}")
+        check_sizes("LSTM config", self, "vocab_size", "n_embd", "n_hidden", "n_layer", "block_size")
         if not isinstance(self.proj_size, int) or self.proj_size < 0:
             raise LmlabError(f"LSTM config: proj_size must be 0 (none) or a positive integer, got {self.proj_size!r}")
         if not 0.0 <= float(self.dropout) < 1.0:

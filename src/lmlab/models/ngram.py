@@ -51,7 +51,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from lmlab.errors import LmlabError
-from lmlab.models.config_dict import ConfigDictMixin
+from lmlab.models.config_dict import ConfigDictMixin, check_sizes
 
 MAX_ORDER = 5
 FALLBACK_DISCOUNTS = (0.5, 1.0, 1.5)
@@ -71,10 +71,7 @@ class NGramConfig(ConfigDictMixin):
     table_sizes: list[int] = field(default_factory=list)  # n-grams stored per order, set by fitting (not by hand)
 
     def __post_init__(self) -> None:
-        for name in ("vocab_size", "order", "block_size"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise LmlabError(f"n-gram config: {name} must be a positive integer, got {value!r}")
+        check_sizes("n-gram config", self, "vocab_size", "order", "block_size")
         if not 1 <= self.order <= MAX_ORDER:
             raise LmlabError(f"n-gram config: order must be between 1 and {MAX_ORDER}, got {self.order}")
         self.table_sizes = [int(n) for n in self.table_sizes]

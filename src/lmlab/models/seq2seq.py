@@ -47,7 +47,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from lmlab.errors import LmlabError
-from lmlab.models.config_dict import ConfigDictMixin
+from lmlab.models.config_dict import ConfigDictMixin, check_sizes
 from lmlab.models.gpt import GPT, Block, GPTConfig, KVCache, sinusoidal_table
 
 OBJECTIVES = ("translation", "span_corruption")
@@ -93,10 +93,8 @@ class Seq2SeqConfig(ConfigDictMixin):
                                   # span_corruption: <sentinel0>, <sentinel1>, ... in order
 
     def __post_init__(self) -> None:
-        for name in ("vocab_size", "n_enc_layer", "n_dec_layer", "n_head", "n_embd", "block_size", "mlp_ratio"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise LmlabError(f"seq2seq config: {name} must be a positive integer, got {value!r}")
+        check_sizes("seq2seq config", self, "vocab_size", "n_enc_layer", "n_dec_layer", "n_head", "n_embd",
+                    "block_size", "mlp_ratio")
         if self.n_embd % self.n_head:
             raise LmlabError(f"seq2seq config: n_embd={self.n_embd} is not divisible by n_head={self.n_head}")
         if self.block_size < 2:

@@ -80,6 +80,12 @@ class Tokenizer(ABC):
     def from_dict(cls, d: dict[str, Any]) -> "Tokenizer":
         """Inverse of `to_dict`."""
 
+    def to_hf_tokenizer(self) -> Any:
+        """This tokenizer as a standalone Hugging Face `tokenizers.Tokenizer`: the same ids as `encode` for every
+        text (special-token strings included) and the same text from `decode` — what `lmlab export hf` writes as
+        tokenizer.json. Kinds whose rules those components cannot express raise LmlabError saying why."""
+        raise LmlabError(f"a {self.kind} tokenizer has no Hugging Face `tokenizers` equivalent")
+
     # --- shared behaviour -----------------------------------------------------------------------------------------
     @property
     def eos_id(self) -> int:

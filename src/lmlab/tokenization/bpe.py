@@ -176,6 +176,11 @@ class BPETokenizer(Tokenizer):
         hf.add_special_tokens(new)
         return BPETokenizer(hf, self.numbers, self._specials + new, roles=self._roles)
 
+    def to_hf_tokenizer(self) -> HFTokenizer:
+        """A copy of the underlying Hugging Face tokenizer: it already is the whole pipeline (pre-tokenizer regex of
+        the number policy, byte-level alphabet, merges, special tokens as added tokens, byte-level decoder)."""
+        return HFTokenizer.from_str(self._hf.to_str())
+
     @property
     def hf_tokenizer(self) -> HFTokenizer:
         """The underlying Hugging Face tokenizer (for tools that want it; do not modify it)."""

@@ -113,6 +113,19 @@ class CharTokenizer(TableTokenizer):
         """The vocabulary's characters in id order."""
         return list(self._chars)
 
+    def to_hf_tokenizer(self):
+        """The same mapping in Hugging Face `tokenizers`: a BPE model with this vocabulary and no merges splits text
+        into characters; an unknown character becomes its `<0xXX>` byte tokens (BPE's byte_fallback, whose token
+        names are ours) or `<unk>`; special tokens are added tokens; the decoder joins byte runs as UTF-8."""
+        from tokenizers import Tokenizer as HFTokenizer
+        from tokenizers import decoders, models
+
+        vocab = {t: i for i, t in enumerate(self._id_to_tok)}
+        hf = HFTokenizer(models.BPE(vocab=vocab, merges=[], unk_token="<unk>", byte_fallback=self.byte_fallback))
+        hf.add_special_tokens(self._specials)  # already in the vocabulary: they keep their ids, never split
+        hf.decoder = decoders.Sequence([decoders.ByteFallback(), decoders.Fuse()])
+        return hf
+
     def to_dict(self) -> dict[str, Any]:
         return {"special_tokens": self._specials, "byte_fallback": self.byte_fallback, "chars": self._chars}
 

@@ -19,6 +19,7 @@ import re
 from collections import Counter
 from typing import Any, Iterable
 
+from lmlab.errors import LmlabError
 from lmlab.tokenization.base import TableTokenizer, check_special_tokens, special_splitter, user_special_tokens
 
 GLUE = "<glue>"
@@ -142,6 +143,14 @@ class WordTokenizer(TableTokenizer):
             parts.append(tok)
             prev = i
         return "".join(parts)
+
+    def to_hf_tokenizer(self):
+        """Refused: whether `encode` writes a whitespace or `<glue>` token depends on the neighbouring tokens (the
+        implicit-space rule), which no Hugging Face `tokenizers` component (normalizer, pre-tokenizer, model,
+        post-processor) can decide."""
+        raise LmlabError("a word tokenizer cannot be written as a Hugging Face tokenizer: its implicit single "
+                         "spaces and <glue> tokens depend on the neighbouring words, which no `tokenizers` component "
+                         "can express; train the model with a bpe (or char) tokenizer to export it")
 
     def to_dict(self) -> dict[str, Any]:
         return {"special_tokens": self._specials, "words": self._words}

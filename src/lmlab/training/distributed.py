@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from lmlab.devices import resolve_device
 from lmlab.errors import LmlabError
 
 
@@ -46,28 +47,10 @@ class DistContext:
         return self.world_size > 1
 
 
-def resolve_device(name: str = "auto", local_rank: int = 0) -> torch.device:
-    """'auto' | 'cpu' | 'cuda' | 'cuda:N' | 'mps' → torch.device; 'auto' prefers CUDA, then MPS, then CPU.
-
-    Under torchrun, 'auto'/'cuda' mean this process's own GPU, cuda:LOCAL_RANK.
-    """
-    if name == "auto":
-        if torch.cuda.is_available():
-            name = "cuda"
-        elif getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            name = "mps"
-        else:
-            name = "cpu"
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise LmlabError(f"device {name!r} asked for, but this machine has no usable CUDA GPU; use --device cpu")
-        index = int(name.split(":", 1)[1]) if ":" in name else local_rank
-        if index >= torch.cuda.device_count():
-            raise LmlabError(f"device cuda:{index} does not exist (this machine has {torch.cuda.device_count()} GPUs)")
-        return torch.device("cuda", index)
-    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise LmlabError("device 'mps' asked for, but MPS is not available here; use --device cpu")
-    return torch.device(name)
+def launch_rank() -> int:
+    """This process's rank as torchrun set it (0 without torchrun), known before the process group exists: for
+    work done once per job before training starts (preparing data, locking the run dir, printing)."""
+    return int(os.environ.get("RANK", "0"))
 
 
 def setup_distributed(device: str = "auto") -> DistContext:

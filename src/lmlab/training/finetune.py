@@ -19,7 +19,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from lmlab.checkpoint import TRAIN_STATE_NAME, WEIGHTS_NAME, load_run
+from lmlab.checkpoint import check_new_run_dir, load_run, lock_run_dir
 from lmlab.data import split_mask
 from lmlab.data.labelled import SENTIMENT_LABELS, read_labelled
 from lmlab.data.shards import DTYPES, ShardWriter, dtype_for_vocab
@@ -85,9 +85,16 @@ def finetune(out_dir: str | os.PathLike, *, run_dir: str | os.PathLike | None = 
         raise LmlabError(f"--model {model} trains a fresh classifier; leave out RUN_DIR (or use --model gpt|bert)")
     if run_dir is not None and out_dir.resolve() == Path(run_dir).resolve():
         raise LmlabError("--out must be a new directory: the source run dir is never modified")
-    if ((out_dir / TRAIN_STATE_NAME).exists() or (out_dir / WEIGHTS_NAME).exists()) and not overwrite:
-        raise LmlabError(f"{out_dir} already holds a trained run; choose another --out or pass --overwrite")
     overrides = parse_override_args(overrides) if isinstance(overrides, list) else dict(overrides or {})
+    check_new_run_dir(out_dir, overwrite)
+    with lock_run_dir(out_dir, "lmlab finetune"):
+        check_new_run_dir(out_dir, overwrite)  # again under the lock: another run may have finished there
+        return _finetune(out_dir, run_dir=run_dir, model=model, task=task, data=data, val_data=val_data,
+                         tokenizer=tokenizer, overrides=overrides, progress=progress)
+
+
+def _finetune(out_dir: Path, *, run_dir, model: str, task: str, data, val_data, tokenizer: str,
+              overrides: dict[str, Any], progress: bool) -> TrainResult:
 
     # --- labelled examples ---------------------------------------------------------------------------------------
     train_set = read_labelled(data, label_names=TASKS[task])

@@ -6,6 +6,7 @@ model, a tokenizer and the two configs, then calls `lmlab.training.loop.train`.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import re
@@ -14,7 +15,7 @@ from typing import Any, Callable, Sequence
 
 import torch
 
-from lmlab.checkpoint import TOKENIZER_NAME, TRAIN_STATE_NAME, WEIGHTS_NAME, read_run_config
+from lmlab.checkpoint import TOKENIZER_NAME, TRAIN_STATE_NAME, check_new_run_dir, lock_run_dir, read_run_config
 from lmlab.data import load_tokenizer_of, prepare
 from lmlab.errors import LmlabError
 from lmlab.models.presets import get_preset
@@ -23,6 +24,7 @@ from lmlab.models.registry import build_config, build_model, default_preset, get
 from lmlab.tokenization import Tokenizer
 from lmlab.training.config import TrainConfig, load_config_file, parse_override_args, resolve_configs, \
     train_preset
+from lmlab.training.distributed import launch_rank
 from lmlab.training.loop import TrainResult, train
 
 DEFAULT_PRESET = "tiny"  # the GPT's; other model types have their own (lmlab.models.registry.default_preset)
@@ -30,7 +32,8 @@ DEFAULT_TOKENIZER = "bpe"  # what --text trains unless the model type asks for a
 
 
 def train_run(out_dir: str | os.PathLike, *, data_dir: str | os.PathLike | None = None,
-              text: Sequence[str | os.PathLike] | None = None, tokenizer: Tokenizer | str | None = None,
+              text: Sequence[str | os.PathLike] | None = None,
+              val_text: Sequence[str | os.PathLike] | None = None, tokenizer: Tokenizer | str | None = None,
               preset: str | None = None, model_type: str | None = None, config_file: str | os.PathLike | None = None,
               overrides: dict[str, Any] | list[str] | None = None, resume: bool = False, overwrite: bool = False,
               progress: bool = True, on_eval: Callable | None = None) -> TrainResult:
@@ -38,14 +41,30 @@ def train_run(out_dir: str | os.PathLike, *, data_dir: str | os.PathLike | None 
 
     Data: `data_dir` (token shards from `lmlab.data.prepare`) or `text` (files/dirs, prepared into OUT/data with
     `tokenizer`: a Tokenizer, a tokenizer JSON path, or a kind "char" | "word" | "bpe"; default: the model type's
-    `default_tokenizer`, "word" for the word-vector models cooc/ppmi/word2vec, else "bpe").
+    `default_tokenizer`, "word" for the word-vector models cooc/ppmi/word2vec, else "bpe"; `val_text`: the user's own
+    validation files, else 10% of the documents — or of the text, for one file — is held out).
     Settings: preset (default: "tiny" for the GPT, the type's default preset otherwise; TrainConfig's defaults for a
     type without presets) < config_file (JSON/YAML) < overrides ({key: value} or ['--key', 'value']).
     The model's vocab_size defaults to the tokenizer's. resume=True continues the run in `out_dir` (its saved
     settings, with training settings from config_file/overrides on top, e.g. a larger max_iters); without it an
-    existing run in `out_dir` is an error unless overwrite=True.
+    existing run in `out_dir` is an error unless overwrite=True. The run dir is locked while this runs: a second
+    writer on the same `out_dir` gets an error naming this process.
     """
     out_dir = Path(out_dir)
+    if not resume:  # before locking too: the lock file is never written into a directory of someone else's files
+        check_new_run_dir(out_dir, overwrite)
+    # Under torchrun only rank 0 writes the run dir, so only it takes the lock (the other ranks would be refused).
+    lock = lock_run_dir(out_dir, "lmlab train") if launch_rank() == 0 else contextlib.nullcontext()
+    with lock:
+        if not resume:  # checked under the lock: a run that finished meanwhile is seen
+            check_new_run_dir(out_dir, overwrite)
+        return _train_run(out_dir, data_dir=data_dir, text=text, val_text=val_text, tokenizer=tokenizer,
+                          preset=preset, model_type=model_type, config_file=config_file, overrides=overrides,
+                          resume=resume, overwrite=overwrite, progress=progress, on_eval=on_eval)
+
+
+def _train_run(out_dir: Path, *, data_dir, text, val_text, tokenizer, preset, model_type, config_file, overrides,
+               resume: bool, overwrite: bool, progress: bool, on_eval) -> TrainResult:
     if isinstance(overrides, list):
         overrides = parse_override_args(overrides)
     overrides = dict(overrides or {})
@@ -55,10 +74,6 @@ def train_run(out_dir: str | os.PathLike, *, data_dir: str | os.PathLike | None 
         return _resume(out_dir, data_dir=data_dir, config_file=config_file, overrides=overrides,
                        progress=progress, on_eval=on_eval)
 
-    if (out_dir / TRAIN_STATE_NAME).exists() or (out_dir / WEIGHTS_NAME).exists():
-        if not overwrite:
-            raise LmlabError(f"{out_dir} already holds a trained run; continue it with --resume, start over with "
-                             "--overwrite, or choose another --out")
     file_values = load_config_file(config_file) if config_file is not None else {}
     preset = preset or file_values.get("preset")
     # A preset registered by another model type (e.g. lstm-tiny, ngram3) implies that type.
@@ -76,6 +91,9 @@ def train_run(out_dir: str | os.PathLike, *, data_dir: str | os.PathLike | None 
         raise LmlabError("give either --data DATA_DIR (prepared shards) or --text FILE... (raw text), not both")
     if data_dir is None and text is None:
         raise LmlabError("no training data: give --data DATA_DIR (from `lmlab data prepare`) or --text FILE...")
+    if val_text is not None and text is None:
+        raise LmlabError("--val goes with --text (validation text prepared beside it); shards in --data already "
+                         "hold their val split")
     if text is not None:
         kind_or_tok = tokenizer if tokenizer is not None else \
             getattr(get_model_type(model_type)[1], "default_tokenizer", DEFAULT_TOKENIZER)
@@ -83,7 +101,8 @@ def train_run(out_dir: str | os.PathLike, *, data_dir: str | os.PathLike | None 
         trains_vocab = isinstance(kind_or_tok, str) and kind_or_tok in ("bpe", "word")
         data_dir = out_dir / "data"
         prepare(list(text), kind_or_tok, data_dir, vocab_size=int(vocab) if (vocab and trains_vocab) else None,
-                special_tokens=needed_specials if isinstance(kind_or_tok, str) else (), progress=progress)
+                special_tokens=needed_specials if isinstance(kind_or_tok, str) else (), progress=progress,
+                val_inputs=list(val_text) if val_text is not None else None)
         tok = load_tokenizer_of(data_dir)
     else:
         data_dir = Path(data_dir)

@@ -11,16 +11,12 @@ import torch
 import torch.nn as nn
 
 from lmlab.errors import LmlabError
+from lmlab.models.config_dict import check_sizes
 
 
 def check_common(cfg) -> None:
     """Raise LmlabError for nonsense in the fields every embedding config has."""
-    if cfg.vocab_size < 1:
-        raise LmlabError(f"vocab_size must be ≥ 1 (got {cfg.vocab_size})")
-    if cfg.dim < 1:
-        raise LmlabError(f"dim must be ≥ 1 (got {cfg.dim})")
-    if cfg.window < 1:
-        raise LmlabError(f"window must be ≥ 1 (got {cfg.window})")
+    check_sizes(type(cfg).__name__, cfg, "vocab_size", "dim", "window", "block_size")
     if cfg.block_size < 2:
         raise LmlabError(f"block_size must be ≥ 2 (got {cfg.block_size})")
 

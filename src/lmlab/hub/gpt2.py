@@ -1,33 +1,37 @@
-"""Hugging Face GPT-2 checkpoints ↔ lmlab run dirs, from and to local files only (nothing is downloaded).
+"""Hugging Face GPT-2 checkpoints ↔ lmlab: importing a local GPT-2 directory as a run dir, and the GPT-2 half of
+`lmlab export hf` (config.json keys and tensor names; nothing is downloaded).
 
 An HF GPT-2 directory holds `config.json`, `model.safetensors` (or `pytorch_model.bin`), `vocab.json` and
-`merges.txt`. Our GPT with learned positions, tanh-GELU, pre-LN, biases and tied embeddings is the same network;
-only names differ (`transformer.h.{i}` ↔ `blocks.{i}`) and HF's `Conv1D` layers store weights as (in, out), the
-transpose of `nn.Linear`'s (out, in).
+`merges.txt`. Our GPT with learned positions, pre-LN, biases and tied embeddings is the same network; only names
+differ (`transformer.h.{i}` ↔ `blocks.{i}`) and HF's `Conv1D` layers store weights as (in, out), the transpose of
+`nn.Linear`'s (out, in).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import pickle
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
-from lmlab.checkpoint import load_run, load_state, save_run
+from lmlab.checkpoint import load_state, save_run
 from lmlab.errors import LmlabError
 from lmlab.models.gpt import GPT, GPTConfig
-from lmlab.tokenization import BPETokenizer, Tokenizer
-from lmlab.utils import atomic_output, atomic_write_json, atomic_write_text
+from lmlab.tokenization import BPETokenizer
 
 # HF's Conv1D layers: weight stored as (in_features, out_features).
 _CONV1D = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
-# Both spell GELU with the tanh approximation; "gelu" (exact erf) would give slightly different logits.
-_TANH_GELU = ("gelu_new", "gelu_pytorch_tanh", "gelu_fast")
-_GPT2_EOT = "<|endoftext|>"
+# Our MLP nonlinearity → the name transformers' ACT2FN (GPT-2's `activation_function`, GPT-NeoX's `hidden_act`)
+# gives the same function. "gelu" in HF is the exact erf form, our "gelu_exact"; our "gelu" is the tanh form.
+HF_ACTIVATION = {"gelu": "gelu_new", "gelu_exact": "gelu", "relu": "relu", "silu": "silu"}
+# HF names read back on import: every spelling of the tanh GELU, and the others one to one.
+_ACTIVATION_FROM_HF = {"gelu_new": "gelu", "gelu_pytorch_tanh": "gelu", "gelu_fast": "gelu", "gelu": "gelu_exact",
+                       "relu": "relu", "silu": "silu"}
 
 
 # ===================================================================================================== import ===
@@ -48,8 +52,9 @@ def _read_hf_config(hf_dir: Path) -> dict[str, Any]:
     if cfg.get("scale_attn_weights") is False:
         raise LmlabError(f"{path} sets scale_attn_weights=false, which lmlab's GPT does not implement")
     act = cfg.get("activation_function", "gelu_new")
-    if act not in _TANH_GELU:
-        raise LmlabError(f"{path}: activation_function {act!r} is not supported (need one of {_TANH_GELU})")
+    if act not in _ACTIVATION_FROM_HF:
+        raise LmlabError(f"{path}: activation_function {act!r} is not supported "
+                         f"(need one of {', '.join(_ACTIVATION_FROM_HF)})")
     return cfg
 
 
@@ -61,7 +66,8 @@ def gpt_config_from_hf(cfg: dict[str, Any]) -> GPTConfig:
         raise LmlabError(f"n_inner={n_inner} is not a multiple of n_embd={n_embd}; lmlab needs an integer mlp_ratio")
     return GPTConfig(n_layer=cfg.get("n_layer", 12), n_head=cfg.get("n_head", 12), n_embd=n_embd,
                      block_size=cfg.get("n_positions", 1024), vocab_size=cfg.get("vocab_size", 50257),
-                     dropout=0.0, bias=True, pos_embedding="learned", norm_position="pre", activation="gelu",
+                     dropout=0.0, bias=True, pos_embedding="learned", norm_position="pre",
+                     activation=_ACTIVATION_FROM_HF[cfg.get("activation_function", "gelu_new")],
                      tie_embeddings=cfg.get("tie_word_embeddings", True),
                      layer_norm_eps=cfg.get("layer_norm_epsilon", 1e-5), mlp_ratio=n_inner // n_embd)
 
@@ -74,6 +80,10 @@ def _read_hf_weights(hf_dir: Path) -> dict[str, torch.Tensor]:
         if binary.is_file():
             # weights_only: tensors and plain containers only, so a malicious pickle cannot run code.
             return torch.load(binary, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        # torch's weights-only unpickler met something other than tensors: possibly code that would run.
+        raise LmlabError(f"{binary} holds objects other than tensors, which lmlab refuses to unpickle (they could "
+                         "run code); convert the weights to model.safetensors with a tool you trust") from None
     except (SafetensorError, OSError, RuntimeError, ValueError) as e:
         raise LmlabError(f"cannot read the weights in {hf_dir} ({type(e).__name__}: {e})") from None
     raise LmlabError(f"{hf_dir} has neither model.safetensors nor pytorch_model.bin")
@@ -122,65 +132,27 @@ def import_hf_gpt2(hf_dir: str | os.PathLike, out_run_dir: str | os.PathLike) ->
 
 
 # ===================================================================================================== export ===
-def _check_exportable(run_dir: Path, model_type: str, c: GPTConfig, tokenizer: Tokenizer) -> None:
-    problems = []
-    if model_type != "gpt":
-        problems.append(f"model type is {model_type!r}, not 'gpt'")
-    else:
-        if c.pos_embedding != "learned":
-            problems.append(f"pos_embedding={c.pos_embedding!r} (GPT-2 has 'learned')")
-        if c.activation != "gelu":
-            problems.append(f"activation={c.activation!r} (GPT-2 has 'gelu')")
-        if c.norm_position != "pre":
-            problems.append(f"norm_position={c.norm_position!r} (GPT-2 has 'pre')")
-        if not c.bias:
-            problems.append("bias=false (GPT-2 has biases)")
-    if tokenizer.kind != "bpe" or getattr(tokenizer, "numbers", None) != "gpt2" \
-            or tokenizer.special_roles.get("<eos>") != _GPT2_EOT:
-        problems.append("its tokenizer is not a GPT-2 byte-level BPE read from vocab.json/merges.txt")
-    if problems:
-        raise LmlabError(f"{run_dir} cannot be exported as Hugging Face GPT-2: " + "; ".join(problems))
+def gpt2_config(c: GPTConfig) -> dict[str, Any]:
+    """The architecture keys of a transformers GPT2Config for `c` (learned or fixed absolute positions, pre-LN);
+    `lmlab.hub.export` adds the vocabulary, token ids and tying."""
+    return {
+        "architectures": ["GPT2LMHeadModel"], "model_type": "gpt2",
+        "n_layer": c.n_layer, "n_head": c.n_head, "n_embd": c.n_embd, "n_positions": c.block_size,
+        "n_ctx": c.block_size, "n_inner": c.mlp_ratio * c.n_embd,
+        "activation_function": HF_ACTIVATION[c.activation], "layer_norm_epsilon": c.layer_norm_eps,
+        "resid_pdrop": c.dropout, "embd_pdrop": c.dropout, "attn_pdrop": c.dropout,
+        "initializer_range": 0.02, "scale_attn_weights": True,
+    }
 
 
-def _gpt2_files(tokenizer: BPETokenizer) -> tuple[str, str]:
-    """vocab.json and merges.txt text of a GPT-2-style BPE tokenizer."""
-    model = tokenizer.to_dict()["hf"]["model"]
-    vocab = json.dumps(model["vocab"], ensure_ascii=False)
-    merges = [m if isinstance(m, str) else " ".join(m) for m in model["merges"]]
-    return vocab, "#version: 0.2\n" + "\n".join(merges) + "\n"
-
-
-def export_hf_gpt2(run_dir: str | os.PathLike, out_hf_dir: str | os.PathLike) -> Path:
-    """Write a run dir as a Hugging Face GPT-2 directory (config.json, model.safetensors, vocab.json, merges.txt)
-    that `transformers.GPT2LMHeadModel.from_pretrained(out_hf_dir)` loads. Only GPT-2-shaped runs qualify (learned
-    positions, tanh-GELU, pre-LN, biases, GPT-2 byte-level BPE); others raise LmlabError saying why."""
-    run = load_run(run_dir)
-    c = run.model_config
-    _check_exportable(Path(run_dir), run.model_type, c, run.tokenizer)
-    out = Path(out_hf_dir)
-    out.mkdir(parents=True, exist_ok=True)
+def gpt2_tensors(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Our GPT's tensors (every bias present, `wpe.weight` holding the positions, `lm_head.weight` only when
+    untied) under GPT2LMHeadModel's names, Conv1D weights transposed to (in, out)."""
     tensors = {}
-    for name, t in run.model.state_dict().items():
-        if name == "lm_head.weight" and c.tie_embeddings:
-            continue  # HF re-ties it from wte
+    for name, t in state.items():
         if name.startswith("blocks."):
             name = "h." + name[len("blocks."):]
         if name.endswith(_CONV1D):
             t = t.t()
         tensors[name if name == "lm_head.weight" else "transformer." + name] = t.contiguous()
-    with atomic_output(out / "model.safetensors") as tmp:
-        save_file(tensors, str(tmp), metadata={"format": "pt"})
-    eos = run.tokenizer.eos_id
-    atomic_write_json(out / "config.json", {
-        "architectures": ["GPT2LMHeadModel"], "model_type": "gpt2",
-        "n_layer": c.n_layer, "n_head": c.n_head, "n_embd": c.n_embd, "n_positions": c.block_size,
-        "n_ctx": c.block_size, "vocab_size": c.vocab_size, "n_inner": c.mlp_ratio * c.n_embd,
-        "activation_function": "gelu_new", "layer_norm_epsilon": c.layer_norm_eps,
-        "resid_pdrop": c.dropout, "embd_pdrop": c.dropout, "attn_pdrop": c.dropout,
-        "initializer_range": 0.02, "scale_attn_weights": True, "use_cache": True,
-        "tie_word_embeddings": c.tie_embeddings, "bos_token_id": eos, "eos_token_id": eos,
-    })
-    vocab, merges = _gpt2_files(run.tokenizer)
-    atomic_write_text(out / "vocab.json", vocab)
-    atomic_write_text(out / "merges.txt", merges)
-    return out
+    return tensors
