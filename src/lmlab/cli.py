@@ -1258,6 +1258,16 @@ def cmd_eval_classify(args) -> int:
 
 
 # ========================================================================= attribution: lmlab attribute ... ===
+def _attribute_options(p, *, index_dir: bool = True, json: bool = True, device: bool = False) -> None:
+    """Options several `lmlab attribute` verbs share."""
+    if index_dir:
+        p.add_argument("--index-dir", default=None, metavar="DIR", help="index location (default beside shards)")
+    if json:
+        p.add_argument("--json", action="store_true", help="print JSON")
+    if device:
+        p.add_argument("--device", default="cpu", help="torch device (default cpu)")
+
+
 def add_attribution_parsers(sub) -> None:
     """`lmlab attribute index|count|find|trace|memorisation|knn|neighbours` (lmlab.attribution)."""
     p = sub.add_parser("attribute", help="trace outputs back to training data: suffix index, spans, kNN memory",
@@ -1281,8 +1291,7 @@ def add_attribution_parsers(sub) -> None:
                             " (tokenized with the shards' tokenizer; build the index first).")
         q.add_argument("data_dir", metavar="DATA_DIR", help="indexed shard dir")
         q.add_argument("text", metavar="TEXT", help="the text to look for")
-        q.add_argument("--index-dir", default=None, metavar="DIR", help="index location (default beside shards)")
-        q.add_argument("--json", action="store_true", help="print JSON")
+        _attribute_options(q)
         if verb == "find":
             q.add_argument("--limit", type=int, default=10, metavar="N", help="occurrences to show (default 10)")
             q.add_argument("--context", type=int, default=16, metavar="T",
@@ -1304,9 +1313,7 @@ def add_attribution_parsers(sub) -> None:
     tr.add_argument("--keep-fraction", type=float, default=0.05, metavar="F",
                     help="keep the ceil(F × tokens) rarest spans (default 0.05, as OLMoTrace)")
     tr.add_argument("--docs", type=int, default=10, metavar="N", help="documents per span (default 10)")
-    tr.add_argument("--index-dir", default=None, metavar="DIR", help="index location (default beside shards)")
-    tr.add_argument("--json", action="store_true", help="print JSON")
-    tr.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    _attribute_options(tr, device=True)
     tr.set_defaults(func=cmd_attribute_trace)
 
     mem = asub.add_parser("memorisation", help="share of sampled tokens inside training spans of ≥ k tokens",
@@ -1321,9 +1328,7 @@ def add_attribution_parsers(sub) -> None:
     mem.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (default 1)")
     mem.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
     mem.add_argument("--held-out", default="val", metavar="SPLIT", help="baseline split (default val)")
-    mem.add_argument("--index-dir", default=None, metavar="DIR", help="index location (default beside shards)")
-    mem.add_argument("--json", action="store_true", help="print JSON")
-    mem.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    _attribute_options(mem, device=True)
     mem.set_defaults(func=cmd_attribute_memorisation)
 
     kn = asub.add_parser("knn", help="build a kNN-LM datastore of (MLP input, next token) over training shards",
@@ -1340,7 +1345,7 @@ def add_attribution_parsers(sub) -> None:
     kn.add_argument("--nlist", type=int, default=None, metavar="N", help="IVF lists (default ~4·√keys)")
     kn.add_argument("--max-tokens", type=int, default=None, metavar="N", help="store only the first N tokens")
     kn.add_argument("--batch-size", type=int, default=8, metavar="N", help="windows per forward pass (default 8)")
-    kn.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    _attribute_options(kn, index_dir=False, json=False, device=True)
     kn.set_defaults(func=cmd_attribute_knn)
 
     nb = asub.add_parser("neighbours", help="the training contexts nearest to one position of a text",
@@ -1354,8 +1359,7 @@ def add_attribution_parsers(sub) -> None:
     nb.add_argument("--generate", type=int, default=0, metavar="N",
                     help="first extend the text by N greedy tokens (default 0)")
     nb.add_argument("--k", type=int, default=8, help="neighbours to show (default 8)")
-    nb.add_argument("--json", action="store_true", help="print JSON")
-    nb.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    _attribute_options(nb, index_dir=False, device=True)
     nb.set_defaults(func=cmd_attribute_neighbours)
 
 

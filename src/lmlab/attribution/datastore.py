@@ -20,8 +20,6 @@ import contextlib
 import json
 import math
 import os
-import secrets
-import shutil
 import time
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -32,9 +30,9 @@ import torch.nn.functional as F
 from safetensors import safe_open
 
 from lmlab.attribution.corpus import Corpus, resolve_splits, shards_fingerprint
+from lmlab.attribution.staging import absolute_output, staged_directory
 from lmlab.checkpoint import WEIGHTS_NAME, Run
 from lmlab.data import check_tokenizer, load_manifest
-from lmlab.data.shards import _swap_into_place
 from lmlab.errors import LmlabError
 from lmlab.generation import eval_mode
 from lmlab.generation.scoring import _windows as scoring_windows
@@ -131,9 +129,7 @@ def build_datastore(run: Run, data_dir: str | os.PathLike, out_dir: str | os.Pat
     check_tokenizer(data_dir, manifest, run.tokenizer)
     names = resolve_splits(data_dir, splits)
     layer = resolve_layer(run.model, layer)
-    out = Path(os.path.abspath(out_dir))
-    if out.exists() and not (out / META_NAME).is_file() and (not out.is_dir() or any(out.iterdir())):
-        raise LmlabError(f"{out} exists and is not a kNN datastore; choose a new --out")
+    out = absolute_output(out_dir, META_NAME, "a kNN datastore")
     start = time.perf_counter()
     tokens = Corpus.from_shards(data_dir, names).tokens[:max_tokens]
     n_keys = len(tokens) - 1
@@ -153,10 +149,7 @@ def build_datastore(run: Run, data_dir: str | os.PathLike, out_dir: str | os.Pat
             index.train(sample[:train_n])
             index.add(sample)
             pending = []
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
-    tmp.mkdir()
-    try:
+    with staged_directory(out) as tmp:
         faiss.write_index(index, str(tmp / "keys.faiss"))
         np.save(tmp / "values.npy", np.concatenate(values))
         np.save(tmp / "positions.npy", np.concatenate(positions))
@@ -165,13 +158,9 @@ def build_datastore(run: Run, data_dir: str | os.PathLike, out_dir: str | os.Pat
                 "weights_checksum": weights_checksum(run.run_dir), "tokenizer_fingerprint": run.tokenizer.fingerprint,
                 "layer": layer, "dim": int(run.model.config.n_embd), "kind": kind, "nlist": nlist,
                 "n_keys": int(index.ntotal), "data_dir": str(Path(data_dir).absolute()), "splits": names,
-                "shards_fingerprint": shards_fingerprint(manifest), "build_seconds": round(time.perf_counter() - start, 3),
-                "bytes_on_disk": disk}
+                "shards_fingerprint": shards_fingerprint(manifest),
+                "build_seconds": round(time.perf_counter() - start, 3), "bytes_on_disk": disk}
         atomic_write_json(tmp / META_NAME, meta)
-        _swap_into_place(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return meta
 
 

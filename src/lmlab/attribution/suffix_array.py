@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +29,8 @@ import numpy as np
 
 from lmlab.attribution.corpus import Corpus, resolve_splits, shards_fingerprint
 from lmlab.data import load_manifest
-from lmlab.data.shards import DTYPES, _swap_into_place
+from lmlab.attribution.staging import absolute_output, staged_directory
+from lmlab.data.shards import DTYPES
 from lmlab.errors import LmlabError
 from lmlab.utils import atomic_write_json, human_bytes
 
@@ -58,18 +57,14 @@ def build_index(data_dir: str | os.PathLike, *, splits: str | Sequence[str] = "t
     data_dir = Path(data_dir)
     manifest = load_manifest(data_dir)
     names = resolve_splits(data_dir, splits)
-    out = Path(os.path.abspath(index_dir)) if index_dir is not None else default_index_dir(data_dir).absolute()
-    if out.exists() and not (out / META_NAME).is_file() and any(out.iterdir()):
-        raise LmlabError(f"{out} exists and is not an attribution index; choose another index dir")
+    out = absolute_output(index_dir if index_dir is not None else default_index_dir(data_dir), META_NAME,
+                          "an attribution index")
     start = time.perf_counter()
     corpus = Corpus.from_shards(data_dir, names)
     tokens = np.ascontiguousarray(corpus.tokens, dtype=DTYPES[manifest["dtype"]])
     suffix_array = divsufsort(tokens)  # int32 below 2^31 tokens, else int64
     unigram = np.bincount(tokens, minlength=int(manifest["tokenizer"]["vocab_size"])).astype(np.int64)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
-    tmp.mkdir()
-    try:
+    with staged_directory(out) as tmp:
         tokens.tofile(tmp / "tokens.bin")
         suffix_array.astype(suffix_array.dtype.newbyteorder("<"), copy=False).tofile(tmp / "suffix_array.bin")
         np.save(tmp / "unigram.npy", unigram)
@@ -84,10 +79,6 @@ def build_index(data_dir: str | os.PathLike, *, splits: str | Sequence[str] = "t
                 "tokenizer_fingerprint": manifest["tokenizer"]["fingerprint"], "build_seconds": round(seconds, 3),
                 "bytes_on_disk": disk, "bytes_per_token": round(disk / len(tokens), 3)}
         atomic_write_json(tmp / META_NAME, meta)
-        _swap_into_place(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return meta
 
 
