@@ -454,6 +454,13 @@ def add_eval_parser(sub) -> None:
                     help="window step in tokens (default block_size: non-overlapping windows)")
     pp.add_argument("--json", action="store_true", help="print the figures as JSON")
     pp.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    pp.add_argument("--knn", default=None, metavar="DATASTORE", help="also interpolate with a kNN-LM datastore")
+    pp.add_argument("--infgram", default=None, metavar="DATA_DIR", help="also interpolate with the ∞-gram of an "
+                                                                        "indexed shard dir")
+    pp.add_argument("--lambda", dest="lam", type=float, default=0.25, help="interpolation weight (default 0.25)")
+    pp.add_argument("--k", type=int, default=64, help="kNN neighbours (default 64)")
+    pp.add_argument("--knn-temperature", type=float, default=1.0, help="kNN softmax temperature (default 1)")
+    pp.add_argument("--max-tokens", type=int, default=None, metavar="N", help="with --knn/--infgram: first N tokens")
     pp.set_defaults(func=cmd_eval_ppl)
 
 
@@ -465,6 +472,8 @@ def cmd_eval_ppl(args) -> int:
     from lmlab.data import load_manifest, load_split
     from lmlab.generation import perplexity, text_perplexity
 
+    if args.knn or args.infgram:
+        return cmd_eval_ppl_memory(args)
     run = load_run(args.run_dir, device=args.device)
     data = args.data or (run.training_config or {}).get("data_dir")
     if not data:
@@ -1278,6 +1287,246 @@ def cmd_eval_classify(args) -> int:
     return 0
 
 
+# ========================================================================= attribution: lmlab attribute ... ===
+def _attribute_options(p, *, index_dir: bool = True, json: bool = True, device: bool = False) -> None:
+    """Options several `lmlab attribute` verbs share."""
+    if index_dir:
+        p.add_argument("--index-dir", default=None, metavar="DIR", help="index location (default beside shards)")
+    if json:
+        p.add_argument("--json", action="store_true", help="print JSON")
+    if device:
+        p.add_argument("--device", default="cpu", help="torch device (default cpu)")
+
+
+def add_attribution_parsers(sub) -> None:
+    """`lmlab attribute index|count|find|trace|memorisation|knn|neighbours` (lmlab.attribution)."""
+    p = sub.add_parser("attribute", help="trace outputs back to training data: suffix index, spans, kNN memory",
+                       description="Which training text made this output: an exact-match index over token shards "
+                                   "(counts, occurrences, verbatim spans, memorisation) and a kNN datastore.")
+    asub = p.add_subparsers(dest="attribute_cmd", required=True, metavar="VERB")
+
+    ix = asub.add_parser("index", help="build the suffix-array index of a shard dir",
+                         description="Build the exact-match index of DATA_DIR's shards, stored beside them "
+                                     "(DATA_DIR/attribution-index) with the shards' fingerprint.")
+    ix.add_argument("data_dir", metavar="DATA_DIR", help="shard dir from `lmlab data prepare`")
+    ix.add_argument("--splits", default="train", help="splits to index: train (default), all, or a list like "
+                                                      "train,val (a held-out split should stay out)")
+    ix.add_argument("--index-dir", default=None, metavar="DIR", help="where to write it (default DATA_DIR/"
+                                                                       "attribution-index)")
+    ix.set_defaults(func=cmd_attribute_index)
+
+    for verb, text_help in (("count", "occurrences of a text in the indexed shards"),
+                            ("find", "where a text occurs: documents, offsets and context")):
+        q = asub.add_parser(verb, help=text_help, description=text_help[0].upper() + text_help[1:] +
+                            " (tokenized with the shards' tokenizer; build the index first).")
+        q.add_argument("data_dir", metavar="DATA_DIR", help="indexed shard dir")
+        q.add_argument("text", metavar="TEXT", help="the text to look for")
+        _attribute_options(q)
+        if verb == "find":
+            q.add_argument("--limit", type=int, default=10, metavar="N", help="occurrences to show (default 10)")
+            q.add_argument("--context", type=int, default=16, metavar="T",
+                           help="tokens of context either side (default 16)")
+        q.set_defaults(func=cmd_attribute_count if verb == "count" else cmd_attribute_find)
+
+    tr = asub.add_parser("trace", help="generate, then mark the completion's verbatim training spans",
+                         description="Generate a completion of --prompt with RUN_DIR's model, then mark the spans "
+                                     "of the completion that occur verbatim in the training shards (OLMoTrace's "
+                                     "procedure) and list their source documents.")
+    tr.add_argument("run_dir", metavar="RUN_DIR", help="run dir")
+    tr.add_argument("--data", default=None, metavar="DATA_DIR", help="indexed shard dir (default: the run's)")
+    tr.add_argument("--prompt", default="", help="prompt text to continue")
+    tr.add_argument("--text", default=None, help="trace this text as the completion instead of generating one")
+    tr.add_argument("--max-new-tokens", type=int, default=48, metavar="N", help="tokens to generate (default 48)")
+    tr.add_argument("--temperature", type=float, default=0.0, help="sampling temperature (default 0: greedy)")
+    tr.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+    tr.add_argument("--min-len", type=int, default=4, metavar="T", help="shortest span in tokens (default 4)")
+    tr.add_argument("--keep-fraction", type=float, default=0.05, metavar="F",
+                    help="keep the ceil(F × tokens) rarest spans (default 0.05, as OLMoTrace)")
+    tr.add_argument("--docs", type=int, default=10, metavar="N", help="documents per span (default 10)")
+    _attribute_options(tr, device=True)
+    tr.set_defaults(func=cmd_attribute_trace)
+
+    mem = asub.add_parser("memorisation", help="share of sampled tokens inside training spans of ≥ k tokens",
+                          description="Sample texts from RUN_DIR's model and report, per span length k, the share "
+                                      "of their tokens inside verbatim training spans of at least k tokens, beside "
+                                      "the same share for held-out documents (the baseline).")
+    mem.add_argument("run_dir", metavar="RUN_DIR", help="run dir")
+    mem.add_argument("--data", default=None, metavar="DATA_DIR", help="indexed shard dir (default: the run's)")
+    mem.add_argument("--samples", type=int, default=32, metavar="N", help="texts to sample (default 32)")
+    mem.add_argument("--max-new-tokens", type=int, default=64, metavar="N", help="tokens per sample (default 64)")
+    mem.add_argument("--k", default="2,4,8,16,32", help="span lengths, comma-separated (default 2,4,8,16,32)")
+    mem.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (default 1)")
+    mem.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+    mem.add_argument("--held-out", default="val", metavar="SPLIT", help="baseline split (default val)")
+    _attribute_options(mem, device=True)
+    mem.set_defaults(func=cmd_attribute_memorisation)
+
+    kn = asub.add_parser("knn", help="build a kNN-LM datastore of (MLP input, next token) over training shards",
+                         description="Stream the training shards through RUN_DIR's model and store, for every "
+                                     "position, the input of a block's MLP (after its LayerNorm) as the key and the "
+                                     "next token as the value, in a faiss index (for kNN-LM and `neighbours`).")
+    kn.add_argument("run_dir", metavar="RUN_DIR", help="run dir")
+    kn.add_argument("--data", default=None, metavar="DATA_DIR", help="shard dir (default: the run's)")
+    kn.add_argument("--out", required=True, metavar="DATASTORE", help="directory to write")
+    kn.add_argument("--layer", type=int, default=-1, help="block whose MLP input is the key (default -1: last)")
+    kn.add_argument("--splits", default="train", help="splits to store (default train)")
+    kn.add_argument("--index", dest="kind", default="flat", choices=["flat", "ivf"],
+                    help="faiss index: flat (exact, default) or ivf (approximate, inverted lists)")
+    kn.add_argument("--nlist", type=int, default=None, metavar="N", help="IVF lists (default ~4·√keys)")
+    kn.add_argument("--max-tokens", type=int, default=None, metavar="N", help="store only the first N tokens")
+    kn.add_argument("--batch-size", type=int, default=8, metavar="N", help="windows per forward pass (default 8)")
+    _attribute_options(kn, index_dir=False, json=False, device=True)
+    kn.set_defaults(func=cmd_attribute_knn)
+
+    nb = asub.add_parser("neighbours", help="the training contexts nearest to one position of a text",
+                         description="Explain a prediction by example: the k stored training contexts whose keys "
+                                     "lie nearest to the key at --position of the text, with their documents and "
+                                     "the token that came next in each.")
+    nb.add_argument("run_dir", metavar="RUN_DIR", help="run dir the datastore was built with")
+    nb.add_argument("--datastore", required=True, metavar="DIR", help="kNN datastore (`lmlab attribute knn`)")
+    nb.add_argument("--prompt", required=True, help="the text")
+    nb.add_argument("--position", type=int, default=-1, help="token position in the text (default -1: last)")
+    nb.add_argument("--generate", type=int, default=0, metavar="N",
+                    help="first extend the text by N greedy tokens (default 0)")
+    nb.add_argument("--k", type=int, default=8, help="neighbours to show (default 8)")
+    _attribute_options(nb, index_dir=False, device=True)
+    nb.set_defaults(func=cmd_attribute_neighbours)
+
+
+def _int_list(text: str, what: str) -> list[int]:
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise LmlabError(f"{what} must be comma-separated integers, got {text!r}") from None
+
+
+def cmd_attribute_index(args) -> int:
+    from lmlab.attribution import index
+    from lmlab.attribution.suffix_array import describe_build
+
+    print(describe_build(index(args.data_dir, splits=args.splits, index_dir=args.index_dir)))
+    return 0
+
+
+def cmd_attribute_count(args) -> int:
+    from lmlab.attribution import count
+
+    n = count(args.data_dir, args.text, index_dir=args.index_dir)
+    print(f'{{"count": {n}}}' if args.json else n)
+    return 0
+
+
+def cmd_attribute_find(args) -> int:
+    import json
+
+    from lmlab.attribution import find
+
+    n, hits = find(args.data_dir, args.text, limit=args.limit, context=args.context, index_dir=args.index_dir)
+    if args.json:
+        print(json.dumps({"count": n, "occurrences": [h.to_dict() for h in hits]}, ensure_ascii=False, indent=2))
+        return 0
+    print(f"{n} occurrence(s)" + (f", first {len(hits)}:" if hits else ""))
+    for h in hits:
+        print(f"  doc {h.document} ({h.split} #{h.split_document}) @ {h.offset}: "
+              f"{h.before!r} [[{h.match}]] {h.after!r}")
+    return 0
+
+
+def cmd_attribute_trace(args) -> int:
+    import json
+
+    from lmlab.attribution import trace
+
+    r = trace(args.run_dir, args.prompt, data_dir=args.data, index_dir=args.index_dir, text=args.text,
+              max_new_tokens=args.max_new_tokens, temperature=args.temperature, seed=args.seed,
+              min_len=args.min_len, keep_fraction=args.keep_fraction, docs_per_span=args.docs, device=args.device)
+    if args.json:
+        print(json.dumps(r.to_dict(), ensure_ascii=False, indent=2))
+        return 0
+    print(f"{r.prompt}{r.marked}")
+    print(f"\n{len(r.trace.spans)} verbatim span(s) kept (of {len(r.trace.ids)} tokens):")
+    for n, (span, text) in enumerate(zip(r.trace.spans, r.span_texts)):
+        docs = ", ".join(str(d) for d in span.documents)
+        print(f"  [{n}] {text!r}: {span.end - span.start} tokens, {span.count} occurrence(s), documents {docs}")
+    if r.trace.documents:
+        print("documents, best first:")
+    for d in r.trace.documents[:5]:
+        print(f"  doc {d.document} ({d.split} #{d.split_document}): spans {d.spans}: "
+              f"{r.document_texts[d.document]!r}")
+    return 0
+
+
+def cmd_attribute_memorisation(args) -> int:
+    import json
+
+    from lmlab.attribution import memorisation
+
+    r = memorisation(args.run_dir, data_dir=args.data, index_dir=args.index_dir, samples=args.samples,
+                     max_new_tokens=args.max_new_tokens, ks=_int_list(args.k, "--k"), temperature=args.temperature,
+                     seed=args.seed, held_out_split=args.held_out, device=args.device)
+    if args.json:
+        print(json.dumps(r.to_dict(), ensure_ascii=False, indent=2))
+        return 0
+    g, h = r.generated, r.held_out
+    print(f"share of tokens inside training spans of ≥ k tokens ({g.n_tokens} sampled tokens in {g.n_sequences} "
+          f"texts; {h.n_tokens} held-out tokens of {r.held_out_split} in {h.n_sequences} documents)")
+    print(f"{'k':>4}  {'sampled':>8}  {'held-out':>8}")
+    for k, a, b in zip(g.ks, g.shares, h.shares):
+        print(f"{k:>4}  {a:>8.3f}  {b:>8.3f}")
+    return 0
+
+
+def cmd_attribute_knn(args) -> int:
+    from lmlab.attribution import knn
+    from lmlab.attribution.datastore import describe_datastore
+
+    meta = knn(args.run_dir, args.out, data_dir=args.data, layer=args.layer, splits=args.splits, kind=args.kind,
+               nlist=args.nlist, max_tokens=args.max_tokens, batch_size=args.batch_size, device=args.device)
+    print(f"{describe_datastore(meta)} -> {args.out}")
+    return 0
+
+
+def cmd_attribute_neighbours(args) -> int:
+    import json
+
+    from lmlab.attribution import neighbours
+
+    r = neighbours(args.run_dir, args.datastore, args.prompt, position=args.position, k=args.k,
+                   max_new_tokens=args.generate, device=args.device)
+    if args.json:
+        print(json.dumps(r.to_dict(), ensure_ascii=False, indent=2))
+        return 0
+    follows = f", next in the text: {r.next_token!r}" if r.next_token is not None else ""
+    print(f"position {r.position}: {r.context!r}{follows}")
+    print("model: " + ", ".join(f"{t!r} {p:.2f}" for t, p in r.model_top))
+    for n in r.neighbours:
+        print(f"  d={n.distance:8.3f}  doc {n.document} ({n.split} #{n.split_document}) @ {n.offset}: "
+              f"{n.context!r} -> {n.next_token!r}")
+    return 0
+
+
+def cmd_eval_ppl_memory(args) -> int:
+    """`lmlab eval ppl RUN --knn DATASTORE | --infgram DATA_DIR`: perplexity with and without interpolation."""
+    import json
+
+    from lmlab.attribution import memory_perplexity
+
+    r = memory_perplexity(args.run_dir, data=args.data, split=args.split, knn=args.knn, infgram=args.infgram,
+                          lam=args.lam, k=args.k, temperature=args.knn_temperature, max_tokens=args.max_tokens,
+                          batch_size=args.batch_size, device=args.device)
+    if args.json:
+        print(json.dumps(r, indent=2))
+        return 0
+    print(f"{r['data']}: {r['n_tokens']} tokens | LM alone: ppl {r['lm']['ppl']:.3f}")
+    for name, label in (("knn", "kNN-LM"), ("infgram", "∞-gram + LM")):
+        if name in r:
+            part = r[name]
+            gain = 100 * (1 - part["ppl"] / r["lm"]["ppl"])
+            print(f"{label} (λ={part['lambda']}): ppl {part['ppl']:.3f} ({gain:+.1f}% vs LM alone)")
+            print("  λ sweep: " + ", ".join(f"{lam:g}: {ppl:.3f}" for lam, ppl in part["sweep"].items()))
+    return 0
+
+
 # ======================================================================================================== main ===
 # ======================================================================================== serve: HTTP API + playground ===
 def add_serve_parser(sub) -> None:
@@ -1332,6 +1581,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_translate_parser(sub)
     add_fill_parser(sub)
     add_serve_parser(sub)
+    add_attribution_parsers(sub)
     return parser
 
 
