@@ -88,7 +88,7 @@ def train(model: torch.nn.Module, model_config: Any, tokenizer: Tokenizer, data_
     Under torchrun this runs data-parallel (see lmlab.training.distributed); every rank calls `train`.
     Raises TrainingDiverged (an LmlabError) when the loss becomes NaN/inf, LmlabError for bad input.
     """
-    cfg = train_config
+    cfg = _capped(train_config)
     threads_before = torch.get_num_threads()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -97,6 +97,21 @@ def train(model: torch.nn.Module, model_config: Any, tokenizer: Tokenizer, data_
                       progress=progress, on_eval=on_eval, strategy=strategy)
     finally:
         torch.set_num_threads(threads_before)  # a notebook keeps its own setting after training
+
+
+# Smoke tests of documented commands (tests/test_docs.py) run every training command as written, for a few steps:
+# this environment variable caps max_iters without touching the commands.
+MAX_ITERS_ENV = "LMLAB_MAX_ITERS"
+
+
+def _capped(cfg: TrainConfig) -> TrainConfig:
+    """`cfg` with max_iters at most $LMLAB_MAX_ITERS when that is set (the schedule keeps its own length)."""
+    cap = os.environ.get(MAX_ITERS_ENV)
+    if not cap:
+        return cfg
+    if not cap.isdigit():
+        raise LmlabError(f"{MAX_ITERS_ENV} must be a whole number of steps, got {cap!r}")
+    return replace(cfg, max_iters=min(cfg.max_iters, int(cap)), lr_decay_iters=cfg.decay_iters)
 
 
 def _train(model, model_config, tokenizer, data_dir, out_dir, cfg: TrainConfig, *, model_type: str, resume: bool,
