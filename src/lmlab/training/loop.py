@@ -100,18 +100,21 @@ def train(model: torch.nn.Module, model_config: Any, tokenizer: Tokenizer, data_
 
 
 # Smoke tests of documented commands (tests/test_docs.py) run every training command as written, for a few steps:
-# this environment variable caps max_iters without touching the commands.
+# this environment variable caps max_iters (and eval_iters, the other cost that grows with the run) without
+# touching the commands.
 MAX_ITERS_ENV = "LMLAB_MAX_ITERS"
 
 
 def _capped(cfg: TrainConfig) -> TrainConfig:
-    """`cfg` with max_iters at most $LMLAB_MAX_ITERS when that is set (the schedule keeps its own length)."""
+    """`cfg` with max_iters and eval_iters at most $LMLAB_MAX_ITERS when that is set (the schedule keeps its
+    own length)."""
     cap = os.environ.get(MAX_ITERS_ENV)
     if not cap:
         return cfg
     if not cap.isdigit():
         raise LmlabError(f"{MAX_ITERS_ENV} must be a whole number of steps, got {cap!r}")
-    return replace(cfg, max_iters=min(cfg.max_iters, int(cap)), lr_decay_iters=cfg.decay_iters)
+    return replace(cfg, max_iters=min(cfg.max_iters, int(cap)), eval_iters=min(cfg.eval_iters, int(cap)),
+                   lr_decay_iters=cfg.decay_iters)
 
 
 def _train(model, model_config, tokenizer, data_dir, out_dir, cfg: TrainConfig, *, model_type: str, resume: bool,
