@@ -15,7 +15,8 @@ from typing import Any, Callable, Sequence
 
 import torch
 
-from lmlab.checkpoint import TOKENIZER_NAME, TRAIN_STATE_NAME, check_new_run_dir, lock_run_dir, read_run_config
+from lmlab.checkpoint import TOKENIZER_NAME, TRAIN_STATE_NAME, check_new_run_dir, has_checkpoint, lock_run_dir, \
+    read_run_config
 from lmlab.data import load_tokenizer_of, prepare
 from lmlab.errors import LmlabError
 from lmlab.models.presets import get_preset
@@ -155,7 +156,7 @@ def _special_token_ids(model_type: str, tok: Tokenizer, specials: tuple[str, ...
 def _resume(out_dir: Path, *, data_dir, config_file, overrides: dict[str, Any], progress: bool,
             on_eval) -> TrainResult:
     """Continue the run in `out_dir` with its saved model/training settings (training settings may be changed)."""
-    if not (out_dir / TRAIN_STATE_NAME).exists():
+    if not has_checkpoint(out_dir):
         raise LmlabError(f"nothing to resume in {out_dir}: no {TRAIN_STATE_NAME} (start a new run without --resume)")
     saved = read_run_config(out_dir)
     model_type = saved["model_type"]
