@@ -153,3 +153,33 @@ def test_strategy_errors_are_one_line(char_data, tmp_path, capsys):
     assert main(["train", "--out", str(ddp_run), "--resume", "--max_iters", "2", "--strategy", "fsdp"]) == 2
     assert "resume it with --strategy ddp" in capsys.readouterr().err
     shutil.rmtree(ddp_run)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_nodes_by_c10d_rendezvous_on_loopback(reference, char_data, tmp_path):
+    """Two torchrun launchers (`--nnodes 2`, one process each) meet at a c10d rendezvous on 127.0.0.1, as two
+    machines would; the job is the same sharded training, so it follows the same loss curve."""
+    out = tmp_path / "two-nodes"
+    port = _free_port()
+    launch = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc_per_node", "1",
+              "--rdzv_backend", "c10d", "--rdzv_endpoint", f"127.0.0.1:{port}", "--rdzv_id", "lmlab-test",
+              "-m", "lmlab", "train", "--data", str(char_data), "--out", str(out), "--max_iters", "3",
+              *ARGS, *TWO]
+    nodes = [subprocess.Popen(launch, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    try:
+        errors = [node.communicate(timeout=600)[1] for node in nodes]
+    finally:
+        for node in nodes:
+            if node.poll() is None:
+                _kill_9_with_children(node.pid)
+    assert [node.returncode for node in nodes] == [0, 0], "\n".join(e[-2000:] for e in errors)
+    _assert_same_curve(out, reference, range(1, 4))
+    assert load_train_state(out)["world_size"] == 2
