@@ -59,7 +59,8 @@ class TrainConfig:
     # --- reproducibility and hardware ---------------------------------------------------------------------------------
     seed: int = 1337  # seeds model init, data order and dropout; same seed + same config → same run
     dtype: str = "auto"  # float32 | bfloat16 | float16 (+ GradScaler) | auto (precision.py: bf16 on GPUs and bf16 CPUs)
-    compile: bool = False  # wrap the model in torch.compile (faster steps after a slow first one)
+    compile: bool | None = None  # wrap the model in torch.compile (faster steps after a slow first one); None
+                                 # (default): yes on CUDA GPUs, no elsewhere (precision.resolve_compile)
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps (auto: cuda if available, else mps, else cpu)
     threads: int = 0  # torch intra-op CPU threads during training (0: torch's default, one per core). 1 is often
                       # several times faster for tiny models on a machine whose cores are busy with other work

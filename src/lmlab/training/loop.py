@@ -48,7 +48,7 @@ from lmlab.training.distributed import (DistContext, all_reduce_mean, barrier, i
 from lmlab.training.metrics import METRICS_FILE, PLOT_FILE, MetricsLog, TensorBoardLog, plot_losses
 from lmlab.training.mfu import measure_peak_flops, mfu, nominal_peak_flops
 from lmlab.training.optim import lr_at, make_optimizer, set_lr
-from lmlab.training.precision import Precision, resolve_precision
+from lmlab.training.precision import Precision, resolve_compile, resolve_precision
 from lmlab.training.sharded import gather_full_weights, load_sharded_checkpoint, remove_sharded_checkpoints, \
     save_sharded_checkpoint
 from lmlab.training.streams import ContiguousStreamSampler
@@ -114,7 +114,7 @@ def _train(model, model_config, tokenizer, data_dir, out_dir, cfg: TrainConfig, 
     precision = resolve_precision(cfg.dtype, device, model_type=model_type)
     # The run dir records the dtype that ran, not "auto": a resume (or the same command on another machine)
     # then computes in the same precision, which exact resume needs.
-    cfg = replace(cfg, dtype=precision.name)
+    cfg = replace(cfg, dtype=precision.name, compile=resolve_compile(cfg.compile, device))
     say = _printer(progress and ctx.is_main)
 
     # --- data: shards checked against the tokenizer; each rank reads its own slice of every global batch ---------
