@@ -379,7 +379,7 @@ def load_sharded_weights(model: nn.Module, ckpt_dir: Path) -> None:
 
 # ============================================================================================== one writer ===
 # What a run dir may hold before its first checkpoint (a killed start): training into it again is no surprise.
-_EARLY_RUN_FILES = {LOCK_NAME, "data", "metrics.jsonl", "loss.png", SHARDED_DIR}
+_EARLY_RUN_FILES = {LOCK_NAME, "data", "metrics.jsonl", "loss.png", SHARDED_DIR, "lineage.json"}
 
 
 def has_checkpoint(run_dir: str | os.PathLike) -> bool:

@@ -235,10 +235,19 @@ def add_train_parser(sub) -> None:
                    help="with --text: tokenizer file or kind to train (default bpe); with --data: must match")
     p.add_argument("--preset", help="named model shape + training settings (default tiny)")
     p.add_argument("--model", dest="model_type", metavar="TYPE", help="model type from the registry (default gpt)")
-    p.add_argument("--out", metavar="RUN_DIR", help="run dir to write (default runs/PRESET)")
+    p.add_argument("--out", metavar="RUN_DIR", help="run dir to write (default runs/PRESET; with --init: "
+                                                    "INIT-continued)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run in --out")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar or status lines")
+    p.add_argument("--init", metavar="RUN_DIR",
+                   help="continued pretraining: start from this run's weights, tokenizer and shape (a trained or "
+                        "imported run) and train on --text/--data into a new --out")
+    p.add_argument("--replay", type=float, default=0.0, metavar="SHARE",
+                   help="with --init: mix this share (0..1) of the base run's original training data into the "
+                        "train split (default 0)")
+    p.add_argument("--replay-data", metavar="DATA_DIR",
+                   help="with --replay: the original shards (default: the data dir the base run recorded)")
     p.set_defaults(func=cmd_train, accepts_overrides=True)
 
 
@@ -259,13 +268,14 @@ MAIN_TRAIN = dict(dtype="float32")
 
 
 def cmd_train(args) -> int:
-    if args.data is None and args.text is None and not args.resume:
+    if args.data is None and args.text is None and not args.resume and args.init is None:
         return _train_main_job(args)
-    out = args.out or f"runs/{args.preset or 'tiny'}"
+    out = args.out or (f"{args.init.rstrip('/')}-continued" if args.init else f"runs/{args.preset or 'tiny'}")
     result = _train_run_once(out, data_dir=args.data, text=args.text, val_text=args.val, tokenizer=args.tokenizer,
                        preset=args.preset,
                        model_type=args.model_type, config_file=args.config, overrides=args.overrides,
-                       resume=args.resume, overwrite=args.overwrite, progress=args.progress)
+                       resume=args.resume, overwrite=args.overwrite, progress=args.progress, init=args.init,
+                       replay=args.replay, replay_data=args.replay_data)
     _print_train_result(result)
     return 0
 
