@@ -28,9 +28,11 @@ the loss's tensors are gone.
 
 The peak is not the sum of everything: backward frees a block's activations as it creates that block's gradients,
 so the high point is either the start of backward (all activations + the embedding's gradient, made first by the
-tied output layer) or its end (all gradients):
+tied output layer) or its end (all gradients, plus — with activation checkpointing — the block inputs and the
+recomputed block that are still there when the last blocks' gradients are made):
 
-    peak = weights + optimizer + extra + max(activations + gradient of the parts outside the blocks, gradients)
+    peak = weights + optimizer + extra + max(activations + gradient of the parts outside the blocks,
+                                             gradients + [checkpointing: block inputs + one block's activations])
 
 Measured against this on CPU: `lmlab.training.memory_probe.measure_peak_memory` (tests/training/test_plan.py,
 benchmarks/RESULTS.md).
@@ -100,10 +102,8 @@ def parameter_counts(config: Any) -> tuple[int, int, int]:
     return block * config.n_layer + outside, block, outside
 
 
-def activation_bytes(config: Any, micro_batch: int, *, dtype: str = "float32",
-                     activation_checkpointing: bool = False) -> int:
-    """Bytes of activations kept for backward by one micro-batch of `micro_batch` sequences of block_size tokens
-    (see the module docstring for the count)."""
+def _per_token(config: Any, dtype: str) -> tuple[int, int]:
+    """(bytes one block keeps per token, bytes the final norm, head and loss keep per token)."""
     if dtype not in _ACT_BYTES:
         raise LmlabError(f"dtype must be one of {', '.join(_ACT_BYTES)} (got {dtype!r})")
     low = _ACT_BYTES[dtype]  # matmul outputs
@@ -112,6 +112,15 @@ def activation_bytes(config: Any, micro_batch: int, *, dtype: str = "float32",
     # outputs or their bf16 casts.
     block = 2 * d * 4 + (7 + 2 * r) * d * low
     head = 2 * d * 4 + 4 * v * 4 + (v * low if low != 4 else 0)  # bf16 logits are copied to float32 for the loss
+    return block, head
+
+
+def activation_bytes(config: Any, micro_batch: int, *, dtype: str = "float32",
+                     activation_checkpointing: bool = False) -> int:
+    """Bytes of activations kept for backward by one micro-batch of `micro_batch` sequences of block_size tokens
+    (see the module docstring for the count)."""
+    d = config.n_embd
+    block, head = _per_token(config, dtype)
     if activation_checkpointing:
         # Blocks are recomputed one at a time after the loss's tensors are freed: the larger of the two phases.
         per_token = config.n_layer * d * 4 + max(block, head)
@@ -162,6 +171,9 @@ def plan(model_config: Any = None, *, preset: str | None = None, config_file: st
     low_weights = dtype != "float32"
     mem = int(device_mem_gb * GIB)
     per_seq = activation_bytes(model_config, 1, dtype=dtype, activation_checkpointing=activation_checkpointing)
+    # what is alive beside all gradients at the end of backward, per sequence
+    late = (model_config.block_size * (model_config.n_layer * model_config.n_embd * 4
+                                       + _per_token(model_config, dtype)[0]) if activation_checkpointing else 0)
     rows = []
     n = devices
     for s in strategies:
@@ -177,11 +189,14 @@ def plan(model_config: Any = None, *, preset: str | None = None, config_file: st
         grads_outside = grads * p_outside // p  # the share of the gradients made before the blocks' backward
 
         def peak_at(batch: int) -> int:
-            return weights + optim + extra + max(per_seq * batch + grads_outside, grads)
+            return weights + optim + extra + max(per_seq * batch + grads_outside, grads + late * batch)
 
-        max_mb = max(0, (mem - weights - optim - extra - grads_outside) // per_seq)
-        if max_mb and peak_at(max_mb) > mem:  # all gradients alone exceed the memory
+        room = mem - weights - optim - extra
+        max_mb = max(0, (room - grads_outside) // per_seq)
+        if room < grads:  # the end of backward alone does not fit
             max_mb = 0
+        elif late:
+            max_mb = min(max_mb, (room - grads) // late)
         act = per_seq * micro_batch
         rows.append(StrategyPlan(
             strategy=s, weights=weights, gradients=grads, optimizer=optim, extra=extra, activations=act,
