@@ -456,21 +456,15 @@ def _save_checkpoint(out_dir: Path, run_info: dict, optimizer, scaler, sampler, 
                      ctx: DistContext) -> None:
     """Write model.safetensors + train_state.pt (rank 0), gathering every rank's RNG state first; for strategy
     fsdp a sharded checkpoint (every rank) and config.json + tokenizer.json (rank 0)."""
-    rng_states = _gather_objects(_get_rng_state(), ctx)
-    if run_info["training_config"]["strategy"] == "fsdp":
+    # Everything but the weights and the optimizer: plain data, the same for both checkpoint kinds.
+    state = {"format": TRAIN_STATE_FORMAT, "strategy": run_info["training_config"]["strategy"], "step": step,
+             "scaler": scaler.state_dict() if scaler is not None else None, "sampler": sampler.state_dict(),
+             "rng": _gather_objects(_get_rng_state(), ctx), "best_val_loss": best_val, "tokens_seen": tokens_seen,
+             "world_size": ctx.world_size}
+    if state["strategy"] == "fsdp":
         if ctx.is_main:
             save_run(out_dir, **{**run_info, "model": None})  # config.json, tokenizer.json: what load_run reads
-        save_sharded_checkpoint(out_dir, run_info["model"], optimizer, {
-            "format": TRAIN_STATE_FORMAT,
-            "strategy": "fsdp",
-            "step": step,
-            "scaler": scaler.state_dict() if scaler is not None else None,
-            "sampler": sampler.state_dict(),
-            "rng": rng_states,
-            "best_val_loss": best_val,
-            "tokens_seen": tokens_seen,
-            "world_size": ctx.world_size,
-        }, step, ctx)
+        save_sharded_checkpoint(out_dir, run_info["model"], optimizer, state, step, ctx)
         return
     if ctx.is_main:
         weights = out_dir / WEIGHTS_NAME
@@ -478,18 +472,8 @@ def _save_checkpoint(out_dir: Path, run_info: dict, optimizer, scaler, sampler, 
         if weights.exists():
             _link_or_copy(weights, prev)  # the state on disk stays consistent until train_state.pt is replaced
         save_run(out_dir, **run_info)
-        save_train_state(out_dir, {
-            "format": TRAIN_STATE_FORMAT,
-            "step": step,
-            "optimizer": optimizer.state_dict(),
-            "scaler": scaler.state_dict() if scaler is not None else None,
-            "sampler": sampler.state_dict(),
-            "rng": rng_states,
-            "best_val_loss": best_val,
-            "tokens_seen": tokens_seen,
-            "world_size": ctx.world_size,
-            "weights_sha256": sha256_file(weights),
-        })
+        save_train_state(out_dir, {**state, "optimizer": optimizer.state_dict(),
+                                   "weights_sha256": sha256_file(weights)})
         prev.unlink(missing_ok=True)
     barrier(ctx)
 

@@ -22,9 +22,9 @@ from pathlib import Path
 
 import torch
 
-from lmlab.checkpoint import SHARDED_DIR, TRAIN_STATE_NAME, load_train_state, save_train_state, \
-    sharded_checkpoint_dir
+from lmlab.checkpoint import SHARDED_DIR, TRAIN_STATE_NAME, save_train_state, sharded_checkpoint_dir
 from lmlab.training.distributed import DistContext, barrier
+from lmlab.utils import fsync_dir
 
 _TMP_PREFIX = ".tmp-"
 
@@ -52,7 +52,7 @@ def save_sharded_checkpoint(run_dir: Path, model: torch.nn.Module, optimizer: to
         if final.exists():  # the same step saved again (a run with nothing left to do): replace it
             shutil.rmtree(final)
         os.replace(tmp, final)  # the commit: from here on step-N is the newest complete checkpoint
-        _fsync_dir(final.parent)
+        fsync_dir(final.parent)
         for old in final.parent.iterdir():
             if old.is_dir() and old.name < final.name and not old.name.startswith(_TMP_PREFIX):
                 shutil.rmtree(old, ignore_errors=True)
@@ -99,20 +99,6 @@ def _remove_temporaries(root: Path) -> None:
     for p in root.iterdir():
         if p.name.startswith(_TMP_PREFIX):
             shutil.rmtree(p, ignore_errors=True)
-
-
-def _fsync_dir(path: Path) -> None:
-    """Make a rename in `path` durable (POSIX: the directory entry is data of the directory)."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 class _single_process_quiet(warnings.catch_warnings):
