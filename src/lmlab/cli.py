@@ -237,10 +237,19 @@ def add_train_parser(sub) -> None:
     p.add_argument("--preset", help="named model shape + training settings (default tiny; with --model "
                                     "TYPE, that type's default, e.g. ngram3, lstm-tiny)")
     p.add_argument("--model", dest="model_type", metavar="TYPE", help="model type from the registry (default gpt)")
-    p.add_argument("--out", metavar="RUN_DIR", help="run dir to write (default runs/PRESET, or runs/TYPE with --model)")
+    p.add_argument("--out", metavar="RUN_DIR", help="run dir to write (default runs/PRESET, or runs/TYPE with --model; "
+                                                    "with --init: INIT-continued)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run in --out")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar or status lines")
+    p.add_argument("--init", metavar="RUN_DIR",
+                   help="continued pretraining: start from this run's weights, tokenizer and shape (a trained or "
+                        "imported run) and train on --text/--data into a new --out")
+    p.add_argument("--replay", type=float, default=0.0, metavar="SHARE",
+                   help="with --init: mix this share (0..1) of the base run's original training data into the "
+                        "train split (default 0)")
+    p.add_argument("--replay-data", metavar="DATA_DIR",
+                   help="with --replay: the original shards (default: the data dir the base run recorded)")
     p.set_defaults(func=cmd_train, accepts_overrides=True)
 
 
@@ -261,13 +270,16 @@ MAIN_TRAIN = dict(dtype="float32")
 
 
 def cmd_train(args) -> int:
-    if args.data is None and args.text is None and not args.resume:
+    if args.data is None and args.text is None and not args.resume and args.init is None:
         return _train_main_job(args)
-    out = args.out or f"runs/{args.preset or args.model_type or 'tiny'}"  # --model ngram alone: runs/ngram
+    # --model ngram alone: runs/ngram; --init runs/tiny: runs/tiny-continued
+    out = args.out or (f"{args.init.rstrip('/')}-continued" if args.init
+                       else f"runs/{args.preset or args.model_type or 'tiny'}")
     result = _train_run_once(out, data_dir=args.data, text=args.text, val_text=args.val, tokenizer=args.tokenizer,
                        preset=args.preset,
                        model_type=args.model_type, config_file=args.config, overrides=args.overrides,
-                       resume=args.resume, overwrite=args.overwrite, progress=args.progress)
+                       resume=args.resume, overwrite=args.overwrite, progress=args.progress, init=args.init,
+                       replay=args.replay, replay_data=args.replay_data)
     _print_train_result(result)
     return 0
 
@@ -1563,6 +1575,45 @@ def cmd_serve(args) -> int:
     return 0
 
 
+# ======================================================================================================== plan ===
+def add_plan_parser(sub) -> None:
+    p = sub.add_parser("plan", help="memory per device of training a GPT: DDP, ZeRO-1/2, FSDP; largest micro-batch",
+                       description="Estimate the memory per device of training a GPT (weights, gradients, AdamW "
+                                   "state, activations per micro-batch) for DDP, ZeRO-1, ZeRO-2 and FSDP (ZeRO-3), "
+                                   "the largest micro-batch that fits and the tokens per optimizer step. Model "
+                                   "settings may be given as --key value, as for `lmlab train`. See "
+                                   "docs/training.md.")
+    p.add_argument("--preset", help="model preset (default tiny; e.g. small = GPT-2 124M)")
+    p.add_argument("--config", metavar="FILE", help="JSON or YAML settings file, as for `lmlab train`")
+    p.add_argument("--devices", type=int, default=1, metavar="N", help="number of devices (default 1)")
+    p.add_argument("--device-mem", type=float, default=80.0, metavar="GB",
+                   help="memory per device in GiB (default 80)")
+    p.add_argument("--strategy", nargs="+", default=["all"], metavar="NAME",
+                   help="ddp, zero1, zero2, fsdp, or all (default)")
+    p.add_argument("--dtype", default=None, help="compute dtype: float32, bfloat16, float16 (default: the "
+                                                 "settings' dtype; auto = bfloat16)")
+    p.add_argument("--activation-checkpointing", action="store_true", default=None,
+                   help="recompute block activations in backward")
+    p.add_argument("--batch-size", type=int, default=None, metavar="B",
+                   help="micro-batch per device for the activation column (default: the settings' batch_size)")
+    p.add_argument("--grad-accum", type=int, default=None, metavar="G", help="micro-steps per optimizer step")
+    p.add_argument("--json", action="store_true", help="print the plan as JSON")
+    p.set_defaults(func=cmd_plan, accepts_overrides=True)
+
+
+def cmd_plan(args) -> int:
+    import json
+
+    from lmlab.training.plan import format_plan, plan
+
+    result = plan(preset=args.preset, config_file=args.config, overrides=args.overrides, devices=args.devices,
+                  device_mem_gb=args.device_mem, dtype=args.dtype,
+                  activation_checkpointing=args.activation_checkpointing, micro_batch=args.batch_size,
+                  grad_accum=args.grad_accum, strategies=args.strategy)
+    print(json.dumps(result.to_dict(), indent=2) if args.json else format_plan(result))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lmlab", description="lmlab: train, sample, evaluate, inspect and edit small language models.")
     parser.add_argument("--version", action="version", version=f"lmlab {__version__}")
@@ -1582,6 +1633,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_fill_parser(sub)
     add_serve_parser(sub)
     add_attribution_parsers(sub)
+    add_plan_parser(sub)
     return parser
 
 

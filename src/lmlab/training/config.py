@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from lmlab.errors import LmlabError
+from lmlab.training.distributed import STRATEGIES
 
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 _DTYPE_ALIASES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}  # common short names, accepted too
@@ -58,10 +59,17 @@ class TrainConfig:
     # --- reproducibility and hardware ---------------------------------------------------------------------------------
     seed: int = 1337  # seeds model init, data order and dropout; same seed + same config → same run
     dtype: str = "auto"  # float32 | bfloat16 | float16 (+ GradScaler) | auto (precision.py: bf16 on GPUs and bf16 CPUs)
-    compile: bool = False  # wrap the model in torch.compile (faster steps after a slow first one)
+    compile: bool | None = None  # wrap the model in torch.compile (faster steps after a slow first one); None
+                                 # (default): yes on CUDA GPUs, no elsewhere (precision.resolve_compile)
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps (auto: cuda if available, else mps, else cpu)
     threads: int = 0  # torch intra-op CPU threads during training (0: torch's default, one per core). 1 is often
                       # several times faster for tiny models on a machine whose cores are busy with other work
+    # --- parallelism (lmlab.training.distributed; used under torchrun) ---------------------------------------------
+    strategy: str = "ddp"  # ddp: full replica per rank | fsdp: parameters, gradients and optimizer state sharded
+                           # over ranks (FSDP2, ZeRO-3); fsdp runs write sharded checkpoints (RUN_DIR/sharded/)
+    activation_checkpointing: bool = False  # recompute each block's activations in backward (less memory, ~1/3
+                                            # more compute); either strategy, or one process
+    cpu_offload: bool = False  # fsdp on GPUs: keep parameter shards and optimizer state in CPU memory
 
     def __post_init__(self) -> None:
         self.dtype = _DTYPE_ALIASES.get(self.dtype, self.dtype)
@@ -105,6 +113,8 @@ def validate_train_config(cfg: TrainConfig) -> None:
     need(cfg.save_interval >= 0, "save_interval must be ≥ 0 (0: checkpoint only at evaluations)")
     need(cfg.threads >= 0, f"threads must be ≥ 0 (0: torch's default; got {cfg.threads})")
     need(cfg.dtype in DTYPES, f"dtype must be one of {', '.join(DTYPES)} (got {cfg.dtype!r})")
+    need(cfg.strategy in STRATEGIES, f"strategy must be one of {', '.join(STRATEGIES)} (got {cfg.strategy!r})")
+    need(not cfg.cpu_offload or cfg.strategy == "fsdp", "cpu_offload works with strategy fsdp only")
     dev = cfg.device
     need(dev in ("auto", "cpu", "cuda", "mps") or (dev.startswith("cuda:") and dev[5:].isdigit()),
          f"device must be auto, cpu, cuda, cuda:N or mps (got {dev!r})")
