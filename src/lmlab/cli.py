@@ -264,7 +264,7 @@ MAIN_WORLD = dict(seed=0, size="2MB")
 MAIN_DATA = dict(vocab_size=1024, numbers="digits", split_blank_lines=True, dedup="none")
 # float32 even where `--dtype auto` would pick bf16 (CPUs with AVX512-BF16 or AMX): the documented experiments and
 # the evaluation and editing bars were measured on this fp32 model, and fp32 trains the same model on every CPU of
-# one kind (other vector instructions round differently: an AVX2-only CPU gives val loss 0.7965, not 0.7973).
+# one kind (CPUs with other vector instructions round differently; docs/training.md gives the figures).
 # `--dtype` on the command line (or in --config) wins.
 MAIN_TRAIN = dict(dtype="float32")
 

@@ -125,8 +125,8 @@ def validate_train_config(cfg: TrainConfig) -> None:
 # train with TrainConfig's defaults.
 TRAIN_PRESETS: dict[str, dict[str, Any]] = {
     # The main job: memorise the default (2 MB) world's facts on a 2-core CPU in minutes. 3000 steps × 2048 tokens
-    # ≈ 9.5 epochs of that world; fact accuracy was still climbing steeply at 1000 steps (49%), so the budget is
-    # set by the facts, not the loss. ~128 ms/step on a quiet 2-core CPU → ~6.5 min.
+    # ≈ 9.5 epochs of that world; fact accuracy still climbs steeply a third of the way in, so the budget is set by
+    # the facts, not the loss (docs/training.md has the timings).
     "tiny": dict(batch_size=16, lr=1e-3, min_lr=1e-4, warmup_iters=100, max_iters=3000, eval_interval=500,
                  eval_iters=20, log_interval=10, weight_decay=0.1, beta2=0.99),
     # Recurrent LMs (lmlab.models.lstm): char-level Shakespeare in a couple of minutes on a 2-core CPU. A higher
