@@ -192,6 +192,53 @@ def measure(model, tok, reqs, facts) -> dict:
     return out
 
 
+TABLE = [("efficacy_score", "ES"), ("paraphrase_score", "PS"), ("neighborhood_score", "NS"), ("S", "S"),
+         ("generation_entropy", "GE"), ("facts_train", "facts"), ("consistency", "consist."),
+         ("old_final_rank_median", "old rank"), ("old_lens_best_rank_median", "lens rank"),
+         ("old_few_shot_rank_median", "3-shot rank"), ("old_top3_anywhere", "old top-3 %"), ("seconds", "s"),
+         ("flops", "FLOPs")]
+
+
+def table(results: dict) -> str:
+    """Markdown table of every entry: one row per set × method."""
+    head = "| set | method | " + " | ".join(short for _, short in TABLE) + " |"
+    lines = [head, "|" + "---|" * (len(TABLE) + 2)]
+    for e in results["entries"].values():
+        cells = []
+        for k, _ in TABLE:
+            v = e.get(k)
+            cells.append("-" if v is None else f"{v:.2g}" if k == "flops" else f"{v:.1f}")
+        lines.append(f"| {e['set']} | {e['method']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def plot(results: dict, path: Path, set_name: str = "10") -> None:
+    """Methods × metrics heatmap of one edit set (scores in %, ranks and costs as printed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    rows = [e for e in results["entries"].values() if e["set"] == set_name]
+    cols = [("efficacy_score", "efficacy"), ("paraphrase_score", "paraphrase"), ("neighborhood_score", "neighbours"),
+            ("facts_train", "other facts"), ("consistency", "consistency"), ("old_top3_anywhere", "old top-3 anywhere")]
+    vals = np.array([[np.nan if e.get(k) is None else e[k] for k, _ in cols] for e in rows], dtype=float)
+    fig, ax = plt.subplots(figsize=(1.3 * len(cols) + 2, 0.5 * len(rows) + 1.5))
+    ax.imshow(vals, cmap="viridis", vmin=0, vmax=100, aspect="auto")
+    ax.set_xticks(range(len(cols)), [c for _, c in cols], rotation=20)
+    ax.set_yticks(range(len(rows)), [f"{e['method']} ({e['seconds']:.0f} s)" for e in rows])
+    for i in range(len(rows)):
+        for j in range(len(cols)):
+            if not np.isnan(vals[i, j]):
+                ax.text(j, i, f"{vals[i, j]:.0f}", ha="center", va="center",
+                        color="white" if vals[i, j] < 60 else "black")
+    ax.set_title(f"Correcting {rows[0]['n']} facts of the world model: scores in % (wall seconds to edit)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--run", required=True)
@@ -201,7 +248,14 @@ def main() -> int:
     ap.add_argument("--methods", default="none,ft-full,ft,rome,memit,source-continue,source-retrain")
     ap.add_argument("--continue-steps", type=int, default=300)
     ap.add_argument("--out", default="docs/experiments/correct-a-fact.json")
+    ap.add_argument("--report", metavar="PNG", help="only print the table of --out and plot SET (--plot-set) to PNG")
+    ap.add_argument("--plot-set", default="10")
     args = ap.parse_args()
+    if args.report:
+        results = json.loads(Path(args.out).read_text())
+        print(table(results))
+        plot(results, Path(args.report), args.plot_set)
+        return 0
     torch.set_num_threads(1)
     run_dir, world, work, out_path = Path(args.run), Path(args.world), Path(args.work), Path(args.out)
     run = load_run(run_dir)
