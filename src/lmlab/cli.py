@@ -848,7 +848,8 @@ def add_editing_parsers(sub) -> None:
                    help="JSONL of requests {prompt, subject, target_new, target_true?}, a world's edits.jsonl "
                         "(or the world dir), or a CounterFact .json file")
     p.add_argument("--method", default=None,
-                   help="edit: rome (default), memit or ft; eval: comma list (default none,rome,ft,memit)")
+                   help="edit: rome (default), memit, ft, or source (correct the training text and train again: "
+                        "see --retrain); eval: comma list (default none,rome,ft,memit)")
     p.add_argument("--layers", default=None, metavar="L[,L..]",
                    help="layers to edit (default: chosen by causal tracing; MEMIT: a range)")
     p.add_argument("--out", default=None,
@@ -866,6 +867,7 @@ def add_editing_parsers(sub) -> None:
     p.add_argument("--no-fluency", action="store_true", help="eval: skip the generation-entropy measurement")
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_source_edit_options(p)
     p.set_defaults(func=cmd_edit)
 
 
@@ -891,19 +893,10 @@ def _edit_hparams(items: list[str]) -> dict:
     return out
 
 
-def cmd_edit(args) -> int:
-    if args.positionals[0] == "eval":
-        return cmd_edit_eval(args)
+def _edit_requests(args) -> list:
+    """The requests of `lmlab edit`: from --requests FILE (--limit), or one from --prompt/--subject/--target."""
     from lmlab.editing import load_requests
-    from lmlab.editing.runs import edit_run
 
-    if len(args.positionals) != 1:
-        raise LmlabError(f"expected one RUN_DIR, got {' '.join(args.positionals)} "
-                         f"(usage: {EDIT_USAGE.splitlines()[0]})")
-    run_dir = args.positionals[0]
-    method = args.method or "rome"
-    if args.out is None:
-        raise LmlabError("--out NEW_RUN_DIR is required: the edited model is written to a new run dir")
     if args.requests is not None:
         if args.prompt or args.subject or args.target:
             raise LmlabError("give either --requests FILE or --prompt/--subject/--target, not both")
@@ -920,6 +913,24 @@ def cmd_edit(args) -> int:
                                  "the subject goes, e.g. --prompt 'The capital of {} is'")
         requests = [{"prompt": prompt, "subject": args.subject, "target_new": args.target,
                      "target_true": args.target_true}]
+    return requests
+
+
+def cmd_edit(args) -> int:
+    if args.positionals[0] == "eval":
+        return cmd_edit_eval(args)
+    from lmlab.editing.runs import edit_run
+
+    if len(args.positionals) != 1:
+        raise LmlabError(f"expected one RUN_DIR, got {' '.join(args.positionals)} "
+                         f"(usage: {EDIT_USAGE.splitlines()[0]})")
+    run_dir = args.positionals[0]
+    method = args.method or "rome"
+    if method == "source" or _source_options_given(args):
+        return cmd_edit_source(args)
+    if args.out is None:
+        raise LmlabError("--out NEW_RUN_DIR is required: the edited model is written to a new run dir")
+    requests = _edit_requests(args)
     result = edit_run(run_dir, requests, args.out, method, layers=_edit_layers(args.layers),
                       stats_data=args.stats_data, n_tokens=args.stats_tokens, cache_dir=args.cache_dir,
                       device=args.device, progress=not args.quiet, **_edit_hparams(args.hparam))
@@ -1611,6 +1622,65 @@ def cmd_plan(args) -> int:
                   activation_checkpointing=args.activation_checkpointing, micro_batch=args.batch_size,
                   grad_accum=args.grad_accum, strategies=args.strategy)
     print(json.dumps(result.to_dict(), indent=2) if args.json else format_plan(result))
+    return 0
+
+
+# ============================================================================ editing: correct at the source ===
+def add_source_edit_options(p) -> None:
+    """The options of `lmlab edit RUN --method source` (on the `edit` parser)."""
+    g = p.add_argument_group("--method source", "correct the old facts in the training text, re-prepare the shards "
+                             "with the run's tokenizer and train again (docs/editing.md)")
+    how = g.add_mutually_exclusive_group()
+    how.add_argument("--retrain", action="store_true",
+                     help="train a new model from scratch with the run's own model and training config")
+    how.add_argument("--continue-steps", type=int, default=None, metavar="N",
+                     help="train the run's weights N more steps on the corrected shards")
+    g.add_argument("--remove", action="store_true",
+                   help="drop each statement of an old fact instead of rewriting it to the new object")
+    g.add_argument("--lr", type=float, default=None,
+                   help="with --continue-steps: constant learning rate (default: the run's min_lr)")
+    g.add_argument("--corpus", default=None, metavar="DIR",
+                   help="the directory holding the shards' source files, when their recorded paths do not resolve")
+
+
+def _source_options_given(args) -> bool:
+    return bool(args.retrain or args.continue_steps is not None or args.remove or args.lr is not None
+                or args.corpus is not None)
+
+
+def cmd_edit_source(args) -> int:
+    from lmlab.editing.source import correct_at_source
+
+    if (args.method or "rome") != "source":
+        raise LmlabError("--retrain, --continue-steps, --remove, --lr and --corpus go with --method source")
+    if len(args.positionals) != 1:
+        raise LmlabError(f"expected one RUN_DIR, got {' '.join(args.positionals)}")
+    if args.out is None:
+        raise LmlabError("--out NEW_RUN_DIR is required: the corrected corpus, shards and model go to a new run dir")
+    if args.layers or args.hparam or args.stats_data:
+        raise LmlabError("--layers, --hparam and --stats-data are settings of rome/memit/ft, not of --method source")
+    if args.requests is None and args.target_true is None:
+        raise LmlabError("--method source looks for the old object in the text: give it with --target-true OLD "
+                         "(or use --requests FILE)")
+    requests = _edit_requests(args)
+    rec = correct_at_source(args.positionals[0], requests, args.out, retrain=args.retrain,
+                            continue_steps=args.continue_steps, remove=args.remove, lr=args.lr, corpus=args.corpus,
+                            progress=not args.quiet)
+    for r in rec["requests"][:20]:
+        q = r["request"]
+        print(f"{q['prompt'].replace('{}', q['subject'], 1)!r} {q['target_true']!r} → "
+              f"{'(removed)' if rec['remove'] else repr(q['target_new'])}: {r['statements_changed']} statement(s) in "
+              f"{r['documents']} document(s); index count {r['index_count_before']} → {r['index_count_after']}")
+    if len(rec["requests"]) > 20:
+        print(f"... {len(rec['requests']) - 20} more in {args.out}/source_edit.json")
+    tr = rec["training"]
+    print(f"changed {rec['statements_changed']} statement(s) in {rec['documents_changed']} document(s) "
+          f"({rec['documents_removed']} removed whole); documents differing in the shards: "
+          f"{rec['documents_differing_in_shards']} (only the corrected ones); old statements left: "
+          f"{rec['index_count_after']}")
+    loss = "-" if tr["last_val_loss"] is None else f"{tr['last_val_loss']:.4f}"
+    print(f"{'retrained' if rec['mode'] == 'retrain' else 'continued'} {tr['steps']} steps "
+          f"({tr['wall_seconds']:.0f} s, {tr['flops'] or 0:.3g} FLOPs), val loss {loss} → {args.out}")
     return 0
 
 
