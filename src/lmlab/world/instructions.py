@@ -142,13 +142,15 @@ def _arithmetic_items(world_dir: Path, rng: random.Random) -> list[Item]:
 
 
 def _word_items(world_dir: Path, rng: random.Random) -> tuple[list[Item], list[Item]]:
-    """(unscramble, reverse) items over the world's held-out scrambling words (never in its training text)."""
+    """(unscramble, reverse) items over the world's held-out scrambling words (never in its training text). The
+    words are split in halves (a word has several anagram items): every anagram of a word and its one reversal
+    go to the same half."""
     recs = load_task(world_dir, "scramble_unscramble_anagrams1")
-    unscramble, reverse = [], []
-    for rec, t in zip(recs, _halves(rng, len(recs))):
-        word, scrambled = rec["word"], rec["query"].removesuffix("=").strip()
-        unscramble.append(Item(t, *UNSCRAMBLE, {}, scrambled, word))
-        reverse.append(Item(t, *REVERSE, {}, word, word[::-1]))
+    words = list(dict.fromkeys(rec["word"] for rec in recs))
+    tuning = dict(zip(words, _halves(rng, len(words))))
+    unscramble = [Item(tuning[rec["word"]], *UNSCRAMBLE, {}, rec["query"].removesuffix("=").strip(), rec["word"])
+                  for rec in recs]
+    reverse = [Item(tuning[w], *REVERSE, {}, w, w[::-1]) for w in words]
     return unscramble, reverse
 
 
