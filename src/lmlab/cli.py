@@ -393,9 +393,7 @@ def cmd_sample(args) -> int:
         return sample_instruction(run, args)
     if not args.prompt:
         raise LmlabError("give --prompt TEXT (or, for an instruction-tuned run, --instruction TEXT)")
-    options = dict(max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_k=args.top_k,
-                   top_p=args.top_p, num_beams=args.beam, length_penalty=args.length_penalty, stop=args.stop,
-                   seed=args.seed, truncate=args.truncate)
+    options = sample_options(args)
     if args.stream:
         if len(args.prompt) != 1:
             raise LmlabError("--stream takes exactly one --prompt")
@@ -1626,6 +1624,13 @@ def add_instruction_sample_options(p) -> None:
                    help="with --instruction: the input the instruction works on (e.g. a review)")
 
 
+def sample_options(args) -> dict:
+    """The decoding options of `lmlab sample` as `generate` keyword arguments."""
+    return dict(max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_k=args.top_k,
+                top_p=args.top_p, num_beams=args.beam, length_penalty=args.length_penalty, stop=args.stop,
+                seed=args.seed, truncate=args.truncate)
+
+
 def sample_instruction(run, args) -> int:
     """`lmlab sample RUN --instruction TEXT [--input TEXT]`: the response of an instruction-tuned run."""
     import json
@@ -1640,9 +1645,7 @@ def sample_instruction(run, args) -> int:
         raise LmlabError(f"{args.run_dir} has no prompt template (it was not instruction-tuned with `lmlab finetune "
                          "--instructions`); use --prompt")
     prompt = template.prompt(args.instruction, args.instruction_input)
-    options = dict(max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_k=args.top_k,
-                   top_p=args.top_p, num_beams=args.beam, length_penalty=args.length_penalty, stop=args.stop,
-                   seed=args.seed, truncate=args.truncate)
+    options = sample_options(args)
     if args.stream:
         for piece in stream(run.model, run.tokenizer, prompt, **options):
             print(piece, end="", flush=True)
