@@ -61,7 +61,7 @@ def main() -> None:
     ins = work / "instructions"
     if not (ins / "info.json").is_file():
         sh(LMLAB + ["instruction-set", args.world, "--out", ins], log)
-    evals = [ins / "heldout_phrasings.jsonl", ins / "heldout_type.jsonl"]
+    evals = [ins / "heldout_phrasings.jsonl", ins / "heldout_type.jsonl", ins / "seen_phrasings.jsonl"]
 
     runs = {"tuned": (work / "tuned", []), "tuned+replay": (work / "tuned-replay", ["--replay", str(args.replay)])}
     for name, (out, extra) in runs.items():
@@ -108,6 +108,7 @@ def _cells(results: dict) -> list[tuple[str, str, dict]]:
         acc = results[name]["instructions"]
         row = {t: acc[f"heldout_phrasings:{t}"][shots] for t in TYPES}
         row["mean (held-out phrasings)"] = acc["heldout_phrasings"][shots]
+        row["mean (seen phrasings, new items)"] = acc["seen_phrasings"][shots]
         row[f"{HELDOUT_TYPE} (held-out type)"] = acc[f"heldout_type:{HELDOUT_TYPE}"][shots]
         out.append((label, name, row))
     return out
