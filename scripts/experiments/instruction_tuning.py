@@ -138,10 +138,10 @@ def plot(results: dict, path: Path) -> None:
     rows = list(cells[0][2])
     x = np.arange(len(rows))
     width = 0.8 / len(cells)
-    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(13, 4.2), gridspec_kw={"width_ratios": [3.2, 1]})
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(13, 4.8), gridspec_kw={"width_ratios": [3.2, 1]})
     for i, (label, _, row) in enumerate(cells):
         ax.bar(x + (i - (len(cells) - 1) / 2) * width, [100 * row[r] for r in rows], width, label=label)
-    ax.set_xticks(x, [r.replace(" (", "\n(") for r in rows], fontsize=8)
+    ax.set_xticks(x, [r.replace(" (", "\n(") for r in rows], fontsize=7, rotation=15, ha="right")
     ax.set_ylabel("exact match (%)")
     ax.set_title("held-out instructions: base model prompted vs instruction-tuned")
     ax.legend(fontsize=8)
