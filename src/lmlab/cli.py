@@ -1545,8 +1545,8 @@ def cmd_eval_ppl_memory(args) -> int:
 def add_serve_parser(sub) -> None:
     p = sub.add_parser("serve", help="serve a run dir: OpenAI-compatible API and a playground page",
                        description="Serve a GPT run dir over HTTP until interrupted: an OpenAI-compatible "
-                                   "completions API (/v1/completions, /v1/models, /tokenize, /detokenize, /health, "
-                                   "/metrics), endpoints that look inside the model, and a playground page at /. "
+                                   "completions API (/v1/completions, /v1/chat/completions for instruction-tuned runs, "
+                                   "/v1/models, /tokenize, /detokenize, /health, /metrics), endpoints that look inside the model, and a playground page at /. "
                                    "Concurrent requests are decoded together. See docs/serving.md.")
     p.add_argument("run_dir", metavar="RUN_DIR", help="run dir of a GPT (e.g. runs/tiny)")
     p.add_argument("--host", default="127.0.0.1",
