@@ -363,8 +363,9 @@ def add_generation_parsers(sub) -> None:
                        description="Continue a prompt with a trained model (see docs/generation.md). "
                                    "--temperature 0 is greedy; --beam B runs beam search.")
     p.add_argument("run_dir", metavar="RUN_DIR", help="run dir (from `lmlab train` or `lmlab import hf-gpt2`)")
-    p.add_argument("--prompt", action="append", required=True, metavar="TEXT",
+    p.add_argument("--prompt", action="append", default=None, metavar="TEXT",
                    help="prompt text; repeat for several prompts (decoded together as one batch)")
+    add_instruction_sample_options(p)
     p.add_argument("--max-new-tokens", type=int, default=64, metavar="N", help="tokens to generate (default 64)")
     p.add_argument("--temperature", type=float, default=1.0, metavar="T", help="0 = greedy (default 1.0)")
     p.add_argument("--top-k", type=int, default=None, metavar="K", help="sample among the K likeliest tokens")
@@ -400,9 +401,11 @@ def cmd_sample(args) -> int:
     from lmlab.generation import generate, stream
 
     run = load_run(args.run_dir, device=args.device)
-    options = dict(max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_k=args.top_k,
-                   top_p=args.top_p, num_beams=args.beam, length_penalty=args.length_penalty, stop=args.stop,
-                   seed=args.seed, truncate=args.truncate)
+    if args.instruction is not None:
+        return sample_instruction(run, args)
+    if not args.prompt:
+        raise LmlabError("give --prompt TEXT (or, for an instruction-tuned run, --instruction TEXT)")
+    options = sample_options(args)
     if args.stream:
         if len(args.prompt) != 1:
             raise LmlabError("--stream takes exactly one --prompt")
@@ -450,10 +453,11 @@ def cmd_score(args) -> int:
 # ======================================================================================================== eval ===
 def add_eval_parser(sub) -> None:
     p = sub.add_parser("eval", help="evaluate a model")
-    esub = p.add_subparsers(dest="eval_cmd", required=True, metavar="{ppl,tasks,list,classify,translation}")
+    esub = p.add_subparsers(dest="eval_cmd", required=True, metavar="{ppl,tasks,list,classify,translation,instructions}")
     add_eval_task_parsers(esub)
     add_eval_classify_parser(esub)
     add_eval_translation_parser(esub)
+    add_eval_instructions_parser(esub)
     pp = esub.add_parser("ppl", help="perplexity and bits-per-byte on shards or a text file",
                          description="Perplexity, bits per token and bits per byte of a run's model on a split of a "
                                      "shard directory (`lmlab data prepare`) or on a UTF-8 text file.")
@@ -1206,24 +1210,29 @@ def cmd_eval_translation(args) -> int:
 # ======================================================= classifiers: finetune / classify / eval classify ===
 def add_classifier_parsers(sub) -> None:
     f = sub.add_parser(
-        "finetune", help="train a text classifier (bow, lstm, or a GPT / BERT run fine-tuned)",
+        "finetune", help="train a text classifier, or instruction-tune a GPT run (--instructions)",
         usage="lmlab finetune [RUN_DIR] --model gpt|bert|bow|lstm --data FILE --out NEW_RUN_DIR [options] "
-              "[--key value ...]",
+              "[--key value ...]\n       lmlab finetune RUN_DIR --instructions FILE.jsonl --out NEW_RUN_DIR "
+              "[--replay SHARE] [--key value ...]",
         description="Train a classifier on a labelled file (SST-2 TSV, UCI labelled sentences, JSONL "
                     "{text,label}, or a world dir's reviews) into a new run dir; RUN_DIR (--model gpt|bert) is only "
                     "read. Model and training settings as --key value (e.g. --max_iters 300 --lm_coef 0.5). "
-                    "See docs/classification.md.")
+                    "See docs/classification.md. With --instructions, supervised fine-tuning of a GPT run on "
+                    "instruction → response examples (docs/instruction-tuning.md).")
     f.add_argument("--model", dest="clf_model", default="gpt", metavar="gpt|bert|bow|lstm",
                    help="classifier kind (default gpt)")
     f.add_argument("--task", default="sentiment", metavar="sentiment|labels",
                    help="sentiment: classes negative/positive (0/1); labels: the classes the file names")
-    f.add_argument("--data", required=True, metavar="FILE", help="labelled training data")
-    f.add_argument("--val-data", default=None, metavar="FILE", help="labelled validation data (default: 10%% of --data)")
+    f.add_argument("--data", default=None, metavar="FILE", help="labelled training data")
+    f.add_argument("--val-data", default=None, metavar="FILE",
+                   help="labelled (or, with --instructions, instruction) validation data (default: 10%% of the "
+                        "training file)")
     f.add_argument("--out", required=True, metavar="NEW_RUN_DIR", help="run dir to write")
     f.add_argument("--tokenizer", default="word", metavar="word|bpe|char|FILE",
                    help="tokenizer of a fresh bow/lstm model, trained on --data (default word)")
     f.add_argument("--overwrite", action="store_true", help="replace an existing run in --out")
     f.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar or status lines")
+    add_instruction_tuning_options(f)
     f.set_defaults(func=cmd_finetune, accepts_overrides=True)
     c = sub.add_parser("classify", help="label texts with a classifier run dir",
                        description="Print the most probable label and its probability for each text.")
@@ -1256,11 +1265,15 @@ def cmd_finetune(args) -> int:
         raise LmlabError(f"one RUN_DIR at most, got {' '.join(words)} (settings are written --key value)")
     result = finetune(args.out, run_dir=words[0] if words else None, model=args.clf_model, task=args.task,
                       data=args.data, val_data=args.val_data, tokenizer=args.tokenizer, overrides=overrides,
-                      overwrite=args.overwrite, progress=args.progress)
+                      overwrite=args.overwrite, progress=args.progress, instructions=args.instructions,
+                      replay=args.replay, replay_data=args.replay_data, resume=args.resume)
     line = f"trained {result.step} steps into {result.run_dir} ({result.wall_seconds:.0f} s)"
     if result.last_val_loss is not None:
         line += f"; val loss {result.last_val_loss:.4f} (best {result.best_val_loss:.4f})"
-    print(line + f"; accuracy: lmlab eval classify {result.run_dir} --data FILE")
+    if args.instructions or args.resume:
+        print(line + f"; try: lmlab sample {result.run_dir} --instruction TEXT --temperature 0")
+    else:
+        print(line + f"; accuracy: lmlab eval classify {result.run_dir} --data FILE")
     return 0
 
 
@@ -1555,8 +1568,8 @@ def cmd_eval_ppl_memory(args) -> int:
 def add_serve_parser(sub) -> None:
     p = sub.add_parser("serve", help="serve a run dir: OpenAI-compatible API and a playground page",
                        description="Serve a GPT run dir over HTTP until interrupted: an OpenAI-compatible "
-                                   "completions API (/v1/completions, /v1/models, /tokenize, /detokenize, /health, "
-                                   "/metrics), endpoints that look inside the model, and a playground page at /. "
+                                   "completions API (/v1/completions, /v1/chat/completions for instruction-tuned runs, "
+                                   "/v1/models, /tokenize, /detokenize, /health, /metrics), endpoints that look inside the model, and a playground page at /. "
                                    "Concurrent requests are decoded together. See docs/serving.md.")
     p.add_argument("run_dir", metavar="RUN_DIR", help="run dir of a GPT (e.g. runs/tiny)")
     p.add_argument("--host", default="127.0.0.1",
@@ -1684,6 +1697,131 @@ def cmd_edit_source(args) -> int:
     return 0
 
 
+# ============================================ instruction tuning: instruction-set / finetune --instructions / sample ===
+def add_instruction_set_parser(sub) -> None:
+    p = sub.add_parser("instruction-set", help="write a world's instruction set (JSONL) for instruction tuning",
+                       description="Read a world directory (only read) and write instruction → response examples "
+                                   "about it: train.jsonl for tuning, heldout_phrasings.jsonl, seen_phrasings.jsonl "
+                                   "and heldout_type.jsonl for evaluation, info.json. Same bytes for the same "
+                                   "arguments. See docs/instruction-tuning.md.")
+    p.add_argument("world_dir", metavar="WORLD_DIR", help="world directory (lmlab world --out DIR)")
+    p.add_argument("--out", required=True, metavar="DIR", help="directory to write (new, empty, or an instruction set)")
+    p.add_argument("--heldout-type", default="current_value", metavar="TYPE",
+                   help="instruction type kept out of train.jsonl (default current_value; also fact_question, "
+                        "arithmetic, unscramble, reverse, sentiment)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the item splits and draws (default 0)")
+    p.set_defaults(func=cmd_instruction_set)
+
+
+def cmd_instruction_set(args) -> int:
+    from lmlab.world import instruction_set
+
+    summary = instruction_set(args.world_dir, args.out, heldout_type=args.heldout_type, seed=args.seed)
+    for stem, counts in summary["counts"].items():
+        print(f"{args.out}/{stem}.jsonl: {sum(counts.values())} examples "
+              f"({', '.join(f'{k} {v}' for k, v in counts.items())})")
+    return 0
+
+
+def add_instruction_tuning_options(f) -> None:
+    """The --instructions options of `lmlab finetune`; called from add_classifier_parsers."""
+    f.add_argument("--instructions", default=None, metavar="FILE.jsonl",
+                   help="instruction-tune the GPT of RUN_DIR on {instruction, input?, response} lines")
+    f.add_argument("--replay", type=float, default=0.0, metavar="SHARE",
+                   help="with --instructions: share of training documents taken from pre-training text, in [0, 1) "
+                        "(default 0)")
+    f.add_argument("--replay-data", default=None, metavar="DATA_DIR",
+                   help="shards to replay (default: the shards RUN_DIR was trained on)")
+    f.add_argument("--resume", action="store_true",
+                   help="continue the instruction tuning in --out (e.g. with a larger --max_iters)")
+
+
+def add_instruction_sample_options(p) -> None:
+    """The --instruction options of `lmlab sample`; called from add_generation_parsers."""
+    p.add_argument("--instruction", default=None, metavar="TEXT",
+                   help="an instruction, put into the run's prompt template (instruction-tuned runs); prints "
+                        "the response")
+    p.add_argument("--input", dest="instruction_input", default="", metavar="TEXT",
+                   help="with --instruction: the input the instruction works on (e.g. a review)")
+
+
+def sample_options(args) -> dict:
+    """The decoding options of `lmlab sample` as `generate` keyword arguments."""
+    return dict(max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_k=args.top_k,
+                top_p=args.top_p, num_beams=args.beam, length_penalty=args.length_penalty, stop=args.stop,
+                seed=args.seed, truncate=args.truncate)
+
+
+def sample_instruction(run, args) -> int:
+    """`lmlab sample RUN --instruction TEXT [--input TEXT]`: the response of an instruction-tuned run."""
+    import json
+
+    from lmlab.data.instructions import load_template
+    from lmlab.generation import generate, stream
+
+    if args.prompt:
+        raise LmlabError("give either --prompt or --instruction, not both")
+    template = load_template(args.run_dir)
+    if template is None:
+        raise LmlabError(f"{args.run_dir} has no prompt template (it was not instruction-tuned with `lmlab finetune "
+                         "--instructions`); use --prompt")
+    prompt = template.prompt(args.instruction, args.instruction_input)
+    options = sample_options(args)
+    if args.stream:
+        for piece in stream(run.model, run.tokenizer, prompt, **options):
+            print(piece, end="", flush=True)
+        print()
+        return 0
+    [c] = generate(run.model, run.tokenizer, prompt, return_logprobs=args.json, **options)
+    if args.json:
+        print(json.dumps(c.to_dict(), ensure_ascii=False, indent=2))
+    else:
+        print(c.text.removeprefix(template.response_prefix))
+    return 0
+
+
+def add_eval_instructions_parser(esub) -> None:
+    """`lmlab eval instructions`; called from add_eval_parser."""
+    e = esub.add_parser("instructions", help="exact-match accuracy per instruction type (zero/few-shot)",
+                        description="Greedy answers of a run to instruction JSONL files, scored by exact match per "
+                                    "instruction type. A run with a prompt template (lmlab finetune --instructions) "
+                                    "is asked with it, a base run with the plain prompt; --shots 5 prepends five "
+                                    "solved items of the same type (lmlab eval's few-shot prompts).")
+    e.add_argument("run_dir", metavar="RUN_DIR", help="run dir")
+    e.add_argument("--data", required=True, nargs="+", metavar="FILE.jsonl", help="instruction file(s)")
+    e.add_argument("--shots", default="0", help="shot counts, e.g. 0 or 0,5 (default 0)")
+    e.add_argument("--prompt", default="auto", choices=["auto", "template", "plain"],
+                   help="auto: the run's template if it has one, else plain (default)")
+    e.add_argument("--limit", type=int, default=None, metavar="N", help="first N items of each type")
+    e.add_argument("--batch-size", type=int, default=16, metavar="N", help="prompts per batch (default 16)")
+    e.add_argument("--seed", type=int, default=1234, help="few-shot draws and bootstrap (default 1234)")
+    e.add_argument("--out", default=None, metavar="FILE.json",
+                   help="results JSON (default RUN_DIR/eval/instructions.json); items beside it")
+    e.add_argument("--json", action="store_true", help="print the results as JSON")
+    e.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    e.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    e.set_defaults(func=cmd_eval_instructions)
+
+
+def cmd_eval_instructions(args) -> int:
+    import json
+    from pathlib import Path
+
+    from lmlab.evaluation import format_table, items_path
+    from lmlab.evaluation.instructions import eval_instructions
+
+    out = Path(args.out) if args.out else Path(args.run_dir) / "eval" / "instructions.json"
+    report = eval_instructions(args.run_dir, args.data, shots=args.shots, prompt=args.prompt, limit=args.limit,
+                               batch_size=args.batch_size, seed=args.seed, out=out, device=args.device,
+                               progress=args.progress)
+    if args.json:
+        print(json.dumps(report["results"], indent=2))
+    else:
+        print(format_table(report))
+        print(f"results: {out}  items: {items_path(out)}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lmlab", description="lmlab: train, sample, evaluate, inspect and edit small language models.")
     parser.add_argument("--version", action="version", version=f"lmlab {__version__}")
@@ -1704,6 +1842,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_serve_parser(sub)
     add_attribution_parsers(sub)
     add_plan_parser(sub)
+    add_instruction_set_parser(sub)
     return parser
 
 

@@ -12,13 +12,15 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import ValidationError
 
 from lmlab.checkpoint import load_run
+from lmlab.data.instructions import load_template
 from lmlab.errors import LmlabError
-from lmlab.serving.completions import CompletionCall, parse_request
+from lmlab.serving.chat import add_chat_routes
+from lmlab.serving.completions import CompletionCall, parse_request, respond
 from lmlab.serving.edits import EditLog, add_edit_routes
 from lmlab.serving.engine import Engine
 from lmlab.serving.errors import ApiError
@@ -54,6 +56,7 @@ class ServedModel:
                 raise LmlabError(f"lmlab serve serves GPT run dirs; {self.settings.run_dir} holds a "
                                  f"{run.model_type} model")
             self.model, self.tokenizer, self.training_config = run.model, run.tokenizer, run.training_config
+            self.template = load_template(self.settings.run_dir)  # instruction-tuned runs: /v1/chat/completions
             self.block_size = run.model.config.block_size
             self.edits = EditLog(self)
             self.engine = Engine(self.model, self.tokenizer, self.lock, self.metrics,
@@ -141,23 +144,9 @@ def create_app(settings: ServerSettings, *, load_in_background: bool = True) -> 
 
     @app.post("/v1/completions")
     async def completions(request: Request):
-        try:
-            req = parse_request(await read_body(request))
-            if req.model is not None and req.model != state.model_name:
-                raise ApiError(404, f"model {req.model!r} is not served here; this server serves "
-                               f"{state.model_name!r}", param="model", code="model_not_found")
-            call = CompletionCall(req, state)
-            if req.stream:
-                stream = call.stream()
-                first = await anext(stream)  # errors before the first byte (queue full, ...) get their status
-                state.metrics.requests.labels("200").inc()
-                return StreamingResponse(_prepend(first, stream), media_type="text/event-stream")
-            answer = await call.answer()
-        except ApiError as e:
-            state.metrics.requests.labels(str(e.status)).inc()
-            raise
-        state.metrics.requests.labels("200").inc()
-        return answer
+        return await respond(state, request, lambda body: CompletionCall(parse_request(body), state))
+
+    add_chat_routes(app)
 
     @app.post("/tokenize")
     async def tokenize(request: Request):
@@ -202,8 +191,3 @@ def create_app(settings: ServerSettings, *, load_in_background: bool = True) -> 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
 
-
-async def _prepend(first: str, rest):
-    yield first
-    async for chunk in rest:
-        yield chunk

@@ -7,7 +7,7 @@ import asyncio
 import json
 import time
 import uuid
-from typing import Any, AsyncIterator, Union
+from typing import Any, AsyncIterator, Callable, Union
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -242,18 +242,54 @@ class CompletionCall:
             for index in range(n_choices):
                 yield self._chunk([{"index": index, "text": "", "logprobs": None, "finish_reason": "length"}])
         if self.req.stream_options is not None and self.req.stream_options.include_usage:
-            body = {"id": self.id, "object": "text_completion", "created": self.created,
-                    "model": self.state.model_name, "choices": [], "usage": self.usage(produced)}
-            yield f"data: {json.dumps(body)}\n\n"
+            yield self._usage_chunk(self.usage(produced))
         yield "data: [DONE]\n\n"
 
+    def _usage_chunk(self, usage: dict) -> str:
+        """The last event of a stream with stream_options.include_usage: no choices, the usage counts."""
+        body = {"id": self.id, "object": "text_completion", "created": self.created, "model": self.state.model_name,
+                "choices": [], "usage": usage}
+        return f"data: {json.dumps(body)}\n\n"
 
-def parse_request(body: dict[str, Any]) -> CompletionRequest:
-    """Validate a JSON body; ApiError 400 naming the first bad field."""
+
+async def respond(state, request, make_call: Callable[[dict[str, Any]], CompletionCall]):
+    """Run one API call: `make_call(JSON body)` builds and checks it; the answer is a JSON object, or server-sent
+    events when the request streams. ApiErrors (404 for another model's name) keep their status; every outcome is
+    counted in the server's metrics."""
+    from fastapi.responses import StreamingResponse
+
+    from lmlab.serving.request_body import read_body
+
+    try:
+        call = make_call(await read_body(request))
+        if call.req.model is not None and call.req.model != state.model_name:
+            raise ApiError(404, f"model {call.req.model!r} is not served here; this server serves "
+                           f"{state.model_name!r}", param="model", code="model_not_found")
+        if call.req.stream:
+            stream = call.stream()
+            first = await anext(stream)  # errors before the first byte (queue full, ...) get their status
+            state.metrics.requests.labels("200").inc()
+            return StreamingResponse(_prepend(first, stream), media_type="text/event-stream")
+        answer = await call.answer()
+    except ApiError as e:
+        state.metrics.requests.labels(str(e.status)).inc()
+        raise
+    state.metrics.requests.labels("200").inc()
+    return answer
+
+
+async def _prepend(first: str, rest: AsyncIterator[str]) -> AsyncIterator[str]:
+    yield first
+    async for chunk in rest:
+        yield chunk
+
+
+def parse_request(body: dict[str, Any], request_type: type[BaseModel] = CompletionRequest) -> Any:
+    """Validate a JSON body as a `request_type`; ApiError 400 naming the first bad field."""
     from pydantic import ValidationError
 
     try:
-        return CompletionRequest.model_validate(body)
+        return request_type.model_validate(body)
     except ValidationError as e:
         err = e.errors()[0]
         field = ".".join(str(x) for x in err["loc"] if not isinstance(x, int)) or None

@@ -59,11 +59,18 @@ DEFAULT_WORD_VOCAB = 20000  # tokenizer of a fresh bow/lstm model: word-level, a
 
 
 def finetune(out_dir: str | os.PathLike, *, run_dir: str | os.PathLike | None = None, model: str = "gpt",
-             task: str = "sentiment", data: str | os.PathLike, val_data: str | os.PathLike | None = None,
-             tokenizer: str = "word", overrides: dict[str, Any] | list[str] | None = None,
-             overwrite: bool = False, progress: bool = True) -> TrainResult:
+             task: str = "sentiment", data: str | os.PathLike | None = None,
+             val_data: str | os.PathLike | None = None, tokenizer: str = "word",
+             overrides: dict[str, Any] | list[str] | None = None, overwrite: bool = False, progress: bool = True,
+             instructions: str | os.PathLike | None = None, replay: float = 0.0,
+             replay_data: str | os.PathLike | None = None, resume: bool = False) -> TrainResult:
     """Train a classifier of kind `model` ("gpt" | "bert" | "bow" | "lstm") on the labelled file `data` into the
     run dir `out_dir`; returns the trainer's TrainResult (losses: the classifier's cross-entropy in nats per example).
+
+    With `instructions` (an instruction JSONL file) instead of `data`, the GPT of `run_dir` is instruction-tuned
+    (lmlab.training.instruct.finetune_instructions: val_data is then an instruction file for the val loss, replay
+    the share of pre-training documents mixed in, from replay_data or the run's own shards); resume=True continues
+    an instruction tuning in out_dir.
 
     run_dir: the trained GPT or BERT run to start from (gpt, bert; must be None for bow/lstm). task: "sentiment"
     (classes negative, positive; integer labels 0/1 index them) or "labels" (the classes the training file names).
@@ -75,6 +82,19 @@ def finetune(out_dir: str | os.PathLike, *, run_dir: str | os.PathLike | None = 
     out_dir without overwrite=True).
     """
     out_dir = Path(out_dir)
+    overrides = parse_override_args(overrides) if isinstance(overrides, list) else dict(overrides or {})
+    if instructions is not None or resume:
+        if data is not None or model != "gpt":
+            raise LmlabError("--instructions tunes a GPT run on instructions; leave out --data and --model")
+        from lmlab.training.instruct import finetune_instructions
+
+        return finetune_instructions(out_dir, run_dir=run_dir, instructions=instructions, val_instructions=val_data,
+                                     replay=replay, replay_data=replay_data, overrides=overrides, resume=resume,
+                                     overwrite=overwrite, progress=progress)
+    if data is None:
+        raise LmlabError("no training data: give --data FILE (labelled texts) or --instructions FILE.jsonl")
+    if replay or replay_data is not None:
+        raise LmlabError("--replay mixes pre-training text into instruction tuning; it goes with --instructions")
     if model not in MODEL_TYPES:
         raise LmlabError(f"unknown classifier model {model!r}; choose one of {', '.join(MODEL_TYPES)}")
     if task not in TASKS:
@@ -85,7 +105,6 @@ def finetune(out_dir: str | os.PathLike, *, run_dir: str | os.PathLike | None = 
         raise LmlabError(f"--model {model} trains a fresh classifier; leave out RUN_DIR (or use --model gpt|bert)")
     if run_dir is not None and out_dir.resolve() == Path(run_dir).resolve():
         raise LmlabError("--out must be a new directory: the source run dir is never modified")
-    overrides = parse_override_args(overrides) if isinstance(overrides, list) else dict(overrides or {})
     check_new_run_dir(out_dir, overwrite)
     with lock_run_dir(out_dir, "lmlab finetune"):
         check_new_run_dir(out_dir, overwrite)  # again under the lock: another run may have finished there
