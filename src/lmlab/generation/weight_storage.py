@@ -54,8 +54,12 @@ _STORAGE: "weakref.WeakKeyDictionary[nn.Module, str]" = weakref.WeakKeyDictionar
 
 @functools.cache
 def fbgemm_available() -> bool:
-    """True when this torch build runs its quantized Linear ops on fbgemm (x86 CPUs with AVX2)."""
-    return ("fbgemm" in torch.backends.quantized.supported_engines
+    """True when this torch build runs its quantized Linear ops on fbgemm (x86 CPUs with AVX2). torch 2.13 marks
+    quantized tensors deprecated: a build without these ops gets the dequantizing path."""
+    ops = torch.ops.quantized
+    return (all(hasattr(ops, name) for name in ("linear_prepack", "linear_dynamic", "linear_prepack_fp16",
+                                                   "linear_dynamic_fp16"))
+            and "fbgemm" in torch.backends.quantized.supported_engines
             and torch.backends.quantized.engine in ("x86", "fbgemm")
             and torch.backends.cpu.get_cpu_capability() in ("AVX2", "AVX512"))
 
@@ -114,9 +118,15 @@ def stored_linears(model: nn.Module) -> Iterator[str]:
 
 
 # ============================================================================================== conversions ===
+def int8_scales(weight: torch.Tensor) -> torch.Tensor:
+    """The per-row scales (out,) of a weight (out, in): max |row| / 127, so every row uses the int8 range ±127."""
+    return weight.abs().amax(dim=1).clamp(min=torch.finfo(torch.float32).tiny) / 127
+
+
 def int8_rows(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-row symmetric int8 of a weight (out, in): (q int8 (out, in), scale float32 (out,)), weight ≈ q · scale."""
-    scale = weight.abs().amax(dim=1).clamp(min=torch.finfo(torch.float32).tiny) / 127
+    """Per-row symmetric int8 of a weight (out, in): (q int8 (out, in), scale float32 (out,)), weight ≈ q · scale
+    (q rounded to nearest, ties to even, as torch.quantize_per_channel)."""
+    scale = int8_scales(weight)
     return torch.round(weight / scale[:, None]).clamp_(-127, 127).to(torch.int8), scale
 
 
@@ -130,15 +140,16 @@ def _make_product(module: nn.Linear, storage: str, use_fbgemm: bool) -> Callable
     """Convert the module's weights to `storage` and return the function computing the product with them."""
     weight = module.weight.detach()
     bias = module.bias.detach().clone() if module.bias is not None else None
+    if storage == "int8" and use_fbgemm:
+        scale = int8_scales(weight)
+        with warnings.catch_warnings():  # torch 2.13 warns that quantized tensors are deprecated (see docs)
+            warnings.simplefilter("ignore")
+            qweight = torch.quantize_per_channel(weight, scale.double(), torch.zeros_like(scale, dtype=torch.long),
+                                                 0, torch.qint8)
+        packed = torch.ops.quantized.linear_prepack(qweight, bias)
+        return lambda x: torch.ops.quantized.linear_dynamic(x, packed, True)
     if storage == "int8":
         q, scale = int8_rows(weight)
-        if use_fbgemm:
-            with warnings.catch_warnings():  # torch 2.13 warns that quantized tensors are deprecated (see docs)
-                warnings.simplefilter("ignore")
-                qweight = torch.quantize_per_channel(q.float() * scale[:, None], scale.double(),
-                                                     torch.zeros_like(scale, dtype=torch.long), 0, torch.qint8)
-            packed = torch.ops.quantized.linear_prepack(qweight, bias)
-            return lambda x: torch.ops.quantized.linear_dynamic(x, packed, True)
         return lambda x: F.linear(x, q.to(x.dtype) * scale[:, None].to(x.dtype), bias)
     rounded = weight.to(torch.bfloat16)
     if use_fbgemm and float(rounded.abs().max()) <= _FP16_MAX:
