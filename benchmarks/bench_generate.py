@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import ctypes
 import json
 import os
 import platform
@@ -94,7 +95,12 @@ def read_bandwidth(gib: float = 1.0, rounds: int = 5) -> float:
 
 
 def resident_mb() -> float:
-    """The process's resident memory now, in MB (Linux /proc; 0 elsewhere)."""
+    """The process's resident memory now, in MB (Linux /proc; 0 elsewhere), after handing freed heap memory back
+    to the OS (glibc keeps a conversion's temporaries otherwise, which would count as the copies' size)."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
     try:
         with open("/proc/self/statm") as f:
             return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e6
