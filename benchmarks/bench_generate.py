@@ -10,7 +10,7 @@ with fp32: the weights are random, so this says little about quality — see ben
 tokens/s and our/their ratio. Each setting is timed `--repeats` times with all sides alternating and the best of
 each kept (on a shared machine the load changes within seconds; alternating gives every side the same chances).
 
-Bandwidth: the best of 5 reads (a sum) of a 1 GiB fp32 tensor with the same threads. Each decode's share of it is
+Bandwidth: the best of 5 reads (a sum, a dot product) of a 1 GiB fp32 vector with the same threads. Each decode's share of it is
 (bytes of Linear weights read per step × steps/s) / bandwidth, steps/s = tokens/s ÷ batch: 100% means the decode
 streams the weights as fast as the machine reads memory. Memory: the bytes of Linear weights each storage reads per
 step, the conversion time (once per loaded model), and the process's resident memory after each storage's runs
@@ -83,14 +83,16 @@ def interleaved_best(fns: dict, rounds: int) -> dict[str, tuple[float, object]]:
 
 
 def read_bandwidth(gib: float = 1.0, rounds: int = 5) -> float:
-    """The machine's read bandwidth in bytes/s: best of `rounds` sums of a `gib` GiB fp32 tensor (far larger than
-    any cache), with torch's current threads."""
+    """The machine's read bandwidth in bytes/s with torch's current threads: the best of `rounds` reads of a `gib` GiB
+    fp32 vector (far larger than any cache) by two streaming kernels, a sum and a dot product with itself (MKL's
+    sdot), whichever reads faster (a one-thread sum can be compute-bound)."""
     x = torch.ones(int(gib * 2**30) // 4)
     best = float("inf")
     for _ in range(rounds):
-        t = time.perf_counter()
-        x.sum()
-        best = min(best, time.perf_counter() - t)
+        for read in (x.sum, lambda: torch.dot(x, x)):
+            t = time.perf_counter()
+            read()
+            best = min(best, time.perf_counter() - t)
     return x.numel() * 4 / best
 
 
@@ -106,6 +108,25 @@ def resident_mb() -> float:
             return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e6
     except OSError:
         return 0.0
+
+
+def linear_products_s(model, rows: int, new_tokens: int, rounds: int = 5) -> float:
+    """Seconds for one decode step's Linear products alone (every nn.Linear once on `rows` one-token rows, with the
+    weights as a decode of `new_tokens` tokens holds them): best of `rounds`. The rest of a step is attention,
+    normalisation, sampling and Python."""
+    from lmlab.generation import eval_mode
+    from lmlab.generation.cpu_kernels import decode_rows, onednn_linears
+
+    linears = [m for m in model.modules() if type(m) is torch.nn.Linear]
+    inputs = {m.in_features: torch.randn(rows, 1, m.in_features) for m in linears}
+    best = float("inf")
+    with eval_mode(model), onednn_linears(model, rows=decode_rows(rows, new_tokens)):
+        for _ in range(rounds + 1):  # the first round converts / warms up
+            t = time.perf_counter()
+            for m in linears:
+                m(inputs[m.in_features])
+            best = min(best, time.perf_counter() - t)
+    return best
 
 
 def main() -> None:
@@ -192,12 +213,16 @@ def main() -> None:
             results[storage, batch] = tps
             agree = sum(a == b for c, f in zip(out, fp32_out) for a, b in zip(c.tokens, f.tokens))
             total = sum(len(f.tokens) for f in fp32_out)
+            products = linear_products_s(models[storage], batch, n_new)
             print(f"  ours {storage}: {tps:7.1f} tok/s ({t:.2f} s) | {tps / hf_tps:.2f}x HF | "
                   f"{weight_mb[storage] * 1e6 * tps / batch / bandwidth:.0%} of bandwidth | "
-                  f"{agree}/{total} tokens as fp32 | resident {resident_mb():.0f} MB")
+                  f"{agree}/{total} tokens as fp32 | Linear products alone {products * 1e3:.1f} ms/step "
+                  f"({products * tps / batch:.0%} of a step; "
+                  f"{weight_mb[storage] * 1e6 / products / bandwidth:.0%} of bandwidth)")
 
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3
-    print(f"peak resident memory of the process (HF model and all storages loaded together): {peak:.0f} MB")
+    print(f"peak resident memory of the process (HF model and all storages loaded together): {peak:.0f} MB; "
+          f"now {resident_mb():.0f} MB")
     fields = [f"bw_gb_s={bandwidth / 1e9:.1f}"]
     for batch in sorted({b for _, b in results}):
         fields.append(f"hf_tok_s_b{batch}={results['hf', batch]:.1f}")
