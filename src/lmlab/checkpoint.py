@@ -6,6 +6,11 @@
       tokenizer.json     the tokenizer (lmlab JSON format)
       model.safetensors  weights (tied weights stored once); metadata holds a SHA-256 of the tensor bytes
       train_state.pt     optimizer / schedule / RNG / data position (written by training; tensors and plain data only)
+      sharded/step-N/    instead of the two files above, for runs trained with strategy fsdp: a
+                         torch.distributed.checkpoint directory (one `__R_0.distcp` file per rank, `.metadata`)
+                         holding the model and optimizer state, plus that step's train_state.pt. Written under a
+                         temporary name and renamed whole, so the newest `step-N` is always complete; loading
+                         consolidates it into one model whatever the number of ranks that wrote it
 
 Every file is written to a temp file and renamed, so a crash never leaves a half-written file under its real name.
 Loading checks, and says exactly what is wrong: the directory is a run dir, config keys, the tokenizer fingerprint,
@@ -44,6 +49,8 @@ TOKENIZER_NAME = "tokenizer.json"
 WEIGHTS_NAME = "model.safetensors"
 TRAIN_STATE_NAME = "train_state.pt"
 LOCK_NAME = ".lock"
+SHARDED_DIR = "sharded"
+SHARDED_STEP_PREFIX = "step-"
 CONFIG_KEYS = {"lmlab_version", "model_type", "model", "training", "tokenizer_fingerprint"}
 _CHECKSUM_KEY = "lmlab_sha256"
 
@@ -99,19 +106,26 @@ def _tensor_checksum(tensors: dict[str, torch.Tensor]) -> str:
     return h.hexdigest()
 
 
-def save_run(run_dir: str | os.PathLike, model: nn.Module, tokenizer: Tokenizer, *, model_type: str = "gpt",
-             model_config: Any, training_config: Any = None, weights_name: str = WEIGHTS_NAME) -> Path:
+def save_run(run_dir: str | os.PathLike, model: nn.Module | None, tokenizer: Tokenizer, *, model_type: str = "gpt",
+             model_config: Any, training_config: Any = None, weights_name: str = WEIGHTS_NAME,
+             tensors: dict[str, torch.Tensor] | None = None) -> Path:
     """Write (or overwrite) a run dir: config.json, tokenizer.json and the weights, each atomically.
 
     model_config: the model's typed config or its dict; training_config: a dict/dataclass or None.
-    weights_name lets training keep e.g. "best.safetensors" beside the latest weights. Returns the run dir path.
+    weights_name lets training keep e.g. "best.safetensors" beside the latest weights. tensors: the weights to
+    write instead of `model`'s state (e.g. gathered from FSDP shards; tied aliases already left out). With
+    model=None and no tensors only config.json and tokenizer.json are written (a sharded checkpoint holds the
+    weights). Returns the run dir path.
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     get_model_type(model_type)  # unknown type → clear error before anything is written
-    tensors = {n: t.detach().contiguous().cpu() for n, t in _unique_state(model).items()}
-    with atomic_output(run_dir / weights_name) as tmp:
-        save_file(tensors, str(tmp), metadata={_CHECKSUM_KEY: _tensor_checksum(tensors), "format": "pt"})
+    if tensors is None and model is not None:
+        tensors = _unique_state(model)
+    if tensors is not None:
+        tensors = {n: t.detach().contiguous().cpu() for n, t in tensors.items()}
+        with atomic_output(run_dir / weights_name) as tmp:
+            save_file(tensors, str(tmp), metadata={_CHECKSUM_KEY: _tensor_checksum(tensors), "format": "pt"})
     tokenizer.save(run_dir / TOKENIZER_NAME)
     atomic_write_json(run_dir / CONFIG_NAME, {
         "lmlab_version": __version__,
@@ -199,18 +213,26 @@ def check_before_loading(model_cls: type[nn.Module], model_config: Any, path: Pa
     damaged or hostile config.json or a header declaring huge tensors gives an error, not an exhausted machine."""
     if not path.is_file():
         raise LmlabError(f"weights file {path} is missing; the run dir is incomplete (re-save or re-train)")
-    declared = read_weights_header(path)
+    _check_declared_shapes(model_cls, model_config, read_weights_header(path), source=str(path), what=what)
+
+
+def _check_declared_shapes(model_cls: type[nn.Module], model_config: Any, declared: dict[str, tuple], *,
+                           source: str, what: str) -> None:
+    """`check_before_loading` for any source of {tensor name: shape}; tied aliases (a sharded checkpoint lists
+    them, a safetensors file does not) are ignored."""
     with torch.device("meta"):
         skeleton = model_cls(model_config)
     # On the meta device tensors have no storage to compare, so tied aliases are found by parameter identity:
     # named_parameters() yields a shared parameter once, under its first name (as `_unique_state` keeps it).
     owned = {n for n, _ in skeleton.named_parameters()} | {n for n, _ in skeleton.named_buffers()}
-    expected = {n: tuple(t.shape) for n, t in skeleton.state_dict().items() if n in owned}
-    _check_shapes(expected, declared, source=str(path), what=what)
-    need = sum(t.numel() * t.element_size() for n, t in skeleton.state_dict().items() if n in owned)
+    everything = skeleton.state_dict()
+    expected = {n: tuple(t.shape) for n, t in everything.items() if n in owned}
+    declared = {n: s for n, s in declared.items() if n in owned or n not in everything}
+    _check_shapes(expected, declared, source=source, what=what)
+    need = sum(t.numel() * t.element_size() for n, t in everything.items() if n in owned)
     have = _physical_memory()
     if have is not None and need > have:
-        raise LmlabError(f"{path}: the model needs {need / 2**30:.1f} GiB for its weights but this machine has "
+        raise LmlabError(f"{source}: the model needs {need / 2**30:.1f} GiB for its weights but this machine has "
                          f"{have / 2**30:.1f} GiB of memory")
 
 
@@ -272,9 +294,16 @@ def load_run(run_dir: str | os.PathLike, *, device: str | torch.device = "cpu",
                       "if tokenizer.json was replaced, the model's outputs will be garbage", stacklevel=2)
     _, model_cls = get_model_type(model_type)
     what = f"{CONFIG_NAME} ({model_type})"
-    check_before_loading(model_cls, model_config, run_dir / weights_name, what=what)
-    model = model_cls(model_config)
-    load_weights(model, run_dir / weights_name, what=what)
+    sharded = latest_sharded_checkpoint(run_dir) if weights_name == WEIGHTS_NAME else None
+    if sharded is not None and not (run_dir / weights_name).is_file():
+        _check_declared_shapes(model_cls, model_config, read_sharded_shapes(sharded), source=str(sharded),
+                               what=what)
+        model = model_cls(model_config)
+        load_sharded_weights(model, sharded)
+    else:
+        check_before_loading(model_cls, model_config, run_dir / weights_name, what=what)
+        model = model_cls(model_config)
+        load_weights(model, run_dir / weights_name, what=what)
     model.to(device).eval()
     return Run(model=model, tokenizer=tokenizer, model_config=model_config, training_config=cfg.get("training"),
                run_dir=run_dir, model_type=model_type)
@@ -288,8 +317,12 @@ def save_train_state(run_dir: str | os.PathLike, state: dict) -> None:
 
 
 def load_train_state(run_dir: str | os.PathLike) -> dict | None:
-    """train_state.pt of a run dir, or None when there is none (e.g. an imported model)."""
+    """train_state.pt of a run dir (for a sharded run: that of its newest complete checkpoint), or None when there
+    is none (e.g. an imported model)."""
     path = Path(run_dir) / TRAIN_STATE_NAME
+    sharded = latest_sharded_checkpoint(run_dir)
+    if not path.is_file() and sharded is not None:
+        path = sharded / TRAIN_STATE_NAME
     if not path.is_file():
         return None
     try:
@@ -299,9 +332,60 @@ def load_train_state(run_dir: str | os.PathLike) -> dict | None:
                          "delete it to start training afresh") from None
 
 
+# ==================================================================================== sharded checkpoints ===
+def sharded_checkpoint_dir(run_dir: str | os.PathLike, step: int) -> Path:
+    """Where the sharded checkpoint of optimizer step `step` lives: RUN_DIR/sharded/step-00000100."""
+    return Path(run_dir) / SHARDED_DIR / f"{SHARDED_STEP_PREFIX}{step:08d}"
+
+
+def latest_sharded_checkpoint(run_dir: str | os.PathLike) -> Path | None:
+    """The newest complete sharded checkpoint of a run dir, or None. Complete by construction: a checkpoint is
+    written under a hidden temporary name and renamed to `step-N` only once every rank's file, the metadata and
+    train_state.pt are on disk."""
+    root = Path(run_dir) / SHARDED_DIR
+    if not root.is_dir():
+        return None
+    steps = sorted(p for p in root.iterdir() if p.is_dir() and p.name.startswith(SHARDED_STEP_PREFIX)
+                   and p.name[len(SHARDED_STEP_PREFIX):].isdigit())
+    return steps[-1] if steps else None
+
+
+def read_sharded_shapes(ckpt_dir: Path, section: str = "model") -> dict[str, tuple[int, ...]]:
+    """{tensor name: global shape} of one section ("model") of a sharded checkpoint, from its metadata only."""
+    from torch.distributed.checkpoint import FileSystemReader
+    from torch.distributed.checkpoint.metadata import TensorStorageMetadata
+
+    try:
+        metadata = FileSystemReader(str(ckpt_dir)).read_metadata()
+    except Exception as e:  # a missing or damaged .metadata: the reader raises various kinds
+        raise LmlabError(f"{ckpt_dir} is not a readable sharded checkpoint ({type(e).__name__}: {e}); "
+                         "delete it to fall back to the previous one") from None
+    prefix = section + "."
+    return {key[len(prefix):]: tuple(meta.size) for key, meta in metadata.state_dict_metadata.items()
+            if key.startswith(prefix) and isinstance(meta, TensorStorageMetadata)}
+
+
+def load_sharded_weights(model: nn.Module, ckpt_dir: Path) -> None:
+    """Consolidate the "model" section of a sharded checkpoint into the plain `model`, in this one process
+    (whatever the number of ranks that wrote it: each tensor is read from the pieces that hold it)."""
+    import torch.distributed.checkpoint as dcp
+
+    state = {"model": model.state_dict()}  # dcp.load fills these tensors in place (tied aliases share storage)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*load in a single process.*")
+        dcp.load(state, checkpoint_id=str(ckpt_dir), no_dist=True)
+    model.load_state_dict(state["model"])
+
+
 # ============================================================================================== one writer ===
 # What a run dir may hold before its first checkpoint (a killed start): training into it again is no surprise.
-_EARLY_RUN_FILES = {LOCK_NAME, "data", "metrics.jsonl", "loss.png"}
+_EARLY_RUN_FILES = {LOCK_NAME, "data", "metrics.jsonl", "loss.png", SHARDED_DIR, "lineage.json"}
+
+
+def has_checkpoint(run_dir: str | os.PathLike) -> bool:
+    """True when training left a checkpoint in `run_dir` that `--resume` can continue (train_state.pt, or a
+    complete sharded checkpoint)."""
+    return (Path(run_dir) / TRAIN_STATE_NAME).is_file() or latest_sharded_checkpoint(run_dir) is not None
 
 
 def check_new_run_dir(out_dir: Path, overwrite: bool) -> None:
@@ -309,7 +393,7 @@ def check_new_run_dir(out_dir: Path, overwrite: bool) -> None:
     what a killed start of a run left. A directory of other files is never trained into."""
     if out_dir.exists() and not out_dir.is_dir():
         raise LmlabError(f"--out {out_dir} is a file, not a directory; choose another --out")
-    if (out_dir / TRAIN_STATE_NAME).exists() or (out_dir / WEIGHTS_NAME).exists():
+    if has_checkpoint(out_dir) or (out_dir / WEIGHTS_NAME).exists():
         if not overwrite:
             raise LmlabError(f"{out_dir} already holds a trained run; continue it with --resume, start over with "
                              "--overwrite, or choose another --out")

@@ -232,13 +232,24 @@ def add_train_parser(sub) -> None:
     p.add_argument("--val", metavar="PATH", nargs="+",
                    help="with --text: your own validation text (default: 10%% of the documents, or of one file's end)")
     p.add_argument("--tokenizer", metavar="FILE|char|word|bpe",
-                   help="with --text: tokenizer file or kind to train (default bpe); with --data: must match")
-    p.add_argument("--preset", help="named model shape + training settings (default tiny)")
+                   help="with --text: tokenizer file or kind to train (default bpe; word for --model "
+                        "cooc|ppmi|word2vec); with --data: must match")
+    p.add_argument("--preset", help="named model shape + training settings (default tiny; with --model "
+                                    "TYPE, that type's default, e.g. ngram3, lstm-tiny)")
     p.add_argument("--model", dest="model_type", metavar="TYPE", help="model type from the registry (default gpt)")
-    p.add_argument("--out", metavar="RUN_DIR", help="run dir to write (default runs/PRESET)")
+    p.add_argument("--out", metavar="RUN_DIR", help="run dir to write (default runs/PRESET, or runs/TYPE with --model; "
+                                                    "with --init: INIT-continued)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run in --out")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar or status lines")
+    p.add_argument("--init", metavar="RUN_DIR",
+                   help="continued pretraining: start from this run's weights, tokenizer and shape (a trained or "
+                        "imported run) and train on --text/--data into a new --out")
+    p.add_argument("--replay", type=float, default=0.0, metavar="SHARE",
+                   help="with --init: mix this share (0..1) of the base run's original training data into the "
+                        "train split (default 0)")
+    p.add_argument("--replay-data", metavar="DATA_DIR",
+                   help="with --replay: the original shards (default: the data dir the base run recorded)")
     p.set_defaults(func=cmd_train, accepts_overrides=True)
 
 
@@ -253,19 +264,22 @@ MAIN_WORLD = dict(seed=0, size="2MB")
 MAIN_DATA = dict(vocab_size=1024, numbers="digits", split_blank_lines=True, dedup="none")
 # float32 even where `--dtype auto` would pick bf16 (CPUs with AVX512-BF16 or AMX): the documented experiments and
 # the evaluation and editing bars were measured on this fp32 model, and fp32 trains the same model on every CPU of
-# one kind (other vector instructions round differently: an AVX2-only CPU gives val loss 0.7965, not 0.7973).
+# one kind (CPUs with other vector instructions round differently; docs/training.md gives the figures).
 # `--dtype` on the command line (or in --config) wins.
 MAIN_TRAIN = dict(dtype="float32")
 
 
 def cmd_train(args) -> int:
-    if args.data is None and args.text is None and not args.resume:
+    if args.data is None and args.text is None and not args.resume and args.init is None:
         return _train_main_job(args)
-    out = args.out or f"runs/{args.preset or 'tiny'}"
+    # --model ngram alone: runs/ngram; --init runs/tiny: runs/tiny-continued
+    out = args.out or (f"{args.init.rstrip('/')}-continued" if args.init
+                       else f"runs/{args.preset or args.model_type or 'tiny'}")
     result = _train_run_once(out, data_dir=args.data, text=args.text, val_text=args.val, tokenizer=args.tokenizer,
                        preset=args.preset,
                        model_type=args.model_type, config_file=args.config, overrides=args.overrides,
-                       resume=args.resume, overwrite=args.overwrite, progress=args.progress)
+                       resume=args.resume, overwrite=args.overwrite, progress=args.progress, init=args.init,
+                       replay=args.replay, replay_data=args.replay_data)
     _print_train_result(result)
     return 0
 
@@ -457,6 +471,13 @@ def add_eval_parser(sub) -> None:
     pp.add_argument("--json", action="store_true", help="print the figures as JSON")
     pp.add_argument("--device", default="cpu", help="torch device (default cpu)")
     add_weights_argument(pp)
+    pp.add_argument("--knn", default=None, metavar="DATASTORE", help="also interpolate with a kNN-LM datastore")
+    pp.add_argument("--infgram", default=None, metavar="DATA_DIR", help="also interpolate with the ∞-gram of an "
+                                                                        "indexed shard dir")
+    pp.add_argument("--lambda", dest="lam", type=float, default=0.25, help="interpolation weight (default 0.25)")
+    pp.add_argument("--k", type=int, default=64, help="kNN neighbours (default 64)")
+    pp.add_argument("--knn-temperature", type=float, default=1.0, help="kNN softmax temperature (default 1)")
+    pp.add_argument("--max-tokens", type=int, default=None, metavar="N", help="with --knn/--infgram: first N tokens")
     pp.set_defaults(func=cmd_eval_ppl)
 
 
@@ -468,6 +489,11 @@ def cmd_eval_ppl(args) -> int:
     from lmlab.data import load_manifest, load_split
     from lmlab.generation import perplexity, set_weight_storage, text_perplexity
 
+    if args.knn or args.infgram:
+        if args.weights != "fp32":
+            raise LmlabError("--weights bf16|int8 applies to plain perplexity; --knn/--infgram interpolation runs "
+                             "the model in fp32 (leave out --weights)")
+        return cmd_eval_ppl_memory(args)
     run = load_run(args.run_dir, device=args.device)
     set_weight_storage(run.model, args.weights)
     data = args.data or (run.training_config or {}).get("data_dir")
@@ -833,7 +859,8 @@ def add_editing_parsers(sub) -> None:
                    help="JSONL of requests {prompt, subject, target_new, target_true?}, a world's edits.jsonl "
                         "(or the world dir), or a CounterFact .json file")
     p.add_argument("--method", default=None,
-                   help="edit: rome (default), memit or ft; eval: comma list (default none,rome,ft,memit)")
+                   help="edit: rome (default), memit, ft, or source (correct the training text and train again: "
+                        "see --retrain); eval: comma list (default none,rome,ft,memit)")
     p.add_argument("--layers", default=None, metavar="L[,L..]",
                    help="layers to edit (default: chosen by causal tracing; MEMIT: a range)")
     p.add_argument("--out", default=None,
@@ -851,6 +878,7 @@ def add_editing_parsers(sub) -> None:
     p.add_argument("--no-fluency", action="store_true", help="eval: skip the generation-entropy measurement")
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_source_edit_options(p)
     p.set_defaults(func=cmd_edit)
 
 
@@ -876,19 +904,10 @@ def _edit_hparams(items: list[str]) -> dict:
     return out
 
 
-def cmd_edit(args) -> int:
-    if args.positionals[0] == "eval":
-        return cmd_edit_eval(args)
+def _edit_requests(args) -> list:
+    """The requests of `lmlab edit`: from --requests FILE (--limit), or one from --prompt/--subject/--target."""
     from lmlab.editing import load_requests
-    from lmlab.editing.runs import edit_run
 
-    if len(args.positionals) != 1:
-        raise LmlabError(f"expected one RUN_DIR, got {' '.join(args.positionals)} "
-                         f"(usage: {EDIT_USAGE.splitlines()[0]})")
-    run_dir = args.positionals[0]
-    method = args.method or "rome"
-    if args.out is None:
-        raise LmlabError("--out NEW_RUN_DIR is required: the edited model is written to a new run dir")
     if args.requests is not None:
         if args.prompt or args.subject or args.target:
             raise LmlabError("give either --requests FILE or --prompt/--subject/--target, not both")
@@ -905,6 +924,24 @@ def cmd_edit(args) -> int:
                                  "the subject goes, e.g. --prompt 'The capital of {} is'")
         requests = [{"prompt": prompt, "subject": args.subject, "target_new": args.target,
                      "target_true": args.target_true}]
+    return requests
+
+
+def cmd_edit(args) -> int:
+    if args.positionals[0] == "eval":
+        return cmd_edit_eval(args)
+    from lmlab.editing.runs import edit_run
+
+    if len(args.positionals) != 1:
+        raise LmlabError(f"expected one RUN_DIR, got {' '.join(args.positionals)} "
+                         f"(usage: {EDIT_USAGE.splitlines()[0]})")
+    run_dir = args.positionals[0]
+    method = args.method or "rome"
+    if method == "source" or _source_options_given(args):
+        return cmd_edit_source(args)
+    if args.out is None:
+        raise LmlabError("--out NEW_RUN_DIR is required: the edited model is written to a new run dir")
+    requests = _edit_requests(args)
     result = edit_run(run_dir, requests, args.out, method, layers=_edit_layers(args.layers),
                       stats_data=args.stats_data, n_tokens=args.stats_tokens, cache_dir=args.cache_dir,
                       device=args.device, progress=not args.quiet, **_edit_hparams(args.hparam))
@@ -1284,6 +1321,246 @@ def cmd_eval_classify(args) -> int:
     return 0
 
 
+# ========================================================================= attribution: lmlab attribute ... ===
+def _attribute_options(p, *, index_dir: bool = True, json: bool = True, device: bool = False) -> None:
+    """Options several `lmlab attribute` verbs share."""
+    if index_dir:
+        p.add_argument("--index-dir", default=None, metavar="DIR", help="index location (default beside shards)")
+    if json:
+        p.add_argument("--json", action="store_true", help="print JSON")
+    if device:
+        p.add_argument("--device", default="cpu", help="torch device (default cpu)")
+
+
+def add_attribution_parsers(sub) -> None:
+    """`lmlab attribute index|count|find|trace|memorisation|knn|neighbours` (lmlab.attribution)."""
+    p = sub.add_parser("attribute", help="trace outputs back to training data: suffix index, spans, kNN memory",
+                       description="Which training text made this output: an exact-match index over token shards "
+                                   "(counts, occurrences, verbatim spans, memorisation) and a kNN datastore.")
+    asub = p.add_subparsers(dest="attribute_cmd", required=True, metavar="VERB")
+
+    ix = asub.add_parser("index", help="build the suffix-array index of a shard dir",
+                         description="Build the exact-match index of DATA_DIR's shards, stored beside them "
+                                     "(DATA_DIR/attribution-index) with the shards' fingerprint.")
+    ix.add_argument("data_dir", metavar="DATA_DIR", help="shard dir from `lmlab data prepare`")
+    ix.add_argument("--splits", default="train", help="splits to index: train (default), all, or a list like "
+                                                      "train,val (a held-out split should stay out)")
+    ix.add_argument("--index-dir", default=None, metavar="DIR", help="where to write it (default DATA_DIR/"
+                                                                       "attribution-index)")
+    ix.set_defaults(func=cmd_attribute_index)
+
+    for verb, text_help in (("count", "occurrences of a text in the indexed shards"),
+                            ("find", "where a text occurs: documents, offsets and context")):
+        q = asub.add_parser(verb, help=text_help, description=text_help[0].upper() + text_help[1:] +
+                            " (tokenized with the shards' tokenizer; build the index first).")
+        q.add_argument("data_dir", metavar="DATA_DIR", help="indexed shard dir")
+        q.add_argument("text", metavar="TEXT", help="the text to look for")
+        _attribute_options(q)
+        if verb == "find":
+            q.add_argument("--limit", type=int, default=10, metavar="N", help="occurrences to show (default 10)")
+            q.add_argument("--context", type=int, default=16, metavar="T",
+                           help="tokens of context either side (default 16)")
+        q.set_defaults(func=cmd_attribute_count if verb == "count" else cmd_attribute_find)
+
+    tr = asub.add_parser("trace", help="generate, then mark the completion's verbatim training spans",
+                         description="Generate a completion of --prompt with RUN_DIR's model, then mark the spans "
+                                     "of the completion that occur verbatim in the training shards (OLMoTrace's "
+                                     "procedure) and list their source documents.")
+    tr.add_argument("run_dir", metavar="RUN_DIR", help="run dir")
+    tr.add_argument("--data", default=None, metavar="DATA_DIR", help="indexed shard dir (default: the run's)")
+    tr.add_argument("--prompt", default="", help="prompt text to continue")
+    tr.add_argument("--text", default=None, help="trace this text as the completion instead of generating one")
+    tr.add_argument("--max-new-tokens", type=int, default=48, metavar="N", help="tokens to generate (default 48)")
+    tr.add_argument("--temperature", type=float, default=0.0, help="sampling temperature (default 0: greedy)")
+    tr.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+    tr.add_argument("--min-len", type=int, default=4, metavar="T", help="shortest span in tokens (default 4)")
+    tr.add_argument("--keep-fraction", type=float, default=0.05, metavar="F",
+                    help="keep the ceil(F × tokens) rarest spans (default 0.05, as OLMoTrace)")
+    tr.add_argument("--docs", type=int, default=10, metavar="N", help="documents per span (default 10)")
+    _attribute_options(tr, device=True)
+    tr.set_defaults(func=cmd_attribute_trace)
+
+    mem = asub.add_parser("memorisation", help="share of sampled tokens inside training spans of ≥ k tokens",
+                          description="Sample texts from RUN_DIR's model and report, per span length k, the share "
+                                      "of their tokens inside verbatim training spans of at least k tokens, beside "
+                                      "the same share for held-out documents (the baseline).")
+    mem.add_argument("run_dir", metavar="RUN_DIR", help="run dir")
+    mem.add_argument("--data", default=None, metavar="DATA_DIR", help="indexed shard dir (default: the run's)")
+    mem.add_argument("--samples", type=int, default=32, metavar="N", help="texts to sample (default 32)")
+    mem.add_argument("--max-new-tokens", type=int, default=64, metavar="N", help="tokens per sample (default 64)")
+    mem.add_argument("--k", default="2,4,8,16,32", help="span lengths, comma-separated (default 2,4,8,16,32)")
+    mem.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (default 1)")
+    mem.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+    mem.add_argument("--held-out", default="val", metavar="SPLIT", help="baseline split (default val)")
+    _attribute_options(mem, device=True)
+    mem.set_defaults(func=cmd_attribute_memorisation)
+
+    kn = asub.add_parser("knn", help="build a kNN-LM datastore of (MLP input, next token) over training shards",
+                         description="Stream the training shards through RUN_DIR's model and store, for every "
+                                     "position, the input of a block's MLP (after its LayerNorm) as the key and the "
+                                     "next token as the value, in a faiss index (for kNN-LM and `neighbours`).")
+    kn.add_argument("run_dir", metavar="RUN_DIR", help="run dir")
+    kn.add_argument("--data", default=None, metavar="DATA_DIR", help="shard dir (default: the run's)")
+    kn.add_argument("--out", required=True, metavar="DATASTORE", help="directory to write")
+    kn.add_argument("--layer", type=int, default=-1, help="block whose MLP input is the key (default -1: last)")
+    kn.add_argument("--splits", default="train", help="splits to store (default train)")
+    kn.add_argument("--index", dest="kind", default="flat", choices=["flat", "ivf"],
+                    help="faiss index: flat (exact, default) or ivf (approximate, inverted lists)")
+    kn.add_argument("--nlist", type=int, default=None, metavar="N", help="IVF lists (default ~4·√keys)")
+    kn.add_argument("--max-tokens", type=int, default=None, metavar="N", help="store only the first N tokens")
+    kn.add_argument("--batch-size", type=int, default=8, metavar="N", help="windows per forward pass (default 8)")
+    _attribute_options(kn, index_dir=False, json=False, device=True)
+    kn.set_defaults(func=cmd_attribute_knn)
+
+    nb = asub.add_parser("neighbours", help="the training contexts nearest to one position of a text",
+                         description="Explain a prediction by example: the k stored training contexts whose keys "
+                                     "lie nearest to the key at --position of the text, with their documents and "
+                                     "the token that came next in each.")
+    nb.add_argument("run_dir", metavar="RUN_DIR", help="run dir the datastore was built with")
+    nb.add_argument("--datastore", required=True, metavar="DIR", help="kNN datastore (`lmlab attribute knn`)")
+    nb.add_argument("--prompt", required=True, help="the text")
+    nb.add_argument("--position", type=int, default=-1, help="token position in the text (default -1: last)")
+    nb.add_argument("--generate", type=int, default=0, metavar="N",
+                    help="first extend the text by N greedy tokens (default 0)")
+    nb.add_argument("--k", type=int, default=8, help="neighbours to show (default 8)")
+    _attribute_options(nb, index_dir=False, device=True)
+    nb.set_defaults(func=cmd_attribute_neighbours)
+
+
+def _int_list(text: str, what: str) -> list[int]:
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise LmlabError(f"{what} must be comma-separated integers, got {text!r}") from None
+
+
+def cmd_attribute_index(args) -> int:
+    from lmlab.attribution import index
+    from lmlab.attribution.suffix_array import describe_build
+
+    print(describe_build(index(args.data_dir, splits=args.splits, index_dir=args.index_dir)))
+    return 0
+
+
+def cmd_attribute_count(args) -> int:
+    from lmlab.attribution import count
+
+    n = count(args.data_dir, args.text, index_dir=args.index_dir)
+    print(f'{{"count": {n}}}' if args.json else n)
+    return 0
+
+
+def cmd_attribute_find(args) -> int:
+    import json
+
+    from lmlab.attribution import find
+
+    n, hits = find(args.data_dir, args.text, limit=args.limit, context=args.context, index_dir=args.index_dir)
+    if args.json:
+        print(json.dumps({"count": n, "occurrences": [h.to_dict() for h in hits]}, ensure_ascii=False, indent=2))
+        return 0
+    print(f"{n} occurrence(s)" + (f", first {len(hits)}:" if hits else ""))
+    for h in hits:
+        print(f"  doc {h.document} ({h.split} #{h.split_document}) @ {h.offset}: "
+              f"{h.before!r} [[{h.match}]] {h.after!r}")
+    return 0
+
+
+def cmd_attribute_trace(args) -> int:
+    import json
+
+    from lmlab.attribution import trace
+
+    r = trace(args.run_dir, args.prompt, data_dir=args.data, index_dir=args.index_dir, text=args.text,
+              max_new_tokens=args.max_new_tokens, temperature=args.temperature, seed=args.seed,
+              min_len=args.min_len, keep_fraction=args.keep_fraction, docs_per_span=args.docs, device=args.device)
+    if args.json:
+        print(json.dumps(r.to_dict(), ensure_ascii=False, indent=2))
+        return 0
+    print(f"{r.prompt}{r.marked}")
+    print(f"\n{len(r.trace.spans)} verbatim span(s) kept (of {len(r.trace.ids)} tokens):")
+    for n, (span, text) in enumerate(zip(r.trace.spans, r.span_texts)):
+        docs = ", ".join(str(d) for d in span.documents)
+        print(f"  [{n}] {text!r}: {span.end - span.start} tokens, {span.count} occurrence(s), documents {docs}")
+    if r.trace.documents:
+        print("documents, best first:")
+    for d in r.trace.documents[:5]:
+        print(f"  doc {d.document} ({d.split} #{d.split_document}): spans {d.spans}: "
+              f"{r.document_texts[d.document]!r}")
+    return 0
+
+
+def cmd_attribute_memorisation(args) -> int:
+    import json
+
+    from lmlab.attribution import memorisation
+
+    r = memorisation(args.run_dir, data_dir=args.data, index_dir=args.index_dir, samples=args.samples,
+                     max_new_tokens=args.max_new_tokens, ks=_int_list(args.k, "--k"), temperature=args.temperature,
+                     seed=args.seed, held_out_split=args.held_out, device=args.device)
+    if args.json:
+        print(json.dumps(r.to_dict(), ensure_ascii=False, indent=2))
+        return 0
+    g, h = r.generated, r.held_out
+    print(f"share of tokens inside training spans of ≥ k tokens ({g.n_tokens} sampled tokens in {g.n_sequences} "
+          f"texts; {h.n_tokens} held-out tokens of {r.held_out_split} in {h.n_sequences} documents)")
+    print(f"{'k':>4}  {'sampled':>8}  {'held-out':>8}")
+    for k, a, b in zip(g.ks, g.shares, h.shares):
+        print(f"{k:>4}  {a:>8.3f}  {b:>8.3f}")
+    return 0
+
+
+def cmd_attribute_knn(args) -> int:
+    from lmlab.attribution import knn
+    from lmlab.attribution.datastore import describe_datastore
+
+    meta = knn(args.run_dir, args.out, data_dir=args.data, layer=args.layer, splits=args.splits, kind=args.kind,
+               nlist=args.nlist, max_tokens=args.max_tokens, batch_size=args.batch_size, device=args.device)
+    print(f"{describe_datastore(meta)} -> {args.out}")
+    return 0
+
+
+def cmd_attribute_neighbours(args) -> int:
+    import json
+
+    from lmlab.attribution import neighbours
+
+    r = neighbours(args.run_dir, args.datastore, args.prompt, position=args.position, k=args.k,
+                   max_new_tokens=args.generate, device=args.device)
+    if args.json:
+        print(json.dumps(r.to_dict(), ensure_ascii=False, indent=2))
+        return 0
+    follows = f", next in the text: {r.next_token!r}" if r.next_token is not None else ""
+    print(f"position {r.position}: {r.context!r}{follows}")
+    print("model: " + ", ".join(f"{t!r} {p:.2f}" for t, p in r.model_top))
+    for n in r.neighbours:
+        print(f"  d={n.distance:8.3f}  doc {n.document} ({n.split} #{n.split_document}) @ {n.offset}: "
+              f"{n.context!r} -> {n.next_token!r}")
+    return 0
+
+
+def cmd_eval_ppl_memory(args) -> int:
+    """`lmlab eval ppl RUN --knn DATASTORE | --infgram DATA_DIR`: perplexity with and without interpolation."""
+    import json
+
+    from lmlab.attribution import memory_perplexity
+
+    r = memory_perplexity(args.run_dir, data=args.data, split=args.split, knn=args.knn, infgram=args.infgram,
+                          lam=args.lam, k=args.k, temperature=args.knn_temperature, max_tokens=args.max_tokens,
+                          batch_size=args.batch_size, device=args.device)
+    if args.json:
+        print(json.dumps(r, indent=2))
+        return 0
+    print(f"{r['data']}: {r['n_tokens']} tokens | LM alone: ppl {r['lm']['ppl']:.3f}")
+    for name, label in (("knn", "kNN-LM"), ("infgram", "∞-gram + LM")):
+        if name in r:
+            part = r[name]
+            gain = 100 * (1 - part["ppl"] / r["lm"]["ppl"])
+            print(f"{label} (λ={part['lambda']}): ppl {part['ppl']:.3f} ({gain:+.1f}% vs LM alone)")
+            print("  λ sweep: " + ", ".join(f"{lam:g}: {ppl:.3f}" for lam, ppl in part["sweep"].items()))
+    return 0
+
+
 # ======================================================================================================== main ===
 # ======================================================================================== serve: HTTP API + playground ===
 def add_serve_parser(sub) -> None:
@@ -1321,6 +1598,104 @@ def cmd_serve(args) -> int:
     return 0
 
 
+# ======================================================================================================== plan ===
+def add_plan_parser(sub) -> None:
+    p = sub.add_parser("plan", help="memory per device of training a GPT: DDP, ZeRO-1/2, FSDP; largest micro-batch",
+                       description="Estimate the memory per device of training a GPT (weights, gradients, AdamW "
+                                   "state, activations per micro-batch) for DDP, ZeRO-1, ZeRO-2 and FSDP (ZeRO-3), "
+                                   "the largest micro-batch that fits and the tokens per optimizer step. Model "
+                                   "settings may be given as --key value, as for `lmlab train`. See "
+                                   "docs/training.md.")
+    p.add_argument("--preset", help="model preset (default tiny; e.g. small = GPT-2 124M)")
+    p.add_argument("--config", metavar="FILE", help="JSON or YAML settings file, as for `lmlab train`")
+    p.add_argument("--devices", type=int, default=1, metavar="N", help="number of devices (default 1)")
+    p.add_argument("--device-mem", type=float, default=80.0, metavar="GB",
+                   help="memory per device in GiB (default 80)")
+    p.add_argument("--strategy", nargs="+", default=["all"], metavar="NAME",
+                   help="ddp, zero1, zero2, fsdp, or all (default)")
+    p.add_argument("--dtype", default=None, help="compute dtype: float32, bfloat16, float16 (default: the "
+                                                 "settings' dtype; auto = bfloat16)")
+    p.add_argument("--activation-checkpointing", action="store_true", default=None,
+                   help="recompute block activations in backward")
+    p.add_argument("--batch-size", type=int, default=None, metavar="B",
+                   help="micro-batch per device for the activation column (default: the settings' batch_size)")
+    p.add_argument("--grad-accum", type=int, default=None, metavar="G", help="micro-steps per optimizer step")
+    p.add_argument("--json", action="store_true", help="print the plan as JSON")
+    p.set_defaults(func=cmd_plan, accepts_overrides=True)
+
+
+def cmd_plan(args) -> int:
+    import json
+
+    from lmlab.training.plan import format_plan, plan
+
+    result = plan(preset=args.preset, config_file=args.config, overrides=args.overrides, devices=args.devices,
+                  device_mem_gb=args.device_mem, dtype=args.dtype,
+                  activation_checkpointing=args.activation_checkpointing, micro_batch=args.batch_size,
+                  grad_accum=args.grad_accum, strategies=args.strategy)
+    print(json.dumps(result.to_dict(), indent=2) if args.json else format_plan(result))
+    return 0
+
+
+# ============================================================================ editing: correct at the source ===
+def add_source_edit_options(p) -> None:
+    """The options of `lmlab edit RUN --method source` (on the `edit` parser)."""
+    g = p.add_argument_group("--method source", "correct the old facts in the training text, re-prepare the shards "
+                             "with the run's tokenizer and train again (docs/editing.md)")
+    how = g.add_mutually_exclusive_group()
+    how.add_argument("--retrain", action="store_true",
+                     help="train a new model from scratch with the run's own model and training config")
+    how.add_argument("--continue-steps", type=int, default=None, metavar="N",
+                     help="train the run's weights N more steps on the corrected shards")
+    g.add_argument("--remove", action="store_true",
+                   help="drop each statement of an old fact instead of rewriting it to the new object")
+    g.add_argument("--lr", type=float, default=None,
+                   help="with --continue-steps: constant learning rate (default: the run's min_lr)")
+    g.add_argument("--corpus", default=None, metavar="DIR",
+                   help="the directory holding the shards' source files, when their recorded paths do not resolve")
+
+
+def _source_options_given(args) -> bool:
+    return bool(args.retrain or args.continue_steps is not None or args.remove or args.lr is not None
+                or args.corpus is not None)
+
+
+def cmd_edit_source(args) -> int:
+    from lmlab.editing.source import correct_at_source
+
+    if (args.method or "rome") != "source":
+        raise LmlabError("--retrain, --continue-steps, --remove, --lr and --corpus go with --method source")
+    if len(args.positionals) != 1:
+        raise LmlabError(f"expected one RUN_DIR, got {' '.join(args.positionals)}")
+    if args.out is None:
+        raise LmlabError("--out NEW_RUN_DIR is required: the corrected corpus, shards and model go to a new run dir")
+    if args.layers or args.hparam or args.stats_data:
+        raise LmlabError("--layers, --hparam and --stats-data are settings of rome/memit/ft, not of --method source")
+    if args.requests is None and args.target_true is None:
+        raise LmlabError("--method source looks for the old object in the text: give it with --target-true OLD "
+                         "(or use --requests FILE)")
+    requests = _edit_requests(args)
+    rec = correct_at_source(args.positionals[0], requests, args.out, retrain=args.retrain,
+                            continue_steps=args.continue_steps, remove=args.remove, lr=args.lr, corpus=args.corpus,
+                            progress=not args.quiet)
+    for r in rec["requests"][:20]:
+        q = r["request"]
+        print(f"{q['prompt'].replace('{}', q['subject'], 1)!r} {q['target_true']!r} → "
+              f"{'(removed)' if rec['remove'] else repr(q['target_new'])}: {r['statements_changed']} statement(s) in "
+              f"{r['documents']} document(s); index count {r['index_count_before']} → {r['index_count_after']}")
+    if len(rec["requests"]) > 20:
+        print(f"... {len(rec['requests']) - 20} more in {args.out}/source_edit.json")
+    tr = rec["training"]
+    print(f"changed {rec['statements_changed']} statement(s) in {rec['documents_changed']} document(s) "
+          f"({rec['documents_removed']} removed whole); documents differing in the shards: "
+          f"{rec['documents_differing_in_shards']} (only the corrected ones); old statements left: "
+          f"{rec['index_count_after']}")
+    loss = "-" if tr["last_val_loss"] is None else f"{tr['last_val_loss']:.4f}"
+    print(f"{'retrained' if rec['mode'] == 'retrain' else 'continued'} {tr['steps']} steps "
+          f"({tr['wall_seconds']:.0f} s, {tr['flops'] or 0:.3g} FLOPs), val loss {loss} → {args.out}")
+    return 0
+
+
 # ================================================== weight storage: --weights on every verb that decodes or scores ===
 def add_weights_argument(p) -> None:
     """`--weights fp32|bf16|int8` (lmlab.generation.set_weight_storage) on a verb that decodes or scores. The value
@@ -1349,6 +1724,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_translate_parser(sub)
     add_fill_parser(sub)
     add_serve_parser(sub)
+    add_attribution_parsers(sub)
+    add_plan_parser(sub)
     return parser
 
 

@@ -107,3 +107,18 @@ def iter_jsonl(path: str | os.PathLike, *, missing: str | None = None, hint: str
             if not isinstance(rec, dict):
                 raise LmlabError(f"{path}:{lineno}: expected a JSON object per line{hint}")
             yield lineno, rec
+
+
+def fsync_dir(path: str | os.PathLike) -> None:
+    """Make renames and new entries in directory `path` durable (POSIX: they are data of the directory); a no-op
+    where directories cannot be opened (Windows)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

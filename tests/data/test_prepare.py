@@ -89,7 +89,8 @@ def test_loading_detects_corruption_and_wrong_tokenizer(tmp_path):
     prepare(make_corpus(tmp_path), "char", tmp_path / "data", progress=False)
     other = CharTokenizer("xyz")
     with pytest.raises(LmlabError, match=r"shards in .*data were made with tokenizer [0-9a-f]{16} but the model "
-                                         r"uses [0-9a-f]{16}; re-run `lmlab data prepare .*--tokenizer"):
+                                         r"uses [0-9a-f]{16}; prepare the text again .* into a new directory "
+                                         r"\(`lmlab data prepare .*--tokenizer RUN_DIR/tokenizer.json --out NEW_DIR`"):
         load_split(tmp_path / "data", "train", other)
     with open(tmp_path / "data" / "train.bin", "r+b") as f:
         f.truncate(10)

@@ -8,56 +8,23 @@ new run dirs under tmp_path).
 
 from __future__ import annotations
 
-import hashlib
-from pathlib import Path
-
 import pytest
-import torch
 
-SRC = Path(__file__).resolve().parents[2] / "src" / "lmlab"
-FIXTURE_VERSION = "2"
+from ..world_runs import trained_world_run
+
 # Enough training that the model knows the tiny world's facts (before any edit, P(true) > P(new) on ~97% of the
 # edit prompts), so "the edit flips the fact" means something. No weight decay: it slows memorisation.
 TRAIN = dict(n_layer=4, n_head=4, n_embd=64, block_size=64, max_iters=1000, eval_interval=1000, eval_iters=2,
              batch_size=16, warmup_iters=50, lr=3e-3, weight_decay=0.0, device="cpu", dtype="float32", seed=1)
 
 
-def _source_key() -> str:
-    h = hashlib.sha256(FIXTURE_VERSION.encode() + repr(sorted(TRAIN.items())).encode())
-    for sub in ("models", "training", "data", "tokenization", "world"):
-        for f in sorted((SRC / sub).rglob("*.py")):
-            h.update(f.read_bytes())
-    h.update(torch.__version__.encode())
-    return h.hexdigest()[:12]
-
-
-def _build(root: Path) -> None:
-    from lmlab.data import prepare
-    from lmlab.training import train_run
-    from lmlab.world import generate_world
-
-    generate_world(root / "world", seed=0, size="100KB", progress=False)
-    corpus = root / "world" / "corpus"
-    # vocab 1024 (as the main job): every entity name is one token, so P(object) is one token's probability.
-    prepare([corpus / "facts.txt", corpus / "temporal.txt"], "bpe", root / "data", vocab_size=1024,
-            numbers="digits", split_blank_lines=True, dedup="none", progress=False)
-    # One thread while training: on a machine shared by several test runs, two threads contend and run ~10x slower.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        train_run(root / "run", data_dir=root / "data", overrides=dict(TRAIN), overwrite=True, progress=False)
-    finally:
-        torch.set_num_threads(threads)
-    (root / "done").write_text("ok")
-
-
 @pytest.fixture(scope="session")
 def world_run(request) -> dict:
     """{"run_dir", "world_dir", "data_dir"} of the trained fixture (read-only!)."""
-    root = Path(request.config.cache.mkdir(f"lmlab-editing-{_source_key()}"))
-    if not (root / "done").is_file():
-        _build(root)
-    return {"run_dir": root / "run", "world_dir": root / "world", "data_dir": root / "data"}
+    # vocab 1024 (as the main job): every entity name is one token, so P(object) is one token's probability.
+    return trained_world_run(request, "editing", version="2", world_size="100KB",
+                             corpus_files=["facts.txt", "temporal.txt"],
+                             prepare_options=dict(vocab_size=1024, numbers="digits", dedup="none"), train=TRAIN)
 
 
 @pytest.fixture(scope="session")

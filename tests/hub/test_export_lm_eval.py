@@ -11,7 +11,6 @@ import pytest
 
 transformers = pytest.importorskip("transformers")
 try:
-    from lm_eval.api.instance import Instance
     from lm_eval.models.huggingface import HFLM
 except ImportError as e:  # lm-eval, or the accelerate its HFLM imports
     pytest.skip(f"lm-eval's HFLM is not importable ({e}); pip install -e '.[dev]'", allow_module_level=True)
@@ -20,6 +19,8 @@ from lmlab.checkpoint import load_run  # noqa: E402
 from lmlab.evaluation import evaluate_task, resolve_tasks  # noqa: E402
 from lmlab.evaluation import metrics as M  # noqa: E402
 from lmlab.hub import export_hf  # noqa: E402
+from tests.lm_eval_requests import (choice_accuracy, generate_instances, lmlab_loglikelihoods,  # noqa: E402
+                                    loglikelihood_instances)
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
 N_ITEMS = 40
@@ -53,17 +54,10 @@ def test_hflm_loglikelihoods_and_accuracy_equal_lmlab(trained, hflm):
     run = load_run(run_dir)
     [task] = resolve_tasks("facts_train_mc", world=world)
     result, items = evaluate_task(run.model, run.tokenizer, task, limit=N_ITEMS, bootstrap_iters=0)
-    requests = [(it["prompt"], task.config.target_delimiter + ch) for it in items for ch in it["choices"]]
-    theirs = [ll for ll, _ in hflm.loglikelihood([Instance("loglikelihood", {}, r, j) for j, r in enumerate(requests)],
-                                                 disable_tqdm=True)]
-    ours = [ll for it in items for ll in it["loglikelihoods"]]
+    theirs = [ll for ll, _ in hflm.loglikelihood(loglikelihood_instances(task, items), disable_tqdm=True)]
+    ours = lmlab_loglikelihoods(items)
     assert max(abs(a - b) for a, b in zip(ours, theirs)) <= 1e-4
-    per_item, k = [], 0
-    for it in items:
-        lls = theirs[k:k + len(it["choices"])]
-        k += len(it["choices"])
-        per_item.append(int(it["choices"][max(range(len(lls)), key=lls.__getitem__)] == it["target"]))
-    assert sum(per_item) / len(per_item) == result["metrics"]["acc"]
+    assert choice_accuracy(items, theirs) == result["metrics"]["acc"]
 
 
 def test_hflm_greedy_answers_equal_lmlab(trained, hflm):
@@ -71,10 +65,7 @@ def test_hflm_greedy_answers_equal_lmlab(trained, hflm):
     run = load_run(run_dir)
     [task] = resolve_tasks("facts_train", world=world)
     result, items = evaluate_task(run.model, run.tokenizer, task, limit=N_ITEMS, bootstrap_iters=0)
-    c = task.config
-    args = {"until": c.stop, "max_gen_toks": c.max_gen_toks, "do_sample": False}
-    theirs = hflm.generate_until([Instance("generate_until", {}, (it["prompt"], args), j)
-                                  for j, it in enumerate(items)], disable_tqdm=True)
+    theirs = hflm.generate_until(generate_instances(task, items), disable_tqdm=True)
     assert result["metrics"]["exact_match"] > 0  # a model that knows some facts, not only noise
     assert theirs == [it["prediction"] for it in items]
     em = sum(M.exact_match(p, it["target"]) for p, it in zip(theirs, items)) / len(items)

@@ -130,15 +130,27 @@ def _encode(tok, docs):
     return np.array(ids)
 
 
-@pytest.mark.parametrize("architecture", ["skipgram", "cbow"])
-def test_word2vec_loss_decreases_and_shared_contexts_bring_words_together(architecture):
+def _toy_word2vec(architecture: str, **settings):
+    """(model, tokenizer, ids) of a small word2vec on the toy corpus."""
     torch.manual_seed(0)
     docs = _toy_corpus()
     tok = WordTokenizer.train(docs)
-    ids = _encode(tok, docs)
     model = Word2Vec(Word2VecConfig(vocab_size=tok.vocab_size, dim=16, window=3, architecture=architecture,
-                                    negatives=4, subsample=0.0, block_size=32))
-    model.fit_from_tokens(ids, tok)
+                                    negatives=4, subsample=0.0, **settings))
+    return model, tok, _encode(tok, docs)
+
+
+def _assert_shared_contexts_bring_words_together(model, tok):
+    v = torch.nn.functional.normalize(model.word_vectors(), dim=1)
+    i = {w: tok.token_to_id(w) for w in ("cat", "dog", "car", "bus")}
+    assert v[i["cat"]] @ v[i["dog"]] > v[i["cat"]] @ v[i["car"]]
+    assert v[i["car"]] @ v[i["bus"]] > v[i["bus"]] @ v[i["dog"]]
+
+
+@pytest.mark.parametrize("architecture", ["skipgram", "cbow"])
+def test_word2vec_loss_decreases_and_shared_contexts_bring_words_together(architecture):
+    model, tok, ids = _toy_word2vec(architecture, block_size=32, epochs=0)
+    model.fit_from_tokens(ids, tok)  # epochs=0: counts only, the tables are trained by the optimizer below
     opt = torch.optim.Adam(model.parameters(), lr=0.05)
     rows = torch.from_numpy(ids[: (len(ids) // 32) * 32].reshape(-1, 32).astype(np.int64))
     losses = []
@@ -150,10 +162,43 @@ def test_word2vec_loss_decreases_and_shared_contexts_bring_words_together(archit
         opt.step()
         losses.append(loss.item())
     assert np.mean(losses[-10:]) < 0.7 * np.mean(losses[:5])
-    v = torch.nn.functional.normalize(model.word_vectors(), dim=1)
-    i = {w: tok.token_to_id(w) for w in ("cat", "dog", "car", "bus")}
-    assert v[i["cat"]] @ v[i["dog"]] > v[i["cat"]] @ v[i["car"]]
-    assert v[i["car"]] @ v[i["bus"]] > v[i["bus"]] @ v[i["dog"]]
+    _assert_shared_contexts_bring_words_together(model, tok)
+
+
+@pytest.mark.parametrize("architecture", ["skipgram", "cbow"])
+def test_word2vec_sgd_fit_lowers_the_loss_and_brings_shared_context_words_together(architecture):
+    model, tok, ids = _toy_word2vec(architecture, epochs=4, alpha=0.05, sgd_batch=64)
+    summary = model.fit_from_tokens(ids, tok)
+    losses = summary["epoch_losses"]
+    assert len(losses) == 4 and losses[-1] < 0.8 * losses[0]
+    assert not any(p.requires_grad for p in model.parameters())  # trained: `lmlab train` saves it as fitted
+    _assert_shared_contexts_bring_words_together(model, tok)
+
+
+def test_noise_draws_follow_the_distribution_and_never_pick_impossible_ids():
+    from lmlab.models.embeddings.sgd import draw_noise, noise_cdf
+
+    p = torch.tensor([0.0, 0.5, 0.0, 0.3, 0.2, 0.0])
+    draws = draw_noise(noise_cdf(p), 200_000, torch.Generator().manual_seed(0))
+    freq = torch.bincount(draws, minlength=6).double() / len(draws)
+    assert freq[[0, 2, 5]].sum() == 0
+    assert torch.allclose(freq, p.double(), atol=0.005)
+
+
+def test_word2vec_pairs_use_each_centres_reduced_window():
+    from lmlab.models.embeddings.windows import window_pairs
+
+    words = torch.tensor([[10, 11, 12, 13]])
+    valid = torch.ones_like(words, dtype=torch.bool)
+    doc = torch.tensor([[0, 0, 0, 1]])  # the last word is another document: it pairs with nothing
+    reach = torch.tensor([[2, 1, 1, 2]])
+    pos, centres, contexts = window_pairs(words, valid, doc, window=2, reach=reach)
+    pairs = sorted(zip(centres.tolist(), contexts.tolist()))
+    # centre 10 reaches 2 words (11, 12); 11 and 12 reach 1 word each; no pair crosses into document 1
+    assert pairs == [(10, 11), (10, 12), (11, 10), (11, 12), (12, 11)]
+    assert sorted(zip(pos.tolist(), centres.tolist())) == sorted(zip([0, 0, 1, 1, 2], [10, 10, 11, 11, 12]))
+    _, full, _ = window_pairs(words, valid, doc, window=2)  # no reach: everything within the window
+    assert len(full) == 6
 
 
 def test_word2vec_distributions_follow_the_formulas():
@@ -165,8 +210,9 @@ def test_word2vec_distributions_follow_the_formulas():
     assert noise[x] / noise[y] == pytest.approx(9 ** 0.75, rel=1e-5)  # unigram^0.75
     assert noise[tok.token_to_id(",")] == 0  # never a non-word
     keep = model.keep_probability()
-    assert keep[x] == pytest.approx(math.sqrt(0.1 / 0.9), rel=1e-5)  # √(t / f(w)), f over words only
-    assert keep[y] == pytest.approx(1.0)  # √(0.1/0.1) = 1
+    f = 0.9  # f over words only
+    assert keep[x] == pytest.approx((math.sqrt(f / 0.1) + 1) * 0.1 / f, rel=1e-5)  # the C tool's / gensim's rule
+    assert keep[y] == pytest.approx(1.0)  # (√1 + 1) · 1 = 2, capped at 1
 
 
 @pytest.fixture
@@ -196,8 +242,8 @@ def test_count_models_fit_through_lmlab_train_and_reload(tmp_path, toy_data):
 def test_word2vec_trains_through_the_training_loop(tmp_path, toy_data):
     out = tmp_path / "w2v"
     result = train_run(out, data_dir=toy_data, model_type="word2vec",
-                       overrides={"dim": 8, "window": 2, "block_size": 16, "max_iters": 30, "batch_size": 8,
-                                  "lr": 0.05, "weight_decay": 0, "warmup_iters": 0, "eval_iters": 2,
+                       overrides={"epochs": 0, "dim": 8, "window": 2, "block_size": 16, "max_iters": 30,
+                                  "batch_size": 8, "lr": 0.05, "weight_decay": 0, "warmup_iters": 0, "eval_iters": 2,
                                   "eval_interval": 30, "device": "cpu"}, progress=False)
     assert result.step == 30 and math.isfinite(result.last_val_loss)
     run = load_run(out)
@@ -206,10 +252,12 @@ def test_word2vec_trains_through_the_training_loop(tmp_path, toy_data):
 
 
 def test_word2vec_gets_its_own_training_defaults(tmp_path, toy_data):
-    # `lmlab train --model word2vec` without flags must not inherit the GPT's weight decay (it shrinks every vector).
+    # `lmlab train --model word2vec --epochs 0` (the training loop) must not inherit the GPT's weight decay (it
+    # shrinks every vector).
     out = tmp_path / "w2v-defaults"
     assert main(["train", "--model", "word2vec", "--data", str(toy_data), "--out", str(out), "--no-progress",
-                 "--max_iters", "4", "--dim", "8", "--block_size", "16", "--eval_iters", "1", "--device", "cpu"]) == 0
+                 "--epochs", "0", "--max_iters", "4", "--dim", "8", "--block_size", "16", "--eval_iters", "1",
+                 "--device", "cpu"]) == 0
     training = json.loads((out / "config.json").read_text())["training"]
     assert training["lr"] == 0.02 and training["weight_decay"] == 0.0 and training["warmup_iters"] == 0
 

@@ -26,7 +26,7 @@ import numpy as np
 from lmlab.data.dedup import DEDUP_MODES, make_deduplicator
 from lmlab.data.reading import ERROR_MODES, Document, SourceFile, iter_documents
 from lmlab.data.shards import DTYPES, ShardWriter, check_replaceable, dtype_for_vocab
-from lmlab.data.split import plan_split, validation_count
+from lmlab.data.split import SplitPlan, plan_split, validation_count
 from lmlab.errors import LmlabError
 from lmlab.tokenization import Tokenizer
 
@@ -83,66 +83,28 @@ def prepare(inputs: str | os.PathLike | Sequence[str | os.PathLike], tokenizer: 
     read_opts = dict(include=list(include) if include else None, text_field=text_field,
                      split_blank_lines=split_blank_lines, errors=errors)
 
-    # --- pass 1: dedup decisions, counts, source hashes ---------------------------------------------------------
-    exact = make_deduplicator("exact") if dedup in ("exact", "near") else None
-    near = make_deduplicator("near", near_threshold=near_threshold) if dedup == "near" else None
-    keep = bytearray()
-    from_val_files: list[bool] = []  # per kept document: read from val_inputs
-    kept_chars: list[int] = []  # per kept document: its length, for the tail split
-    sources: list[SourceFile] = []
-    for is_val_file, doc in _progress(_read_inputs(inputs, val_inputs, on_file=sources.append, **read_opts),
-                                      progress, "reading + dedup", unit="doc"):
-        dup = (exact is not None and exact.seen(doc.text)) or (near is not None and near.seen(doc.text))
-        keep.append(0 if dup else 1)
-        if not dup:
-            from_val_files.append(is_val_file)
-            kept_chars.append(len(doc.text))
-    n_kept = sum(keep)
-    split = plan_split(from_val_files if val_inputs is not None else None, kept_chars, val_fraction, seed)
-    if split.by == "tail":
-        warnings.warn(f"the corpus has only {n_kept} document(s), too few to hold out {val_fraction:.0%} of them; "
-                      f"the last {val_fraction:.0%} of the text is the validation split instead (give your own "
-                      "validation text with --val FILE, or more documents)", stacklevel=2)
-    elif val_inputs is not None and not any(from_val_files):
-        raise LmlabError(f"every document of the --val input(s) {', '.join(map(str, val_inputs))} also occurs in "
-                         "the training input(s), so dedup left no validation text; give other validation text")
-
-    def kept_documents(which: str | None = None) -> Iterator[tuple[str, Document]]:
-        """Second (and third) reads: the kept documents with their split, in reading order (the document that the
-        tail split cuts comes as its train part, then its val part)."""
-        j = 0
-        i = -1
-        for i, (_, doc) in enumerate(_read_inputs(inputs, val_inputs, **read_opts)):
-            if i >= len(keep):
-                break
-            if not keep[i]:
-                continue
-            for s, part in split.parts(j, doc):
-                if which is None or s == which:
-                    yield s, part
-            j += 1
-        if i + 1 != len(keep):  # dedup and split decisions are per position: they only hold for the same stream
-            raise LmlabError(f"the inputs changed while being prepared ({len(keep)} documents on the first read, "
-                             f"{'more' if i + 1 > len(keep) else i + 1} on the next); run prepare again")
+    # --- pass 1: dedup decisions, counts, source hashes, the split -------------------------------------------
+    corpus = _PlannedCorpus.read(inputs, val_inputs, read_opts, dedup=dedup, near_threshold=near_threshold,
+                                 val_fraction=val_fraction, seed=seed, progress=progress)
 
     # --- tokenizer ------------------------------------------------------------------------------------------------
     trained_here = isinstance(tok_or_kind, str)
     if trained_here:
         from lmlab.tokenization import train_tokenizer
 
-        tok = train_tokenizer(tok_or_kind, (d.text for _, d in kept_documents("train")), vocab_size=vocab_size,
+        tok = train_tokenizer(tok_or_kind, (d.text for _, d in corpus.documents("train")), vocab_size=vocab_size,
                               numbers=numbers, special_tokens=special_tokens, progress=progress)
     else:
         tok = tok_or_kind
 
     # --- pass 2: tokenize and write -------------------------------------------------------------------------------
     n_workers = (os.cpu_count() or 1) if workers is None else workers
-    total_bytes = sum(s.bytes for s in sources)
+    total_bytes = sum(s.bytes for s in corpus.sources)
     parallel = _make_executor(tok, n_workers, total_bytes, explicit=workers is not None)
     with ShardWriter(out_dir, tok) as writer, parallel as (executor, encode):
         pending: deque = deque()
-        bar = _progress(None, progress, "tokenizing", total=n_kept + (split.by == "tail"), unit="doc")
-        for which, texts in _chunks(kept_documents()):
+        bar = _progress(None, progress, "tokenizing", total=corpus.n_parts, unit="doc")
+        for which, texts in _chunks(corpus.documents()):
             pending.append((which, len(texts), executor.submit(encode, texts)))
             # Bounded look-ahead: enough tasks to keep every worker busy, never the whole corpus.
             while len(pending) > 2 * n_workers:
@@ -154,17 +116,75 @@ def prepare(inputs: str | os.PathLike | Sequence[str | os.PathLike], tokenizer: 
             "created_by": f"lmlab {_version()}",
             "seed": seed,
             "val_fraction": val_fraction,
-            "split": split.to_dict(),
-            "documents_read": len(keep),
-            "dedup": {"mode": dedup, "exact_duplicates_removed": exact.removed if exact else 0,
-                      "near_duplicates_removed": near.removed if near else 0,
-                      **({"near_threshold": near_threshold} if near else {})},
-            "sources": [s.to_dict() for s in sources],
+            "split": corpus.split.to_dict(),
+            "documents_read": len(corpus.keep),
+            "dedup": corpus.dedup_summary,
+            "sources": [s.to_dict() for s in corpus.sources],
             "options": {**read_opts, "tokenizer_trained_here": trained_here,
                         **({"numbers": numbers, "vocab_size": vocab_size, "special_tokens": list(special_tokens)}
                            if trained_here else {})},
         }
         return writer.commit(fields)
+
+
+class _PlannedCorpus:
+    """The inputs after the first read: which documents dedup keeps, how they split, and the files read. Later
+    reads (`documents`) stream the same inputs again and apply these decisions, so no text is held in memory."""
+
+    def __init__(self, inputs: list, val_inputs: list | None, read_opts: dict[str, Any], keep: bytearray,
+                 split: SplitPlan, sources: list[SourceFile], dedup_summary: dict[str, Any]):
+        self.inputs, self.val_inputs, self.read_opts = inputs, val_inputs, read_opts
+        self.keep, self.split, self.sources, self.dedup_summary = keep, split, sources, dedup_summary
+        self.n_parts = sum(keep) + (split.cut_doc >= 0)  # documents to tokenize: the tail split cuts one in two
+
+    @classmethod
+    def read(cls, inputs: list, val_inputs: list | None, read_opts: dict[str, Any], *, dedup: str,
+             near_threshold: float, val_fraction: float, seed: int, progress: bool) -> "_PlannedCorpus":
+        """Read every document once: dedup decisions, source sizes and hashes, then the train/val split."""
+        exact = make_deduplicator("exact") if dedup in ("exact", "near") else None
+        near = make_deduplicator("near", near_threshold=near_threshold) if dedup == "near" else None
+        keep = bytearray()
+        from_val_files: list[bool] = []  # per kept document: read from val_inputs
+        kept_chars: list[int] = []  # per kept document: its length, for the tail split
+        sources: list[SourceFile] = []
+        for is_val_file, doc in _progress(_read_inputs(inputs, val_inputs, on_file=sources.append, **read_opts),
+                                          progress, "reading + dedup", unit="doc"):
+            dup = (exact is not None and exact.seen(doc.text)) or (near is not None and near.seen(doc.text))
+            keep.append(0 if dup else 1)
+            if not dup:
+                from_val_files.append(is_val_file)
+                kept_chars.append(len(doc.text))
+        split = plan_split(from_val_files if val_inputs is not None else None, kept_chars, val_fraction, seed)
+        if split.by == "tail":
+            warnings.warn(f"the corpus has only {len(kept_chars)} document(s), too few to hold out "
+                          f"{val_fraction:.0%} of them; the last {val_fraction:.0%} of the text is the validation "
+                          "split instead (give your own validation text with --val FILE, or more documents)",
+                          stacklevel=3)
+        elif val_inputs is not None and not any(from_val_files):
+            raise LmlabError(f"every document of the --val input(s) {', '.join(map(str, val_inputs))} also occurs "
+                             "in the training input(s), so dedup left no validation text; give other validation text")
+        summary = {"mode": dedup, "exact_duplicates_removed": exact.removed if exact else 0,
+                   "near_duplicates_removed": near.removed if near else 0,
+                   **({"near_threshold": near_threshold} if near else {})}
+        return cls(inputs, val_inputs, read_opts, keep, split, sources, summary)
+
+    def documents(self, which: str | None = None) -> Iterator[tuple[str, Document]]:
+        """The kept documents with their split ("train" | "val"), in reading order, only those of split `which`
+        if given (the document that the tail split cuts comes as its train part, then its val part)."""
+        j = 0
+        i = -1
+        for i, (_, doc) in enumerate(_read_inputs(self.inputs, self.val_inputs, **self.read_opts)):
+            if i >= len(self.keep):
+                break
+            if not self.keep[i]:
+                continue
+            for s, part in self.split.parts(j, doc):
+                if which is None or s == which:
+                    yield s, part
+            j += 1
+        if i + 1 != len(self.keep):  # dedup and split decisions are per position: they only hold for one stream
+            raise LmlabError(f"the inputs changed while being prepared ({len(self.keep)} documents on the first "
+                             f"read, {'more' if i + 1 > len(self.keep) else i + 1} on the next); run prepare again")
 
 
 def _read_inputs(inputs: list, val_inputs: list | None, **read_opts) -> Iterator[tuple[bool, Document]]:

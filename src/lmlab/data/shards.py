@@ -29,7 +29,7 @@ import numpy as np
 
 from lmlab.errors import LmlabError
 from lmlab.tokenization import Tokenizer
-from lmlab.utils import atomic_write_json, sha256_file
+from lmlab.utils import atomic_write_json, fsync_dir, sha256_file
 
 MANIFEST_NAME = "manifest.json"
 TOKENIZER_NAME = "tokenizer.json"
@@ -150,17 +150,7 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+_fsync_dir = fsync_dir  # one implementation, in lmlab.utils
 
 
 def _rename_exchange(a: Path, b: Path) -> bool:

@@ -12,7 +12,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from lmlab.editing.finetune import FtHparams, apply_ft
+from lmlab.editing.finetune import FtHparams, apply_ft, ft_parameters
 from lmlab.editing.memit import MemitHparams, apply_memit
 from lmlab.editing.metrics import case_probs
 from lmlab.editing.prompts import check_layers, context_prefixes, mlp_projection
@@ -128,8 +128,11 @@ def edit(model: nn.Module, tokenizer: Tokenizer, requests: Any, method: str = "r
     if method in ("rome", "memit") and stats is None:
         stats = SecondMoments(model, tokenizer, stats_data, n_tokens=n_tokens, cache_dir=cache_dir,
                               progress=progress)
-    names = [f"blocks.{layer}.mlp.c_proj.{n}" for layer in layers
-             for n, _ in mlp_projection(model, layer).named_parameters()]
+    if method == "ft":
+        names = list(ft_parameters(model, layers[0], hp))
+    else:
+        names = [f"blocks.{layer}.mlp.c_proj.{n}" for layer in layers
+                 for n, _ in mlp_projection(model, layer).named_parameters()]
     originals = {n: model.get_parameter(n).detach().clone() for n in names}
     before = [_probe(model, tokenizer, r) for r in reqs] if measure else [None] * len(reqs)
     t0 = time.perf_counter()

@@ -24,14 +24,15 @@ class FtHparams:
 
     lr: float = 5e-3
     steps: int = 25
-    norm_constraint: float = 5e-3   # L∞ bound on the change of each weight
+    norm_constraint: float = 5e-3   # L∞ bound on the change of each weight (0: none)
+    full: int = 0                   # 1: fine-tune every parameter of the model (full fine-tuning), not one layer
 
 
 def apply_ft(model: nn.Module, tokenizer: Tokenizer, requests: list[EditRequest], layer: int,
              hp: FtHparams) -> dict[str, Any]:
-    """Fine-tune `blocks.{layer}.mlp.c_proj` in place on all requests together; returns {"deltas", "nll"}."""
-    proj = mlp_projection(model, layer)
-    params = {f"blocks.{layer}.mlp.c_proj.{n}": p for n, p in proj.named_parameters()}
+    """Fine-tune `blocks.{layer}.mlp.c_proj` (every parameter with hp.full) in place on all requests together;
+    returns {"deltas", "nll"}."""
+    params = ft_parameters(model, layer, hp)
     originals = {n: p.detach().clone() for n, p in params.items()}
     batches = [build_batch(model, tokenizer, [r.prompt], r.subject, r.target_new) for r in requests]
     grads = {n: p.requires_grad for n, p in model.named_parameters()}
@@ -55,10 +56,17 @@ def apply_ft(model: nn.Module, tokenizer: Tokenizer, requests: list[EditRequest]
             loss_v = total / len(batches)
             opt.step()
             with torch.no_grad():
-                for n, p in params.items():
+                for n, p in params.items() if hp.norm_constraint > 0 else ():
                     p.copy_(torch.clamp(p, originals[n] - hp.norm_constraint, originals[n] + hp.norm_constraint))
     finally:
         for n, p in model.named_parameters():
             p.requires_grad_(grads[n])
         model.train(was_training)
     return {"deltas": {n: (p.detach() - originals[n]) for n, p in params.items()}, "nll": loss_v}
+
+
+def ft_parameters(model: nn.Module, layer: int, hp: FtHparams) -> dict[str, nn.Parameter]:
+    """{name: parameter} that FT changes: `blocks.{layer}.mlp.c_proj`'s weight and bias, or all with hp.full."""
+    if hp.full:
+        return dict(model.named_parameters())
+    return {f"blocks.{layer}.mlp.c_proj.{n}": p for n, p in mlp_projection(model, layer).named_parameters()}

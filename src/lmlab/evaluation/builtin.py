@@ -12,7 +12,8 @@ Names (see `lmlab eval list` and docs/evaluation.md):
   match), `facts_train_mc`, `facts_paraphrase_mc` (4-way multiple choice), `temporal` (outdated vs current value,
   per prompt marker), `sentiment`.
 - file-backed, as `NAME:PATH`: `sst2:` (GLUE TSV), `sentiment_labelled:` (UCI labelled sentences),
-  `blimp:` (a paradigm JSONL or a directory of them), `counterfact:` and `zsre:` (JSON lists), `text:` (perplexity
+  `blimp:` (a paradigm JSONL, or a directory of them: one task per paradigm plus their mean, the group
+  `blimp:DIRNAME`, as lm-evaluation-harness's `blimp`), `counterfact:` and `zsre:` (JSON lists), `text:` (perplexity
   of a text file's blank-line-separated documents).
 Groups: `arithmetic`, `scramble`, `scramble_unscramble`, `scramble_scramble`, `world`.
 """
@@ -54,7 +55,7 @@ class BuiltinTask:
     name: str
     summary: str
     kind: str                              # "generated" | "world" | "file"
-    build: Callable[[TaskSource], Task]
+    build: Callable[[TaskSource], Task | list[Task]]  # a list: several tasks under one name (a directory)
 
 
 REGISTRY: dict[str, BuiltinTask] = {}
@@ -62,7 +63,7 @@ ALIASES: dict[str, str] = {}
 GROUPS: dict[str, list[str]] = {}
 
 
-def _register(name: str, summary: str, kind: str, build: Callable[[TaskSource], Task]) -> None:
+def _register(name: str, summary: str, kind: str, build: Callable[[TaskSource], Task | list[Task]]) -> None:
     REGISTRY[name] = BuiltinTask(name, summary, kind, build)
 
 
@@ -197,15 +198,33 @@ def _build_labelled(src: TaskSource) -> Task:
     return Task(TaskConfig(task=f"sentiment_labelled:{path.stem}", **_SENTIMENT_CFG), _read_tsv(path))
 
 
-def _build_blimp(src: TaskSource) -> Task:
+def _build_blimp(src: TaskSource) -> Task | list[Task]:
+    """One task per paradigm file; a directory's paradigms form the group `blimp:DIRNAME`, reported as the
+    unweighted mean of the paradigms' accuracies (lm-evaluation-harness's `blimp` group, weight_by_size: false).
+    Files in the directory without BLiMP pairs (e.g. the published results' models_summary.jsonl) are skipped."""
     path = _need_file(src.path, "blimp")
-    files = sorted(path.glob("*.jsonl")) if path.is_dir() else [path]
-    docs = [d for f in files for d in read_jsonl(f) if "sentence_good" in d]
+    if not path.is_dir():
+        task = _blimp_paradigm(path)
+        if task is None:
+            raise LmlabError(f"task blimp: {path} holds no BLiMP pairs (records with sentence_good/sentence_bad)")
+        return task
+    group = f"blimp:{path.name}"
+    tasks = [t for f in sorted(path.glob("*.jsonl")) if (t := _blimp_paradigm(f, group)) is not None]
+    if not tasks:
+        raise LmlabError(f"task blimp: {path} holds no BLiMP paradigm file (*.jsonl records with "
+                         "sentence_good/sentence_bad)")
+    return tasks
+
+
+def _blimp_paradigm(path: Path, group: str | None = None) -> Task | None:
+    """The BLiMP task of one paradigm file (None when it has no pairs)."""
+    docs = [d for d in read_jsonl(path) if "sentence_good" in d]
     if not docs:
-        raise LmlabError(f"task blimp: {path} holds no BLiMP pairs (records with sentence_good/sentence_bad)")
+        return None
     # lm-evaluation-harness's blimp: empty context, both sentences scored whole; right when P(good) > P(bad).
     cfg = TaskConfig(task=f"blimp:{path.stem}", output_type="multiple_choice", doc_to_text="",
-                     doc_to_choice=["{sentence_good}", "{sentence_bad}"], doc_to_target="0", target_delimiter="")
+                     doc_to_choice=["{sentence_good}", "{sentence_bad}"], doc_to_target="0", target_delimiter="",
+                     group=group)
     return Task(cfg, docs)
 
 
@@ -259,8 +278,8 @@ _register("sst2", "SST-2 GLUE TSV (sentence<TAB>label): positive/negative multip
           _build_sst2)
 _register("sentiment_labelled", "UCI labelled sentences (imdb/amazon/yelp_labelled.txt): positive/negative; "
           "sentiment_labelled:PATH", "file", _build_labelled)
-_register("blimp", "BLiMP minimal pairs (paradigm JSONL or a directory): acc = P(good) > P(bad); blimp:PATH", "file",
-          _build_blimp)
+_register("blimp", "BLiMP minimal pairs (paradigm JSONL, or a directory: each paradigm and their mean): acc = "
+          "P(good) > P(bad); blimp:PATH", "file", _build_blimp)
 _register("counterfact", "CounterFact JSON (EasyEdit or ROME layout): true object is greedy (acc) and its "
           "perplexity; counterfact:PATH", "file", _fact_builder("counterfact"))
 _register("zsre", "zsRE JSON (MEND layout): first answer is greedy (acc) and its perplexity; zsre:PATH", "file",
@@ -291,7 +310,7 @@ def resolve_tasks(spec: str | list[str], *, world: str | os.PathLike | None = No
     tasks: list[Task] = []
     for name in names:
         for n in GROUPS.get(name, [name]):
-            tasks.append(_resolve_one(n, src))
+            tasks.extend(_resolve_one(n, src))
     seen: set[str] = set()
     for t in tasks:
         if t.name in seen:
@@ -300,16 +319,18 @@ def resolve_tasks(spec: str | list[str], *, world: str | os.PathLike | None = No
     return tasks
 
 
-def _resolve_one(name: str, src: TaskSource) -> Task:
+def _resolve_one(name: str, src: TaskSource) -> list[Task]:
     if name.endswith((".yaml", ".yml")):
-        return load_task_yaml(name)
+        return [load_task_yaml(name)]
     base, sep, path = name.partition(":")
     if sep and base in REGISTRY and REGISTRY[base].kind == "file":
-        return REGISTRY[base].build(TaskSource(src.world, src.explicit_world, src.seed, Path(path)))
+        built = REGISTRY[base].build(TaskSource(src.world, src.explicit_world, src.seed, Path(path)))
+        return built if isinstance(built, list) else [built]
     key = name if name in REGISTRY else ALIASES.get(name.lower())
     if key is None:
         raise LmlabError(f"unknown task {name!r}: see `lmlab eval list` for names (file tasks are NAME:PATH, "
                          "task definitions end in .yaml)")
     if REGISTRY[key].kind == "file":
         raise LmlabError(f"task {key} reads a data file: write it as {key}:PATH")
-    return REGISTRY[key].build(src)
+    built = REGISTRY[key].build(src)
+    return built if isinstance(built, list) else [built]

@@ -15,6 +15,8 @@ import os
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
+
 from lmlab import __version__
 from lmlab.errors import LmlabError
 from lmlab.evaluation.builtin import DEFAULT_SEED, resolve_tasks
@@ -46,7 +48,9 @@ def evaluate(model, tokenizer, tasks: Sequence[Task], *, shots: Sequence[int] | 
              limit: int | None = None, batch_size: int = DEFAULT_BATCH_SIZE, seed: int | None = None,
              bootstrap_iters: int = BOOTSTRAP_ITERS, progress: bool = False) -> tuple[list[dict], list[dict]]:
     """Every task at every shot count (None: the task's num_fewshot; rolling tasks always 0).
-    Returns (results, items): one `evaluate_task` result per (task, shots), and all per-item records."""
+    Returns (results, items): one `evaluate_task` result per (task, shots), then one `group_results` row per
+    (group, shots) of the tasks that name a group (e.g. each BLiMP paradigm, then their mean), and all per-item
+    records."""
     results, items = [], []
     for task in tasks:
         counts = shots if shots is not None else [task.config.num_fewshot]
@@ -57,7 +61,38 @@ def evaluate(model, tokenizer, tasks: Sequence[Task], *, shots: Sequence[int] | 
                                   bootstrap_iters=bootstrap_iters, progress=progress)
             results.append(r)
             items.extend(it)
-    return results, items
+    return results + group_results(tasks, results), items
+
+
+def task_groups(tasks: Sequence[Task]) -> dict[str, list[str]]:
+    """{group: [names of its tasks]} for the tasks whose config names a group, in task order."""
+    groups: dict[str, list[str]] = {}
+    for t in tasks:
+        if t.config.group:
+            groups.setdefault(t.config.group, []).append(t.name)
+    return groups
+
+
+def group_results(tasks: Sequence[Task], results: Sequence[dict]) -> list[dict]:
+    """One result per (group, shots) for tasks whose config names a group: each metric the members share is the
+    unweighted mean over the members (lm-evaluation-harness's group aggregation with weight_by_size: false, as its
+    `blimp`), its stderr √(Σ seᵢ²) / N (the members are independent samples; None when a member has none).
+    The row has the result keys of a task plus "subtasks" (member names) and "aggregation"."""
+    rows = []
+    for group, names in task_groups(tasks).items():
+        for shots in dict.fromkeys(r["shots"] for r in results if r["task"] in names):
+            rs = [r for r in results if r["task"] in names and r["shots"] == shots]
+            shared = [m for m in rs[0]["metrics"] if all(m in r["metrics"] for r in rs)]
+            metrics = {m: float(np.mean([r["metrics"][m] for r in rs])) for m in shared}
+            stderr = {m: (math.sqrt(sum(r["stderr"][m] ** 2 for r in rs)) / len(rs)
+                          if all(r["stderr"].get(m) is not None for r in rs) else None) for m in shared}
+            seconds = sum(r["seconds"] for r in rs)
+            requests = sum(r["requests"] for r in rs)
+            rows.append({"task": group, "output_type": rs[0]["output_type"], "shots": shots,
+                         "n": sum(r["n"] for r in rs), "metrics": metrics, "stderr": stderr, "seconds": seconds,
+                         "requests": requests, "requests_per_second": requests / seconds if seconds > 0 else None,
+                         "subtasks": [r["task"] for r in rs], "aggregation": "unweighted mean over subtasks"})
+    return rows
 
 
 def items_path(out: str | os.PathLike) -> Path:
@@ -76,8 +111,9 @@ def eval_tasks(run_dir: str | os.PathLike, tasks: str | Sequence[str], *,
     seed: seeds generated tasks, few-shot draws and the bootstrap. limit: first N documents of each task.
     out: write the report there as JSON and the per-item log (prompt, target, prediction, score per line) beside
     it as *.items.jsonl (see `items_path`). weights: how the Linear weights are held while scoring and decoding
-    ("fp32" | "bf16" | "int8", see lmlab.generation.set_weight_storage). Returns the report: {"run_dir", "settings", "tasks": {name: settings},
-    "results": [evaluate_task results], "lmlab_version"}.
+    ("fp32" | "bf16" | "int8", see lmlab.generation.set_weight_storage). Returns the report: {"run_dir",
+    "settings", "tasks": {name: settings}, "groups": {group: [task names]}, "results": [evaluate_task results, then
+    the groups' rows], "lmlab_version"}.
     """
     from lmlab.checkpoint import load_run
 
@@ -94,7 +130,8 @@ def eval_tasks(run_dir: str | os.PathLike, tasks: str | Sequence[str], *,
               "settings": {"shots": shot_list, "limit": limit, "batch_size": batch_size, "seed": seed,
                            "world": str(world) if world is not None else None, "bootstrap_iters": bootstrap_iters,
                            "weights": weights},
-              "tasks": {t.name: task_summary(t) for t in task_list}, "results": results}
+              "tasks": {t.name: task_summary(t) for t in task_list}, "groups": task_groups(task_list),
+              "results": results}
     if out is not None:
         write_report(report, items, out)
     return report
@@ -121,13 +158,15 @@ def _finite(obj):
 
 
 def format_table(report: dict | list[dict]) -> str:
-    """The results as an aligned text table: task, shots, metric, value ± stderr, items (and per-group rows)."""
+    """The results as an aligned text table: task, shots, metric, value ± stderr, items (and per-group rows; a
+    task group's row reads "GROUP (mean of N)")."""
     results = report["results"] if isinstance(report, dict) else report
     rows = [("task", "shots", "metric", "value", "± stderr", "n")]
     for r in results:
+        label = f"{r['task']} (mean of {len(r['subtasks'])})" if "subtasks" in r else r["task"]
         for name, value in r["metrics"].items():
             se = r["stderr"].get(name)
-            rows.append((r["task"], str(r["shots"]), name, _fmt(value), _fmt(se) if se is not None else "",
+            rows.append((label, str(r["shots"]), name, _fmt(value), _fmt(se) if se is not None else "",
                          str(r["n"])))
         for group, g in r.get("groups", {}).items():
             for name, value in g["metrics"].items():

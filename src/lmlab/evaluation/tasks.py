@@ -30,6 +30,8 @@ YAML definition (every key but `task` and the data is optional; defaults shown):
     until: ["\\n\\n"]                # generate_until: stop strings (default: [fewshot_delimiter])
     max_gen_toks: 32
     group_by: null                   # a field: also report every metric per value of it
+    group: null                      # a group name: tasks sharing it also get one row with the unweighted mean of
+                                     # their metrics (lm-evaluation-harness's group, e.g. blimp over its paradigms)
 """
 
 from __future__ import annotations
@@ -63,6 +65,7 @@ class TaskConfig:
     until: list[str] | None = None              # generate_until stop strings (None: [fewshot_delimiter])
     max_gen_toks: int = 32                      # generate_until: at most this many new tokens
     group_by: str | None = None                 # also report metrics per value of this document field
+    group: str | None = None                    # also report the mean of the metrics of the tasks of this group
     summary: str = ""                           # one line for `lmlab eval list`
 
     def __post_init__(self) -> None:
@@ -218,5 +221,5 @@ def task_summary(task: Task) -> dict[str, Any]:
             "doc_to_target": c.doc_to_target, "doc_to_choice": c.doc_to_choice,
             "target_delimiter": c.target_delimiter, "fewshot_delimiter": c.fewshot_delimiter,
             "until": c.stop if c.output_type == "generate_until" else None, "seed": c.seed,
-            "n_docs": len(task.docs),
+            "n_docs": len(task.docs), "group": c.group,
             "n_fewshot_docs": len(task.fewshot_docs) if task.fewshot_docs is not None else None}

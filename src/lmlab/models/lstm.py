@@ -149,8 +149,8 @@ class LSTMLM(_ParamCounts, nn.Module):
         self.wte = nn.Embedding(config.vocab_size, config.n_embd)
         self.drop = nn.Dropout(config.dropout)
         self.rnn = LSTMStack(config)
-        # wte keeps torch's N(0, 1) init: on char-level Shakespeare it left the unigram plateau (~3.3 nats) in
-        # half the steps that the word-LM example's U(−0.1, 0.1) needed (measured: 2.62 vs 3.18 nats at step 120).
+        # wte keeps torch's N(0, 1) init: on char-level Shakespeare it leaves the unigram plateau in about half the
+        # steps that the word-LM example's U(−0.1, 0.1) needs (docs/models-classic.md).
         self.head = _Softmax(config, self.wte)
         self._carried: State | None = None  # training state carried between batches (carry_state only)
 

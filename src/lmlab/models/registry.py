@@ -15,15 +15,25 @@ from lmlab.models.gpt import GPT, GPTConfig
 _MODEL_TYPES: dict[str, tuple[type, type[nn.Module]]] = {}
 # Named model settings of the non-GPT types (GPT's are in lmlab.models.presets): preset name → (type, settings).
 _TYPE_PRESETS: dict[str, tuple[str, dict[str, Any]]] = {}
+# The preset `lmlab train --model TYPE` uses when no --preset is given (types without presets are absent).
+_DEFAULT_PRESETS: dict[str, str] = {}
 
 
 def register_model(model_type: str, config_cls: type, model_cls: type[nn.Module], *,
-                   presets: dict[str, dict[str, Any]] | None = None) -> None:
+                   presets: dict[str, dict[str, Any]] | None = None, default: str | None = None) -> None:
     """Make `model_type` buildable. config_cls needs `from_dict`/`to_dict`; model_cls(config) builds the model.
-    presets: named config settings of this type (the first is its default preset); names are global."""
+    presets: named config settings of this type; names are global. default: the preset used when none is named
+    (required when there are several, so that no dict order decides what a user gets; with one, that one)."""
+    presets = presets or {}
+    if default is None and len(presets) > 1:
+        raise ValueError(f"model type {model_type!r} registers {len(presets)} presets: name its default")
+    if default is not None and default not in presets:
+        raise ValueError(f"default preset {default!r} of model type {model_type!r} is not one of its presets")
     _MODEL_TYPES[model_type] = (config_cls, model_cls)
-    for name, settings in (presets or {}).items():
+    for name, settings in presets.items():
         _TYPE_PRESETS[name] = (model_type, dict(settings))
+    if presets:
+        _DEFAULT_PRESETS[model_type] = default or next(iter(presets))
 
 
 def preset_model_type(name: str | None) -> str | None:
@@ -32,8 +42,13 @@ def preset_model_type(name: str | None) -> str | None:
 
 
 def type_presets(model_type: str) -> dict[str, dict[str, Any]]:
-    """{preset name: settings} registered for `model_type`, in registration order (first = default)."""
+    """{preset name: settings} registered for `model_type`, in registration order."""
     return {name: dict(s) for name, (t, s) in _TYPE_PRESETS.items() if t == model_type}
+
+
+def default_preset(model_type: str) -> str | None:
+    """The preset `model_type` is trained with when none is named (None for a type without presets)."""
+    return _DEFAULT_PRESETS.get(model_type)
 
 
 def type_preset(model_type: str, name: str | None) -> dict[str, Any]:
@@ -43,7 +58,7 @@ def type_preset(model_type: str, name: str | None) -> dict[str, Any]:
     if not presets:
         return {}
     if name is None:
-        return next(iter(presets.values()))
+        return presets[_DEFAULT_PRESETS[model_type]]
     if name not in presets:
         raise LmlabError(f"{name!r} is not a preset of model type {model_type!r}; choose one of: "
                          f"{', '.join(presets)}")
@@ -79,7 +94,9 @@ register_model("gpt", GPTConfig, GPT)
 from lmlab.models.lstm import BILSTM_PRESETS, LSTM_PRESETS, BiLSTMLM, LSTMConfig, LSTMLM  # noqa: E402
 from lmlab.models.ngram import NGRAM_PRESETS, NGramConfig, NGramLM  # noqa: E402
 
-register_model("ngram", NGramConfig, NGramLM, presets=NGRAM_PRESETS)
+# Default order 3 (NGramConfig's default and the docs'): the presets run ngram1…ngram5, so "the first preset"
+# would silently be a unigram model.
+register_model("ngram", NGramConfig, NGramLM, presets=NGRAM_PRESETS, default="ngram3")
 register_model("lstm", LSTMConfig, LSTMLM, presets=LSTM_PRESETS)
 register_model("bilstm", LSTMConfig, BiLSTMLM, presets=BILSTM_PRESETS)
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from lmlab.errors import LmlabError
+from lmlab.training.distributed import STRATEGIES
 
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 _DTYPE_ALIASES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}  # common short names, accepted too
@@ -58,10 +59,17 @@ class TrainConfig:
     # --- reproducibility and hardware ---------------------------------------------------------------------------------
     seed: int = 1337  # seeds model init, data order and dropout; same seed + same config → same run
     dtype: str = "auto"  # float32 | bfloat16 | float16 (+ GradScaler) | auto (precision.py: bf16 on GPUs and bf16 CPUs)
-    compile: bool = False  # wrap the model in torch.compile (faster steps after a slow first one)
+    compile: bool | None = None  # wrap the model in torch.compile (faster steps after a slow first one); None
+                                 # (default): yes on CUDA GPUs, no elsewhere (precision.resolve_compile)
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps (auto: cuda if available, else mps, else cpu)
     threads: int = 0  # torch intra-op CPU threads during training (0: torch's default, one per core). 1 is often
                       # several times faster for tiny models on a machine whose cores are busy with other work
+    # --- parallelism (lmlab.training.distributed; used under torchrun) ---------------------------------------------
+    strategy: str = "ddp"  # ddp: full replica per rank | fsdp: parameters, gradients and optimizer state sharded
+                           # over ranks (FSDP2, ZeRO-3); fsdp runs write sharded checkpoints (RUN_DIR/sharded/)
+    activation_checkpointing: bool = False  # recompute each block's activations in backward (less memory, ~1/3
+                                            # more compute); either strategy, or one process
+    cpu_offload: bool = False  # fsdp on GPUs: keep parameter shards and optimizer state in CPU memory
 
     def __post_init__(self) -> None:
         self.dtype = _DTYPE_ALIASES.get(self.dtype, self.dtype)
@@ -105,6 +113,8 @@ def validate_train_config(cfg: TrainConfig) -> None:
     need(cfg.save_interval >= 0, "save_interval must be ≥ 0 (0: checkpoint only at evaluations)")
     need(cfg.threads >= 0, f"threads must be ≥ 0 (0: torch's default; got {cfg.threads})")
     need(cfg.dtype in DTYPES, f"dtype must be one of {', '.join(DTYPES)} (got {cfg.dtype!r})")
+    need(cfg.strategy in STRATEGIES, f"strategy must be one of {', '.join(STRATEGIES)} (got {cfg.strategy!r})")
+    need(not cfg.cpu_offload or cfg.strategy == "fsdp", "cpu_offload works with strategy fsdp only")
     dev = cfg.device
     need(dev in ("auto", "cpu", "cuda", "mps") or (dev.startswith("cuda:") and dev[5:].isdigit()),
          f"device must be auto, cpu, cuda, cuda:N or mps (got {dev!r})")
@@ -115,8 +125,8 @@ def validate_train_config(cfg: TrainConfig) -> None:
 # train with TrainConfig's defaults.
 TRAIN_PRESETS: dict[str, dict[str, Any]] = {
     # The main job: memorise the default (2 MB) world's facts on a 2-core CPU in minutes. 3000 steps × 2048 tokens
-    # ≈ 9.5 epochs of that world; fact accuracy was still climbing steeply at 1000 steps (49%), so the budget is
-    # set by the facts, not the loss. ~128 ms/step on a quiet 2-core CPU → ~6.5 min.
+    # ≈ 9.5 epochs of that world; fact accuracy still climbs steeply a third of the way in, so the budget is set by
+    # the facts, not the loss (docs/training.md has the timings).
     "tiny": dict(batch_size=16, lr=1e-3, min_lr=1e-4, warmup_iters=100, max_iters=3000, eval_interval=500,
                  eval_iters=20, log_interval=10, weight_decay=0.1, beta2=0.99),
     # Recurrent LMs (lmlab.models.lstm): char-level Shakespeare in a couple of minutes on a 2-core CPU. A higher
@@ -125,10 +135,13 @@ TRAIN_PRESETS: dict[str, dict[str, Any]] = {
                       eval_iters=20, log_interval=10, weight_decay=0.01, beta2=0.99),
     "bilstm-tiny": dict(batch_size=32, lr=3e-3, min_lr=3e-4, warmup_iters=50, max_iters=1000, eval_interval=200,
                         eval_iters=20, log_interval=10, weight_decay=0.01, beta2=0.99),
-    # word2vec (lmlab.models.embeddings): a large, decaying lr as in Mikolov's SGD; no weight decay, which would pull
-    # every vector towards 0; no warmup or clipping (each step touches few rows). docs/embeddings.md.
+    # word2vec (lmlab.models.embeddings): by default it trains itself by SGD in 5 epochs (Word2VecConfig.epochs) and
+    # these settings only size the val-loss measurement (2 × 64 windows: the loss is a noisy negative-sampling
+    # objective, and measuring more costs as much as a training epoch). With --epochs 0 the training loop trains
+    # it: a large, decaying lr as in Mikolov's SGD; no weight decay, which would pull every vector towards 0; no
+    # warmup or clipping (each step touches few rows). docs/embeddings.md.
     "word2vec-100": dict(batch_size=64, lr=0.02, min_lr=0.002, warmup_iters=0, weight_decay=0.0, grad_clip=0.0,
-                         max_iters=1000, eval_interval=250, eval_iters=10, log_interval=10),
+                         max_iters=1000, eval_interval=250, eval_iters=2, log_interval=10),
     # BERT-style encoder (lmlab.models.bert): masked-LM on the world facts in ~6 min on a busy 2-core CPU (1000
     # steps). Only 15% of positions give a loss, so a larger batch than the GPT's; weight decay 0.01 as BERT.
     # docs/models-bert.md.

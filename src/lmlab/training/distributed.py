@@ -9,8 +9,16 @@ gradients across ranks during backward, so every replica takes the same optimize
 skips the all-reduce on all but the last micro-step (`sync_gradients`). Only rank 0 writes checkpoints, logs and
 the progress bar. The global batch per optimizer step is batch_size × grad_accum × world_size sequences.
 
-`wrap_model(model, ctx, strategy)` is the one place that chooses the parallelism, so sharded training (FSDP) can
-be added as another strategy without touching the model or the loop.
+`wrap_model(model, ctx, strategy)` is the one place that chooses the parallelism:
+
+- "ddp": every rank holds the whole model, gradients and optimizer state; DDP all-reduces gradients.
+- "fsdp": PyTorch's FSDP2 (`fully_shard`), applied to each transformer block and then to the root. Every rank holds
+  1/world_size of the parameters, gradients and optimizer state (ZeRO-3); a block's full parameters are
+  all-gathered just before it runs and freed after, and gradients are reduce-scattered. Checkpoints are sharded
+  (torch.distributed.checkpoint, see lmlab.training.sharded).
+
+Both can add activation checkpointing per block (recompute a block's activations in backward instead of keeping
+them), and the model classes stay plain: everything is applied from outside, in place or by wrapping.
 """
 
 from __future__ import annotations
@@ -81,21 +89,101 @@ def teardown_distributed() -> None:
         dist.destroy_process_group()
 
 
-def wrap_model(model: torch.nn.Module, ctx: DistContext, strategy: str = "ddp") -> torch.nn.Module:
-    """Return the module the training loop calls: `model` itself for one process, DDP-wrapped for several.
+STRATEGIES = ("ddp", "fsdp")
 
-    The model must already be on ctx.device (and compiled, if wanted). 'ddp' is the only strategy today; FSDP
-    will be another branch here. Checkpoints are always written from `unwrap_model(...)`.
+
+def check_strategy(strategy: str, device: torch.device | str, *, cpu_offload: bool = False) -> None:
+    """LmlabError when `strategy` is unknown or `cpu_offload` cannot work here (it needs FSDP and a GPU: FSDP2
+    moves each shard to the accelerator for compute, and with no accelerator there is nothing to offload from)."""
+    if strategy not in STRATEGIES:
+        raise LmlabError(f"unknown parallelism strategy {strategy!r}; choose one of: {', '.join(STRATEGIES)}")
+    device_type = device.type if isinstance(device, torch.device) else str(device).split(":")[0]
+    if cpu_offload and strategy != "fsdp":
+        raise LmlabError("cpu_offload keeps FSDP's parameter shards in CPU memory; use it with --strategy fsdp")
+    if cpu_offload and device_type != "cuda":
+        raise LmlabError(f"cpu_offload needs a CUDA GPU (it moves FSDP shards between the GPU and CPU memory); "
+                         f"this run computes on {device_type}, where the weights already are in CPU memory — "
+                         "leave out --cpu_offload")
+
+
+def transformer_blocks(model: torch.nn.Module) -> list[torch.nn.Module]:
+    """The model's repeated layers, each a unit of sharding and of activation checkpointing: the modules of a
+    `blocks` (or `layers`) ModuleList; [] for models without one (they are sharded as a whole)."""
+    for name in ("blocks", "layers"):
+        stack = getattr(model, name, None)
+        if isinstance(stack, torch.nn.ModuleList):
+            return list(stack)
+    return []
+
+
+def apply_activation_checkpointing(model: torch.nn.Module) -> int:
+    """Recompute each transformer block's activations during backward instead of storing them (in place; parameter
+    names are unchanged, so checkpoints do not notice). Saves ~all activation memory but one block's, for ~1/3
+    more compute. Returns the number of blocks wrapped; LmlabError for a model without blocks."""
+    from torch.distributed._composable import checkpoint
+
+    blocks = transformer_blocks(model)
+    if not blocks:
+        raise LmlabError(f"activation_checkpointing works per transformer block, and a {type(model).__name__} "
+                         "has no `blocks`; leave it off for this model")
+    for block in blocks:
+        checkpoint(block)
+    return len(blocks)
+
+
+def wrap_model(model: torch.nn.Module, ctx: DistContext, strategy: str = "ddp", *, compile: bool = False,
+               activation_checkpointing: bool = False, param_dtype: torch.dtype | None = None,
+               cpu_offload: bool = False) -> torch.nn.Module:
+    """Return the module the training loop calls, with the parallelism of `strategy` applied to `model`.
+
+    model: the plain model, already on ctx.device. One process: `model` itself (compiled if asked). "ddp" with
+    several processes: torch.compile (if asked), then DDP. "fsdp" with several: `fully_shard` on each block, then on
+    the root, *in place* — `model`'s parameters become DTensor shards, so build the optimizer from `model` after
+    this call — then torch.compile (if asked). param_dtype: FSDP computes with parameters cast to this dtype
+    (MixedPrecisionPolicy; gradients are still reduced in float32); None keeps the parameters' dtype.
+    cpu_offload: keep FSDP shards and optimizer state in CPU memory (GPUs only). activation_checkpointing:
+    see `apply_activation_checkpointing`. Checkpoints are written from `model` (never from the returned wrapper).
     """
-    if not ctx.is_distributed:
-        return model
-    if strategy != "ddp":
-        raise LmlabError(f"unknown parallelism strategy {strategy!r}; available: ddp")
+    check_strategy(strategy, ctx.device, cpu_offload=cpu_offload)
+    if activation_checkpointing:
+        apply_activation_checkpointing(model)
+    if ctx.is_distributed and strategy == "fsdp":
+        _fully_shard(model, param_dtype=param_dtype, cpu_offload=cpu_offload)
+    wrapped = torch.compile(model) if compile else model
+    if not ctx.is_distributed or strategy == "fsdp":
+        return wrapped
     from torch.nn.parallel import DistributedDataParallel as DDP
 
     device_ids = [ctx.device.index] if ctx.device.type == "cuda" else None
     # DDP broadcasts rank 0's parameters at construction, so every replica starts from identical weights.
-    return DDP(model, device_ids=device_ids)
+    return DDP(wrapped, device_ids=device_ids)
+
+
+def _fully_shard(model: torch.nn.Module, *, param_dtype: torch.dtype | None, cpu_offload: bool) -> None:
+    """FSDP2 per block, then the root (which then holds the embeddings, final norm and head). Sharding per block
+    lets a block's all-gather overlap the previous block's compute and bounds the memory of full parameters to
+    about one block at a time."""
+    from torch.distributed.fsdp import CPUOffloadPolicy, MixedPrecisionPolicy, fully_shard
+
+    kwargs: dict = {}
+    if param_dtype is not None:
+        kwargs["mp_policy"] = MixedPrecisionPolicy(param_dtype=param_dtype, reduce_dtype=torch.float32)
+    if cpu_offload:
+        kwargs["offload_policy"] = CPUOffloadPolicy()
+    blocks = transformer_blocks(model)
+    for i, block in enumerate(blocks):
+        # The last block's parameters are needed again first in backward: keeping them gathered saves one
+        # all-gather per step.
+        fully_shard(block, reshard_after_forward=i < len(blocks) - 1, **kwargs)
+    fully_shard(model, **kwargs)
+
+
+def is_sharded(model: torch.nn.Module) -> bool:
+    """True when `model` (or the module inside a compile wrapper) was sharded by FSDP2: every rank must then run
+    each forward together (parameters are all-gathered on the way)."""
+    from torch.distributed.fsdp import FSDPModule
+
+    return isinstance(unwrap_model(model), FSDPModule)
 
 
 def unwrap_model(model: torch.nn.Module) -> torch.nn.Module:
@@ -110,10 +198,13 @@ def unwrap_model(model: torch.nn.Module) -> torch.nn.Module:
 
 
 def sync_gradients(model: torch.nn.Module, sync: bool):
-    """Context for one micro-step's backward: when `sync` is False and `model` is DDP, skip the gradient all-reduce
-    (gradients just accumulate locally); the last micro-step of each optimizer step syncs once for all of them."""
-    if not sync and isinstance(model, torch.nn.parallel.DistributedDataParallel):
-        return model.no_sync()
+    """Context for one micro-step's backward: when `sync` is False, skip the gradient all-reduce (DDP) or
+    reduce-scatter (FSDP) — gradients just accumulate locally; the last micro-step of each optimizer step syncs
+    once for all of them."""
+    if isinstance(model, torch.nn.parallel.DistributedDataParallel):
+        return contextlib.nullcontext() if sync else model.no_sync()
+    if is_sharded(model):
+        unwrap_model(model).set_requires_gradient_sync(sync)
     return contextlib.nullcontext()
 
 

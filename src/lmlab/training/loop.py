@@ -13,6 +13,8 @@ Run dir files written here (rank 0 only):
     train_state.pt     optimizer, grad scaler, step, sampler position, RNG states (every rank), best val loss,
                        and the SHA-256 of the model.safetensors it belongs to
     config.json, tokenizer.json, metrics.jsonl, loss.png (and tensorboard/ when asked)
+With strategy "fsdp" the weights, optimizer and train state are a sharded checkpoint instead (every rank writes
+its shards: lmlab.training.sharded), and best.safetensors is gathered from the shards.
 
 Checkpoints are consistent even if the process is killed while writing one: before model.safetensors is
 replaced, the previous one is kept (hard link) as .prev.safetensors until the new train_state.pt has been written;
@@ -34,19 +36,21 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from lmlab.checkpoint import TRAIN_STATE_NAME, WEIGHTS_NAME, load_train_state, load_weights, save_run, \
-    save_train_state
+from lmlab.checkpoint import TRAIN_STATE_NAME, WEIGHTS_NAME, latest_sharded_checkpoint, load_train_state, \
+    load_weights, save_run, save_train_state
 from lmlab.data import RandomDocumentSampler, RandomWindowSampler, SequentialDocumentSampler, \
     SequentialWindowSampler, load_split
 from lmlab.errors import LmlabError
 from lmlab.tokenization import Tokenizer
 from lmlab.training.config import TrainConfig
-from lmlab.training.distributed import (DistContext, all_reduce_mean, barrier, setup_distributed, sync_gradients,
-                                        wrap_model)
+from lmlab.training.distributed import (DistContext, all_reduce_mean, barrier, is_sharded, setup_distributed,
+                                        sync_gradients, wrap_model)
 from lmlab.training.metrics import METRICS_FILE, PLOT_FILE, MetricsLog, TensorBoardLog, plot_losses
 from lmlab.training.mfu import measure_peak_flops, mfu, nominal_peak_flops
 from lmlab.training.optim import lr_at, make_optimizer, set_lr
-from lmlab.training.precision import Precision, resolve_precision
+from lmlab.training.precision import Precision, resolve_compile, resolve_precision
+from lmlab.training.sharded import gather_full_weights, load_sharded_checkpoint, remove_sharded_checkpoints, \
+    save_sharded_checkpoint
 from lmlab.training.streams import ContiguousStreamSampler
 from lmlab.utils import sha256_file
 
@@ -76,8 +80,8 @@ class TrainResult:
 
 def train(model: torch.nn.Module, model_config: Any, tokenizer: Tokenizer, data_dir: str | os.PathLike,
           out_dir: str | os.PathLike, train_config: TrainConfig, *, model_type: str = "gpt", resume: bool = False,
-          progress: bool = True, on_eval: Callable[[dict[str, Any], torch.nn.Module], None] | None = None,
-          strategy: str = "ddp") -> TrainResult:
+          progress: bool = True, on_eval: Callable[[dict[str, Any], torch.nn.Module], None] | None = None
+          ) -> TrainResult:
     """Train `model` on the token shards in `data_dir`, writing the run dir `out_dir`.
 
     model: a freshly built model (e.g. `GPT(model_config)`, built after seeding) whose vocab_size covers the
@@ -85,22 +89,41 @@ def train(model: torch.nn.Module, model_config: Any, tokenizer: Tokenizer, data_
     (the passed model's weights are replaced) and training continues to `train_config.max_iters` with exactly the
     batches and losses the uninterrupted run would have had. Without it, an existing run in `out_dir` is replaced.
     on_eval(record, model): called on rank 0 after each evaluation with the metrics record and the plain model.
-    Under torchrun this runs data-parallel (see lmlab.training.distributed); every rank calls `train`.
+    Under torchrun this runs data-parallel with train_config.strategy (see lmlab.training.distributed); every
+    rank calls `train`.
     Raises TrainingDiverged (an LmlabError) when the loss becomes NaN/inf, LmlabError for bad input.
     """
-    cfg = train_config
+    cfg = _capped(train_config)
     threads_before = torch.get_num_threads()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     try:
         return _train(model, model_config, tokenizer, data_dir, out_dir, cfg, model_type=model_type, resume=resume,
-                      progress=progress, on_eval=on_eval, strategy=strategy)
+                      progress=progress, on_eval=on_eval)
     finally:
         torch.set_num_threads(threads_before)  # a notebook keeps its own setting after training
 
 
+# Smoke tests of documented commands (tests/test_docs.py) run every training command as written, for a few steps:
+# this environment variable caps max_iters (and eval_iters, the other cost that grows with the run) without
+# touching the commands.
+MAX_ITERS_ENV = "LMLAB_MAX_ITERS"
+
+
+def _capped(cfg: TrainConfig) -> TrainConfig:
+    """`cfg` with max_iters and eval_iters at most $LMLAB_MAX_ITERS when that is set (the schedule keeps its
+    own length)."""
+    cap = os.environ.get(MAX_ITERS_ENV)
+    if not cap:
+        return cfg
+    if not cap.isdigit():
+        raise LmlabError(f"{MAX_ITERS_ENV} must be a whole number of steps, got {cap!r}")
+    return replace(cfg, max_iters=min(cfg.max_iters, int(cap)), eval_iters=min(cfg.eval_iters, int(cap)),
+                   lr_decay_iters=cfg.decay_iters)
+
+
 def _train(model, model_config, tokenizer, data_dir, out_dir, cfg: TrainConfig, *, model_type: str, resume: bool,
-           progress: bool, on_eval, strategy: str) -> TrainResult:
+           progress: bool, on_eval) -> TrainResult:
     t_start = time.perf_counter()
     out_dir = Path(out_dir)
     data_dir = Path(data_dir)
@@ -109,7 +132,7 @@ def _train(model, model_config, tokenizer, data_dir, out_dir, cfg: TrainConfig, 
     precision = resolve_precision(cfg.dtype, device, model_type=model_type)
     # The run dir records the dtype that ran, not "auto": a resume (or the same command on another machine)
     # then computes in the same precision, which exact resume needs.
-    cfg = replace(cfg, dtype=precision.name)
+    cfg = replace(cfg, dtype=precision.name, compile=resolve_compile(cfg.compile, device))
     say = _printer(progress and ctx.is_main)
 
     # --- data: shards checked against the tokenizer; each rank reads its own slice of every global batch ---------
@@ -159,13 +182,26 @@ def _train(model, model_config, tokenizer, data_dir, out_dir, cfg: TrainConfig, 
     _seed_everything(cfg.seed + ctx.rank)
     raw_model = model.to(device)
     raw_model.train()
-    optimizer = make_optimizer(raw_model, cfg, device.type)
+    sharded = cfg.strategy == "fsdp"  # checkpoints sharded (even for one process, so more ranks can resume it)
+    if resume:  # replicated weights are loaded before wrapping (DDP broadcasts rank 0's), shards after sharding
+        state = _load_resume_state(out_dir, raw_model, sharded=sharded)
+    # FSDP computes with bf16 copies of the parameters where the run's dtype is bf16; float32 master weights stay.
+    low_precision = precision.dtype if sharded and precision.dtype == torch.bfloat16 else None
+    model = wrap_model(raw_model, ctx, cfg.strategy, compile=cfg.compile,
+                       activation_checkpointing=cfg.activation_checkpointing, param_dtype=low_precision,
+                       cpu_offload=cfg.cpu_offload)
+    if on_eval is not None and is_sharded(raw_model):
+        raise LmlabError("an on_eval callback runs the model on rank 0 alone, which FSDP's sharded parameters "
+                         "cannot do; use strategy ddp, or evaluate the saved run dir afterwards")
+    optimizer = make_optimizer(raw_model, cfg, device.type)  # after sharding: FSDP replaced the parameters
     scaler = precision.make_scaler()
     step, best_val, tokens_seen = 0, None, 0
     saved_rng = None
     if resume:
-        state = _load_resume_state(out_dir, raw_model, tokenizer)
-        optimizer.load_state_dict(state["optimizer"])
+        if sharded:
+            state = load_sharded_checkpoint(latest_sharded_checkpoint(out_dir), raw_model, optimizer, ctx)
+        else:
+            optimizer.load_state_dict(state["optimizer"])
         if scaler is not None and state.get("scaler"):
             scaler.load_state_dict(state["scaler"])
         sampler.load_state_dict(state["sampler"])
@@ -175,8 +211,6 @@ def _train(model, model_config, tokenizer, data_dir, out_dir, cfg: TrainConfig, 
     elif ctx.is_main:
         _clear_checkpoints(out_dir)
     barrier(ctx)  # nobody reads or writes the run dir before rank 0 has cleared it
-    model = torch.compile(raw_model) if cfg.compile else raw_model
-    model = wrap_model(model, ctx, strategy)
 
     # --- MFU references: a matmul probe in the training dtype, and the datasheet peak on known GPUs -------------
     flops_per_token = float(raw_model.flops_per_token()) if hasattr(raw_model, "flops_per_token") else None
@@ -184,7 +218,8 @@ def _train(model, model_config, tokenizer, data_dir, out_dir, cfg: TrainConfig, 
     peak_nominal = nominal_peak_flops(device, precision.dtype) if flops_per_token else None
     n_params = sum(p.numel() for p in raw_model.parameters())
     say(f"training {n_params / 1e6:.2f}M parameters on {device} ({precision.name}"
-        f"{', compiled' if cfg.compile else ''}), {ctx.world_size} process(es); global batch "
+        f"{', compiled' if cfg.compile else ''}), {ctx.world_size} process(es), {cfg.strategy}"
+        f"{' + activation checkpointing' if cfg.activation_checkpointing else ''}; global batch "
         f"{tokens_per_step} tokens = {cfg.batch_size} × {cfg.grad_accum} accum × {ctx.world_size} ranks × "
         f"{block_size} block" + (f"; measured peak {peak / 1e9:.1f} GFLOP/s" if peak else ""))
 
@@ -280,8 +315,8 @@ def _train(model, model_config, tokenizer, data_dir, out_dir, cfg: TrainConfig, 
                     record["val_loss"] = val_loss
                     if best_val is None or val_loss < best_val:
                         best_val = val_loss
-                        if cfg.keep_best and ctx.is_main:
-                            save_run(out_dir, weights_name=BEST_WEIGHTS_NAME, **run_info)
+                        if cfg.keep_best:
+                            _save_best(out_dir, run_info, ctx)
                 if ctx.is_main:
                     log.write(record)
                     if tb is not None:
@@ -313,8 +348,8 @@ def _train(model, model_config, tokenizer, data_dir, out_dir, cfg: TrainConfig, 
                                     eos_id=tokenizer.eos_id, pad_id=tokenizer.pad_id)
                 best_val = val_loss if best_val is None else min(best_val, val_loss)
             _save_checkpoint(out_dir, run_info, optimizer, scaler, sampler, step, best_val, tokens_seen, ctx)
-            if cfg.keep_best and ctx.is_main and val_loss is not None and val_loss <= best_val:
-                save_run(out_dir, weights_name=BEST_WEIGHTS_NAME, **run_info)
+            if cfg.keep_best and val_loss is not None and val_loss <= best_val:
+                _save_best(out_dir, run_info, ctx)
     finally:
         if bar is not None:
             bar.close()
@@ -339,7 +374,7 @@ def evaluate(model: torch.nn.Module, tokens: np.ndarray, *, block_size: int, bat
     (eos_id ends a document, pad_id fills rows), weighted by the padded batch size.
 
     `model` is the plain model (not DDP-wrapped: evaluation needs no gradient sync, and ranks may get partial or
-    empty last batches). Leaves the model in training mode. None when the model computes no loss (e.g. word
+    empty last batches; an FSDP-sharded model runs its forward on an empty batch too, in lockstep). Leaves the model in training mode. None when the model computes no loss (e.g. word
     vectors fitted by counting).
     """
     device = next(model.parameters()).device
@@ -354,6 +389,8 @@ def evaluate(model: torch.nn.Module, tokens: np.ndarray, *, block_size: int, bat
     try:
         for x, y in sampler:
             if y.numel() == 0:
+                if is_sharded(model):  # every rank takes part in each forward's parameter all-gathers
+                    model(_to_device(x, device))
                 continue
             with precision.autocast():
                 _, loss = model(_to_device(x, device), _to_device(y, device))
@@ -435,32 +472,33 @@ def _finish_fitted(model, model_config, model_type: str, tokenizer: Tokenizer, c
 # ============================================================================================ checkpoints ===
 def _save_checkpoint(out_dir: Path, run_info: dict, optimizer, scaler, sampler, step: int, best_val, tokens_seen,
                      ctx: DistContext) -> None:
-    """Write model.safetensors + train_state.pt (rank 0), gathering every rank's RNG state first."""
-    rng_states = _gather_objects(_get_rng_state(), ctx)
+    """Write model.safetensors + train_state.pt (rank 0), gathering every rank's RNG state first; for strategy
+    fsdp a sharded checkpoint (every rank) and config.json + tokenizer.json (rank 0)."""
+    # Everything but the weights and the optimizer: plain data, the same for both checkpoint kinds.
+    state = {"format": TRAIN_STATE_FORMAT, "strategy": run_info["training_config"]["strategy"], "step": step,
+             "scaler": scaler.state_dict() if scaler is not None else None, "sampler": sampler.state_dict(),
+             "rng": _gather_objects(_get_rng_state(), ctx), "best_val_loss": best_val, "tokens_seen": tokens_seen,
+             "world_size": ctx.world_size}
+    if state["strategy"] == "fsdp":
+        if ctx.is_main:
+            save_run(out_dir, **{**run_info, "model": None})  # config.json, tokenizer.json: what load_run reads
+        save_sharded_checkpoint(out_dir, run_info["model"], optimizer, state, step, ctx)
+        return
     if ctx.is_main:
         weights = out_dir / WEIGHTS_NAME
         prev = out_dir / PREV_WEIGHTS_NAME
         if weights.exists():
             _link_or_copy(weights, prev)  # the state on disk stays consistent until train_state.pt is replaced
         save_run(out_dir, **run_info)
-        save_train_state(out_dir, {
-            "format": TRAIN_STATE_FORMAT,
-            "step": step,
-            "optimizer": optimizer.state_dict(),
-            "scaler": scaler.state_dict() if scaler is not None else None,
-            "sampler": sampler.state_dict(),
-            "rng": rng_states,
-            "best_val_loss": best_val,
-            "tokens_seen": tokens_seen,
-            "world_size": ctx.world_size,
-            "weights_sha256": sha256_file(weights),
-        })
+        save_train_state(out_dir, {**state, "optimizer": optimizer.state_dict(),
+                                   "weights_sha256": sha256_file(weights)})
         prev.unlink(missing_ok=True)
     barrier(ctx)
 
 
-def _load_resume_state(out_dir: Path, model: torch.nn.Module, tokenizer: Tokenizer) -> dict:
-    """Load train_state.pt and the weights file it belongs to into `model`; explain what is wrong otherwise."""
+def _load_resume_state(out_dir: Path, model: torch.nn.Module, *, sharded: bool) -> dict:
+    """Load train_state.pt and the weights file it belongs to into `model`; explain what is wrong otherwise.
+    For a sharded run only the train state is checked here: its shards are loaded once the model is sharded."""
     state = load_train_state(out_dir)
     if state is None:
         raise LmlabError(f"nothing to resume: {out_dir / TRAIN_STATE_NAME} does not exist "
@@ -468,6 +506,13 @@ def _load_resume_state(out_dir: Path, model: torch.nn.Module, tokenizer: Tokeniz
     if state.get("format") != TRAIN_STATE_FORMAT:
         raise LmlabError(f"{out_dir / TRAIN_STATE_NAME} has format {state.get('format')!r}, expected "
                          f"{TRAIN_STATE_FORMAT}; it was written by another lmlab version")
+    saved_strategy = state.get("strategy", "ddp")
+    if (saved_strategy == "fsdp") != sharded:
+        raise LmlabError(f"{out_dir} was trained with strategy {saved_strategy}, whose checkpoints are "
+                         f"{'sharded' if saved_strategy == 'fsdp' else 'whole'}; resume it with --strategy "
+                         f"{saved_strategy}")
+    if sharded:
+        return state
     for name in (WEIGHTS_NAME, PREV_WEIGHTS_NAME):
         path = out_dir / name
         if path.is_file() and sha256_file(path) == state["weights_sha256"]:
@@ -477,10 +522,21 @@ def _load_resume_state(out_dir: Path, model: torch.nn.Module, tokenizer: Tokeniz
                      "differ); the run dir was changed by hand — start a new run instead of --resume")
 
 
+def _save_best(out_dir: Path, run_info: dict, ctx: DistContext) -> None:
+    """best.safetensors from the current weights (every rank calls this: FSDP shards are gathered to rank 0)."""
+    if is_sharded(run_info["model"]):
+        tensors = gather_full_weights(run_info["model"])
+        if ctx.is_main:
+            save_run(out_dir, weights_name=BEST_WEIGHTS_NAME, tensors=tensors, **run_info)
+    elif ctx.is_main:
+        save_run(out_dir, weights_name=BEST_WEIGHTS_NAME, **run_info)
+
+
 def _clear_checkpoints(out_dir: Path) -> None:
     """A fresh run in an existing dir: remove the old run's weights and state so a later --resume cannot mix them."""
     for name in (WEIGHTS_NAME, BEST_WEIGHTS_NAME, PREV_WEIGHTS_NAME, TRAIN_STATE_NAME):
         (out_dir / name).unlink(missing_ok=True)
+    remove_sharded_checkpoints(out_dir)
     tb_dir = out_dir / "tensorboard"
     if tb_dir.is_dir():
         shutil.rmtree(tb_dir)

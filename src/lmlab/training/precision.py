@@ -13,6 +13,12 @@ to zero), hence a GradScaler for float16 only.
   only adds casts, so float32. (The main job pins float32 itself: its model is the one the documented
   experiments were measured on, and fp32 makes it the same on every CPU of one kind; see lmlab.cli.MAIN_TRAIN.)
 - MPS: float32 (autocast support on Apple GPUs varies with the OS version).
+
+On CUDA the rest of the fast path is chosen the same way, without settings: fused AdamW (optim.make_optimizer asks
+torch whether the device has the fused kernel), flash attention (the GPT calls scaled_dot_product_attention,
+which picks the flash kernel for bf16/fp16 on GPUs), and torch.compile (`resolve_compile`: compile=None means yes
+on CUDA, where it fuses the elementwise work between matmuls; no on CPUs, where the tiny models of this project
+spend more time compiling than they save).
 """
 
 from __future__ import annotations
@@ -41,8 +47,9 @@ def cpu_flags(cpuinfo: str = "/proc/cpuinfo") -> frozenset[str]:
     return frozenset()
 
 
-# Model types measured to train faster under bf16 autocast on an AVX512-BF16 CPU (benchmarks/bench_train.py).
-BF16_MEASURED_ON_AVX512 = frozenset({"gpt"})
+# Model types that train faster under bf16 autocast than in float32 on an AVX512-BF16 CPU (benchmarks/RESULTS.md);
+# for the others float32 stays the default there until measured.
+BF16_FASTER_ON_AVX512 = frozenset({"gpt"})
 
 
 def cpu_prefers_bf16(model_type: str = "gpt", flags: frozenset[str] | None = None) -> bool:
@@ -50,7 +57,7 @@ def cpu_prefers_bf16(model_type: str = "gpt", flags: frozenset[str] | None = Non
     every model, AVX512-BF16 (AMD Zen 4, Intel Cooper Lake+) for the measured ones. flags: the CPU's feature flags
     (default: this machine's)."""
     flags = cpu_flags() if flags is None else flags
-    return "amx_bf16" in flags or ("avx512_bf16" in flags and model_type in BF16_MEASURED_ON_AVX512)
+    return "amx_bf16" in flags or ("avx512_bf16" in flags and model_type in BF16_FASTER_ON_AVX512)
 
 
 def bf16_supported(device: torch.device) -> bool:
@@ -83,6 +90,11 @@ class Precision:
         if not self.needs_scaler:
             return None
         return torch.amp.GradScaler(self.device_type)
+
+
+def resolve_compile(setting: bool | None, device: torch.device) -> bool:
+    """Whether to torch.compile the model: the setting when given, else True on CUDA only."""
+    return device.type == "cuda" if setting is None else bool(setting)
 
 
 def resolve_precision(name: str, device: torch.device, *, model_type: str = "gpt",

@@ -15,19 +15,21 @@ from typing import Any, Callable, Sequence
 
 import torch
 
-from lmlab.checkpoint import TOKENIZER_NAME, TRAIN_STATE_NAME, check_new_run_dir, lock_run_dir, read_run_config
+from lmlab.checkpoint import TOKENIZER_NAME, TRAIN_STATE_NAME, check_new_run_dir, has_checkpoint, lock_run_dir, \
+    read_run_config
 from lmlab.data import load_tokenizer_of, prepare
 from lmlab.errors import LmlabError
 from lmlab.models.presets import get_preset
-from lmlab.models.registry import build_config, build_model, get_model_type, preset_model_type, type_preset, \
-    type_presets
+from lmlab.models.registry import build_config, build_model, default_preset, get_model_type, preset_model_type, \
+    type_preset
 from lmlab.tokenization import Tokenizer
 from lmlab.training.config import TrainConfig, load_config_file, parse_override_args, resolve_configs, \
     train_preset
 from lmlab.training.distributed import launch_rank
 from lmlab.training.loop import TrainResult, train
 
-DEFAULT_PRESET = "tiny"
+DEFAULT_PRESET = "tiny"  # the GPT's; other model types have their own (lmlab.models.registry.default_preset)
+DEFAULT_TOKENIZER = "bpe"  # what --text trains unless the model type asks for another (`default_tokenizer`)
 
 
 def train_run(out_dir: str | os.PathLike, *, data_dir: str | os.PathLike | None = None,
@@ -35,19 +37,33 @@ def train_run(out_dir: str | os.PathLike, *, data_dir: str | os.PathLike | None 
               val_text: Sequence[str | os.PathLike] | None = None, tokenizer: Tokenizer | str | None = None,
               preset: str | None = None, model_type: str | None = None, config_file: str | os.PathLike | None = None,
               overrides: dict[str, Any] | list[str] | None = None, resume: bool = False, overwrite: bool = False,
-              progress: bool = True, on_eval: Callable | None = None) -> TrainResult:
+              progress: bool = True, on_eval: Callable | None = None, init: str | os.PathLike | None = None,
+              replay: float = 0.0, replay_data: str | os.PathLike | None = None) -> TrainResult:
     """Train a model into the run dir `out_dir` (see docs/training.md).
 
     Data: `data_dir` (token shards from `lmlab.data.prepare`) or `text` (files/dirs, prepared into OUT/data with
-    `tokenizer`: a Tokenizer, a tokenizer JSON path, or a kind "char" | "word" | "bpe" (default "bpe"); `val_text`:
-    the user's own validation files, else 10% of the documents — or of the text, for one file — is held out).
-    Settings: preset (default "tiny") < config_file (JSON/YAML) < overrides ({key: value} or ['--key', 'value']).
+    `tokenizer`: a Tokenizer, a tokenizer JSON path, or a kind "char" | "word" | "bpe"; default: the model type's
+    `default_tokenizer`, "word" for the word-vector models cooc/ppmi/word2vec, else "bpe"; `val_text`: the user's own
+    validation files, else 10% of the documents — or of the text, for one file — is held out).
+    Settings: preset (default: "tiny" for the GPT, the type's default preset otherwise; TrainConfig's defaults for a
+    type without presets) < config_file (JSON/YAML) < overrides ({key: value} or ['--key', 'value']).
     The model's vocab_size defaults to the tokenizer's. resume=True continues the run in `out_dir` (its saved
     settings, with training settings from config_file/overrides on top, e.g. a larger max_iters); without it an
     existing run in `out_dir` is an error unless overwrite=True. The run dir is locked while this runs: a second
     writer on the same `out_dir` gets an error naming this process.
+
+    Continued pretraining: `init` (a run dir, also an imported Hugging Face GPT-2) gives the starting weights, the
+    tokenizer and the shape; its saved training settings are the base for config_file/overrides; the new
+    documents come as `text` (or `data_dir`); `replay` (0 ≤ r < 1) mixes that share of the base run's original
+    train documents (`replay_data`, default the data dir the base recorded) into the train split; OUT/lineage.json
+    records where the run came from (lmlab.training.continued).
     """
     out_dir = Path(out_dir)
+    if init is not None and resume:
+        raise LmlabError("--init starts a new run from another one; --resume continues a run in place — not both")
+    if init is not None and Path(init).resolve() == out_dir.resolve():
+        raise LmlabError(f"--out {out_dir} is the --init run itself; continued pretraining writes a new run dir "
+                         "(choose another --out)")
     if not resume:  # before locking too: the lock file is never written into a directory of someone else's files
         check_new_run_dir(out_dir, overwrite)
     # Under torchrun only rank 0 writes the run dir, so only it takes the lock (the other ranks would be refused).
@@ -57,14 +73,22 @@ def train_run(out_dir: str | os.PathLike, *, data_dir: str | os.PathLike | None 
             check_new_run_dir(out_dir, overwrite)
         return _train_run(out_dir, data_dir=data_dir, text=text, val_text=val_text, tokenizer=tokenizer,
                           preset=preset, model_type=model_type, config_file=config_file, overrides=overrides,
-                          resume=resume, overwrite=overwrite, progress=progress, on_eval=on_eval)
+                          resume=resume, overwrite=overwrite, progress=progress, on_eval=on_eval, init=init,
+                          replay=replay, replay_data=replay_data)
 
 
 def _train_run(out_dir: Path, *, data_dir, text, val_text, tokenizer, preset, model_type, config_file, overrides,
-               resume: bool, overwrite: bool, progress: bool, on_eval) -> TrainResult:
+               resume: bool, overwrite: bool, progress: bool, on_eval, init, replay: float,
+               replay_data) -> TrainResult:
     if isinstance(overrides, list):
         overrides = parse_override_args(overrides)
     overrides = dict(overrides or {})
+    if init is not None:
+        return _continue(out_dir, Path(init), data_dir=data_dir, text=text, val_text=val_text, tokenizer=tokenizer,
+                         preset=preset, model_type=model_type, config_file=config_file, overrides=overrides,
+                         replay=replay, replay_data=replay_data, progress=progress, on_eval=on_eval)
+    if replay or replay_data is not None:
+        raise LmlabError("--replay mixes in the original data of the run given with --init; add --init RUN_DIR")
     if resume:
         if text is not None:
             raise LmlabError("--resume continues on the run's own data; leave out --text (or pass --data DIR)")
@@ -78,7 +102,7 @@ def _train_run(out_dir: Path, *, data_dir, text, val_text, tokenizer, preset, mo
     get_model_type(model_type)  # unknown type → error now, before any data work
     type_settings = type_preset(model_type, preset) if model_type != "gpt" else {}  # bad preset name → error now
     if preset is None:
-        preset = next(iter(type_presets(model_type)), DEFAULT_PRESET)  # the type's default preset
+        preset = DEFAULT_PRESET if model_type == "gpt" else default_preset(model_type)
 
     # --- data and tokenizer -----------------------------------------------------------------------------------
     # Special tokens the model type relies on (e.g. BERT's <cls> <sep> <mask>): a tokenizer trained here gets them,
@@ -92,7 +116,8 @@ def _train_run(out_dir: Path, *, data_dir, text, val_text, tokenizer, preset, mo
         raise LmlabError("--val goes with --text (validation text prepared beside it); shards in --data already "
                          "hold their val split")
     if text is not None:
-        kind_or_tok = tokenizer if tokenizer is not None else "bpe"
+        kind_or_tok = tokenizer if tokenizer is not None else \
+            getattr(get_model_type(model_type)[1], "default_tokenizer", DEFAULT_TOKENIZER)
         vocab = overrides.get("vocab_size", file_values.get("vocab_size"))
         trains_vocab = isinstance(kind_or_tok, str) and kind_or_tok in ("bpe", "word")
         data_dir = out_dir / "data"
@@ -155,7 +180,7 @@ def _special_token_ids(model_type: str, tok: Tokenizer, specials: tuple[str, ...
 def _resume(out_dir: Path, *, data_dir, config_file, overrides: dict[str, Any], progress: bool,
             on_eval) -> TrainResult:
     """Continue the run in `out_dir` with its saved model/training settings (training settings may be changed)."""
-    if not (out_dir / TRAIN_STATE_NAME).exists():
+    if not has_checkpoint(out_dir):
         raise LmlabError(f"nothing to resume in {out_dir}: no {TRAIN_STATE_NAME} (start a new run without --resume)")
     saved = read_run_config(out_dir)
     model_type = saved["model_type"]
@@ -165,14 +190,43 @@ def _resume(out_dir: Path, *, data_dir, config_file, overrides: dict[str, Any], 
     tok = Tokenizer.load(out_dir / TOKENIZER_NAME)
     new_model_config, train_config = resolve_configs(model_config, train_config, config_file=config_file,
                                                      overrides=overrides)
-    if new_model_config != model_config:
-        changed = sorted(k for k, v in new_model_config.to_dict().items() if model_config.to_dict()[k] != v)
-        raise LmlabError(f"model settings cannot change on --resume (the weights have a fixed shape): "
-                         f"{', '.join(changed)}; start a new run instead")
+    _refuse_shape_change(model_config, new_model_config, "on --resume")
     if data_dir is None:
         if "data_dir" not in saved_training:
             raise LmlabError(f"{out_dir} does not record its data dir; pass --data DATA_DIR")
         data_dir = saved_training["data_dir"]
     model = build_model(model_type, model_config.to_dict())  # weights are replaced by the checkpoint's in train()
     return train(model, model_config, tok, data_dir, out_dir, train_config, model_type=model_type, resume=True,
+                 progress=progress, on_eval=on_eval)
+
+
+def _refuse_shape_change(old: Any, new: Any, when: str) -> None:
+    """LmlabError naming the model settings that differ: weights of a fixed shape are being continued."""
+    if new != old:
+        changed = sorted(k for k, v in new.to_dict().items() if old.to_dict()[k] != v)
+        raise LmlabError(f"model settings cannot change {when} (the weights have a fixed shape): "
+                         f"{', '.join(changed)}; start a new run instead")
+
+
+def _continue(out_dir: Path, init: Path, *, data_dir, text, val_text, tokenizer, preset, model_type, config_file,
+              overrides: dict[str, Any], replay: float, replay_data, progress: bool, on_eval) -> TrainResult:
+    """Continued pretraining of the run `init` on new documents into the new run dir `out_dir`."""
+    from lmlab.checkpoint import load_run
+    from lmlab.training.continued import prepare_continued_data, write_lineage
+
+    given = [name for name, v in (("--tokenizer", tokenizer), ("--preset", preset), ("--model", model_type)) if v]
+    if given:
+        raise LmlabError(f"--init keeps the base run's tokenizer and shape; leave out {', '.join(given)}")
+    base = load_run(init, device="cpu")
+    train_config = TrainConfig.from_dict(base.training_config or {})
+    model_config, train_config = resolve_configs(base.model_config, train_config, config_file=config_file,
+                                                 overrides=overrides)
+    _refuse_shape_change(base.model_config, model_config, "with --init")
+    data, data_info = prepare_continued_data(out_dir, base, text=text, data_dir=data_dir, val_text=val_text,
+                                             replay=replay, replay_data=replay_data, seed=train_config.seed,
+                                             progress=progress)
+    if launch_rank() == 0:
+        write_lineage(out_dir, base, data_info)
+    model = base.model.train()
+    return train(model, model_config, base.tokenizer, data, out_dir, train_config, model_type=base.model_type,
                  progress=progress, on_eval=on_eval)

@@ -4,7 +4,8 @@ Two kinds of case:
 - "counterfactual": a static fact rewritten to another object of the same relation (target_true = the fact,
   target_new = a value the relation gives some other subject, so the model knows the word);
 - "outdated_to_current": a temporal fact, where target_true is the outdated value the text mostly states and
-  target_new the current value; editing it should make the model prefer the current value (issue 5's case).
+  target_new the current value; editing it should make the model prefer the current value (the outdated-fact
+  case of docs/experiments/editing.md).
 
 Record layout follows ROME's counterfact.json (requested_rewrite with target_new/target_true as {"str": ...},
 paraphrase_prompts, neighborhood_prompts, attribute_prompts, generation_prompts as filled strings). Because world

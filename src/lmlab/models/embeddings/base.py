@@ -25,6 +25,10 @@ class EmbeddingModel(nn.Module):
     """Base of the word-embedding models. Subclasses fill `word_mask` in `fit_from_tokens` and define
     `word_vectors()`. `word_mask` (V,) bool is saved with the weights so a loaded model knows which ids are words."""
 
+    # `lmlab train --text` trains this tokenizer kind when none is given: word vectors are vectors of words (as in
+    # gensim and the C tool, which split on whitespace); BPE pieces would give vectors of fragments such as "bled".
+    default_tokenizer = "word"
+
     def __init__(self, vocab_size: int):
         super().__init__()
         self.register_buffer("word_mask", torch.zeros(vocab_size, dtype=torch.bool))

@@ -5,9 +5,9 @@ Word vectors are learnt for *word* tokens only: ids whose string holds a letter 
 windows are taken (so "Paris , France" has Paris and France at distance 1), and `<eos>` (the end of a document in
 the shards) ends every window: no pair spans two documents.
 
-Both the counting models (over the whole train split, in numpy) and word2vec (over a training batch, in torch) take
-pairs the same way, so "window 5" means the same thing for all of them: the two words are at most 5 *words* apart
-after non-words were removed.
+Both the counting models (over the whole train split, in numpy) and word2vec (over a training batch or a chunk of
+the train split, in torch: `window_pairs`) take pairs the same way, so "window 5" means the same thing for all of
+them: the two words are at most 5 *words* apart after non-words were removed.
 """
 
 from __future__ import annotations
@@ -49,3 +49,29 @@ def batch_compact(idx: torch.Tensor, keep: torch.Tensor, eos_id: int | None
     # A stable sort on "not kept" moves kept positions to the front without changing their order.
     order = torch.sort((~keep).to(torch.int8), dim=1, stable=True).indices
     return idx.gather(1, order), keep.gather(1, order), doc.gather(1, order)
+
+
+def window_pairs(words: torch.Tensor, valid: torch.Tensor, doc: torch.Tensor, window: int,
+                 reach: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Every (centre, context) pair of compacted rows (the output of `batch_compact`), both directions.
+
+    words, valid, doc: (B, T). A pair is two valid positions of one row and one document at most `window` apart.
+    reach: (B, T) ints in 1..window, or None (= window everywhere): the centre at i only takes the contexts at most
+    reach[i] away — the C tool's and gensim's reduced window, which they draw uniformly per centre so that near
+    words weigh more. Returns (centre_pos (P,) flat index into B·T, centre ids (P,), context ids (P,)), grouped by
+    distance (not in text order).
+    """
+    B, T = words.shape
+    pos = torch.arange(B * T, device=words.device).view(B, T)
+    centre_pos, centres, contexts = [], [], []
+    for d in range(1, min(window, T - 1) + 1):
+        ok = valid[:, :-d] & valid[:, d:] & (doc[:, :-d] == doc[:, d:])
+        left = ok if reach is None else ok & (reach[:, :-d] >= d)  # centre at i, context at i + d
+        right = ok if reach is None else ok & (reach[:, d:] >= d)  # centre at i + d, context at i
+        centre_pos += [pos[:, :-d][left], pos[:, d:][right]]
+        centres += [words[:, :-d][left], words[:, d:][right]]
+        contexts += [words[:, d:][left], words[:, :-d][right]]
+    if not centres:
+        empty = words.new_zeros(0)
+        return empty, empty, empty
+    return torch.cat(centre_pos), torch.cat(centres), torch.cat(contexts)
