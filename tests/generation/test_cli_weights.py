@@ -53,3 +53,9 @@ def test_unknown_weights_is_a_one_line_error(run_dir, capsys, verb):
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err == "lmlab: error: unknown weight storage 'int4'; choose one of fp32, bf16, int8\n"
+
+
+def test_eval_ppl_interpolation_refuses_stored_weights(run_dir, capsys):
+    """--knn/--infgram perplexity loads its own fp32 model: asking for int8 there is an error, not silently fp32."""
+    assert main(["eval", "ppl", str(run_dir), "--knn", "missing-store", "--weights", "int8"]) == 2
+    assert "--knn/--infgram interpolation runs the model in fp32" in capsys.readouterr().err
