@@ -91,8 +91,9 @@ def set_weight_storage(model: nn.Module, storage: str) -> None:
 
 
 def linear_weight_bytes(model: nn.Module, storage: str) -> int:
-    """Bytes of the model's Linear weights (and int8 scales) held as `storage` — what one decode step reads, apart
-    from the KV cache and a few embedding rows. A weight shared by several Linears counts once."""
+    """Bytes of the values of the model's Linear weights (and int8 scales) as `storage` — what one decode step must
+    read, apart from the KV cache and a few embedding rows; fbgemm's packed layout pads rows, so it holds somewhat
+    more (docs/generation.md). A weight shared by several Linears counts once."""
     seen: set[int] = set()
     total = 0
     for module in _linears(model):
