@@ -378,6 +378,7 @@ def add_generation_parsers(sub) -> None:
     p.add_argument("--truncate", choices=["left"], default=None,
                    help="drop the prompt's start when prompt + new tokens exceed the context")
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    add_weights_argument(p)
     out = p.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true", help="print JSON: completion, tokens and per-token log-probs")
     out.add_argument("--stream", action="store_true", help="print text as it is generated (one prompt)")
@@ -391,6 +392,7 @@ def add_generation_parsers(sub) -> None:
     s.add_argument("--no-eos", action="store_true", help="do not include P(<eos> | text) (score a prefix)")
     s.add_argument("--json", action="store_true", help="print JSON with per-token log-probs")
     s.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    add_weights_argument(s)
     s.set_defaults(func=cmd_score)
 
 
@@ -398,9 +400,10 @@ def cmd_sample(args) -> int:
     import json
 
     from lmlab.checkpoint import load_run
-    from lmlab.generation import generate, stream
+    from lmlab.generation import generate, set_weight_storage, stream
 
     run = load_run(args.run_dir, device=args.device)
+    set_weight_storage(run.model, args.weights)
     if args.instruction is not None:
         return sample_instruction(run, args)
     if not args.prompt:
@@ -435,9 +438,10 @@ def cmd_score(args) -> int:
     import math
 
     from lmlab.checkpoint import load_run
-    from lmlab.generation import score_text
+    from lmlab.generation import score_text, set_weight_storage
 
     run = load_run(args.run_dir, device=args.device)
+    set_weight_storage(run.model, args.weights)
     result = score_text(run.model, run.tokenizer, args.text, add_eos=not args.no_eos)
     if args.json:
         print(json.dumps(result.to_dict(run.tokenizer), ensure_ascii=False, indent=2))
@@ -470,6 +474,7 @@ def add_eval_parser(sub) -> None:
                     help="window step in tokens (default block_size: non-overlapping windows)")
     pp.add_argument("--json", action="store_true", help="print the figures as JSON")
     pp.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    add_weights_argument(pp)
     pp.add_argument("--knn", default=None, metavar="DATASTORE", help="also interpolate with a kNN-LM datastore")
     pp.add_argument("--infgram", default=None, metavar="DATA_DIR", help="also interpolate with the ∞-gram of an "
                                                                         "indexed shard dir")
@@ -486,11 +491,15 @@ def cmd_eval_ppl(args) -> int:
 
     from lmlab.checkpoint import load_run
     from lmlab.data import load_manifest, load_split
-    from lmlab.generation import perplexity, text_perplexity
+    from lmlab.generation import perplexity, set_weight_storage, text_perplexity
 
     if args.knn or args.infgram:
+        if args.weights != "fp32":
+            raise LmlabError("--weights bf16|int8 applies to plain perplexity; --knn/--infgram interpolation runs "
+                             "the model in fp32 (leave out --weights)")
         return cmd_eval_ppl_memory(args)
     run = load_run(args.run_dir, device=args.device)
+    set_weight_storage(run.model, args.weights)
     data = args.data or (run.training_config or {}).get("data_dir")
     if not data:
         raise LmlabError(f"{args.run_dir} records no training data dir; pass --data DIR|FILE")
@@ -600,6 +609,7 @@ def add_eval_task_parsers(esub) -> None:
     t.add_argument("--out", default=None, metavar="FILE",
                    help="results JSON (default RUN_DIR/eval/results.json); the item log goes beside it")
     t.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    add_weights_argument(t)
     t.add_argument("--json", action="store_true", help="print the results as JSON instead of a table")
     t.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     t.set_defaults(func=cmd_eval_tasks)
@@ -616,7 +626,8 @@ def cmd_eval_tasks(args) -> int:
 
     out = Path(args.out) if args.out else Path(args.run_dir) / "eval" / "results.json"
     report = eval_tasks(args.run_dir, args.tasks, shots=args.shots, limit=args.limit, batch_size=args.batch_size,
-                        seed=args.seed, world=args.world, out=out, device=args.device, progress=args.progress)
+                        seed=args.seed, world=args.world, out=out, device=args.device, progress=args.progress,
+                        weights=args.weights)
     if args.json:
         print(json.dumps(report["results"], indent=2))
     else:
@@ -1587,6 +1598,7 @@ def add_serve_parser(sub) -> None:
     p.add_argument("--cors-origin", action="append", default=[], metavar="ORIGIN",
                    help="allow browser pages from ORIGIN to call the API (repeatable; default: CORS off)")
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    add_weights_argument(p)
     p.set_defaults(func=cmd_serve)
 
 
@@ -1595,7 +1607,7 @@ def cmd_serve(args) -> int:
 
     serve(args.run_dir, host=args.host, port=args.port, api_key=args.api_key, allow_edits=args.allow_edits,
           max_batch=args.max_batch, max_waiting=args.max_waiting, edit_data=args.edit_data,
-          cors_origins=args.cors_origin, device=args.device)
+          cors_origins=args.cors_origin, device=args.device, weights=args.weights)
     return 0
 
 
@@ -1820,6 +1832,16 @@ def cmd_eval_instructions(args) -> int:
         print(format_table(report))
         print(f"results: {out}  items: {items_path(out)}")
     return 0
+
+
+# ================================================== weight storage: --weights on every verb that decodes or scores ===
+def add_weights_argument(p) -> None:
+    """`--weights fp32|bf16|int8` (lmlab.generation.set_weight_storage) on a verb that decodes or scores. The value
+    is checked by the library (an unknown one is a one-line error), so building the parser imports no torch."""
+    p.add_argument("--weights", default="fp32", metavar="fp32|bf16|int8",
+                   help="how the Linear weights are held while decoding and scoring on CPU: fp32 (default, as "
+                        "trained), bf16 (half the bytes) or int8 (a quarter, per-channel scales); fewer bytes, "
+                        "faster decoding, slightly different numbers (docs/generation.md, 'Weight storage')")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -22,6 +22,7 @@ from lmlab.errors import LmlabError
 from lmlab.evaluation.builtin import DEFAULT_SEED, resolve_tasks
 from lmlab.evaluation.harness import BOOTSTRAP_ITERS, DEFAULT_BATCH_SIZE, evaluate_task
 from lmlab.evaluation.tasks import Task, task_summary
+from lmlab.generation import check_weight_storage, set_weight_storage
 from lmlab.utils import atomic_write_json, atomic_write_text
 
 
@@ -104,26 +105,31 @@ def eval_tasks(run_dir: str | os.PathLike, tasks: str | Sequence[str], *,
                shots: str | int | Sequence[int] | None = None,
                limit: int | None = None, batch_size: int = DEFAULT_BATCH_SIZE, seed: int = DEFAULT_SEED,
                world: str | os.PathLike | None = None, out: str | os.PathLike | None = None, device: str = "cpu",
-               bootstrap_iters: int = BOOTSTRAP_ITERS, progress: bool = True) -> dict:
+               bootstrap_iters: int = BOOTSTRAP_ITERS, progress: bool = True, weights: str = "fp32") -> dict:
     """Evaluate the model of `run_dir` on `tasks` (see `resolve_tasks` for names) at each shot count.
 
     seed: seeds generated tasks, few-shot draws and the bootstrap. limit: first N documents of each task.
     out: write the report there as JSON and the per-item log (prompt, target, prediction, score per line) beside
-    it as *.items.jsonl (see `items_path`). Returns the report: {"run_dir", "settings", "tasks": {name: settings},
-    "groups": {group: [task names]}, "results": [evaluate_task results, then the groups' rows], "lmlab_version"}.
+    it as *.items.jsonl (see `items_path`). weights: how the Linear weights are held while scoring and decoding
+    ("fp32" | "bf16" | "int8", see lmlab.generation.set_weight_storage). Returns the report: {"run_dir",
+    "settings", "tasks": {name: settings}, "groups": {group: [task names]}, "results": [evaluate_task results, then
+    the groups' rows], "lmlab_version"}.
     """
     from lmlab.checkpoint import load_run
 
     if limit is not None and limit < 1:
         raise LmlabError(f"--limit must be at least 1, got {limit}")
+    check_weight_storage(weights)
     shot_list = parse_shots(shots)
     task_list = resolve_tasks(tasks, world=world, seed=seed)
     run = load_run(run_dir, device=device)
+    set_weight_storage(run.model, weights)
     results, items = evaluate(run.model, run.tokenizer, task_list, shots=shot_list, limit=limit,
                               batch_size=batch_size, seed=seed, bootstrap_iters=bootstrap_iters, progress=progress)
     report = {"run_dir": str(run_dir), "lmlab_version": __version__,
               "settings": {"shots": shot_list, "limit": limit, "batch_size": batch_size, "seed": seed,
-                           "world": str(world) if world is not None else None, "bootstrap_iters": bootstrap_iters},
+                           "world": str(world) if world is not None else None, "bootstrap_iters": bootstrap_iters,
+                           "weights": weights},
               "tasks": {t.name: task_summary(t) for t in task_list}, "groups": task_groups(task_list),
               "results": results}
     if out is not None:

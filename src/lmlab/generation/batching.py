@@ -32,6 +32,7 @@ import torch
 from lmlab.errors import LmlabError
 from lmlab.generation.decoding import (_check_options, _cut_at_stop, _mask_unknown_ids, _model_device,
                                        _supports_kv_cache, choose_next, new_text)
+from lmlab.generation.weight_storage import stored_linears
 from lmlab.models.gpt import KVCache
 from lmlab.tokenization import Tokenizer
 
@@ -223,7 +224,7 @@ class BatchedDecoder:
     def step(self) -> list[TokenEvent]:
         """Admit waiting sequences while rows are free (prefill), then choose one token for every live sequence and
         run them all through the model in one batched forward pass. Returns the chosen tokens."""
-        with torch.inference_mode():
+        with torch.inference_mode(), stored_linears(self.model):
             was_training = self.model.training
             self.model.eval()
             try:

@@ -29,7 +29,7 @@ from __future__ import annotations
 import contextlib
 import os
 import weakref
-from typing import Iterator
+from typing import Callable, Iterator
 
 import torch
 import torch.nn as nn
@@ -62,16 +62,18 @@ def _onednn_weight(weight: torch.Tensor, packed_rows: int | None) -> torch.Tenso
     return weight.to_mkldnn()
 
 
-# The oneDNN copies outlive a decode, so the next one (a server's next request) skips the conversion. Keyed weakly
-# by module, so they go with the model; each is tagged with its parameters' storage and in-place version counter,
-# so any change to the weights (an optimizer step, an edit, load_state_dict) makes the next decode convert afresh.
+# The weight copies (oneDNN fp32 here, int8/bf16 in lmlab.generation.weight_storage) outlive a decode, so the next
+# one (a server's next request) skips the conversion. Keyed weakly by module, so they go with the model; each is
+# tagged with its parameters' storage and in-place version counter, so any change to the weights (an optimizer step,
+# an edit, load_state_dict) makes the next decode convert afresh. One copy per module: asking for another kind
+# (another storage, another packing) replaces it.
 _COPIES: "weakref.WeakKeyDictionary[nn.Linear, tuple]" = weakref.WeakKeyDictionary()
 
 
 def _version_key(t: torch.Tensor | None):
     """(storage address, in-place version) of a parameter; None when it has no version counter (made under
     inference_mode), which makes its copy uncacheable. The copy also keeps a weak reference to the weight (see
-    _onednn_copy), so a new parameter that reuses a dead one's address never matches."""
+    cached_copy), so a new parameter that reuses a dead one's address never matches."""
     if t is None:
         return ()
     try:
@@ -80,19 +82,16 @@ def _version_key(t: torch.Tensor | None):
         return None
 
 
-def _onednn_copy(module: nn.Linear, rows: int | None) -> tuple:
-    """(weight, bias, bias_onednn): oneDNN copies of the module's parameters for `rows` rows (see _onednn_weight),
-    reused from an earlier decode when the parameters have not changed since."""
-    packed = rows if rows is not None and rows > 1 else None
+def cached_copy(module: nn.Linear, kind: tuple, make: Callable[[nn.Linear], object]) -> object:
+    """`make(module)` — a converted copy of the module's parameters of the given `kind` (any hashable tag, e.g.
+    ("onednn", rows) or ("int8",)) — reused from an earlier call while the parameters have not changed since."""
     w_key, b_key = _version_key(module.weight), _version_key(module.bias)
-    key = None if w_key is None or b_key is None else (w_key, b_key, packed)
+    key = None if w_key is None or b_key is None else (w_key, b_key, kind)
     hit = _COPIES.get(module)
     if key is not None and hit is not None and hit[0] == key and hit[2]() is module.weight:
         return hit[1]
-    weight = _onednn_weight(module.weight.detach(), packed)
-    bias = module.bias.detach().clone() if module.bias is not None else None
-    bias_onednn = bias.to_mkldnn() if bias is not None and _LINEAR_POINTWISE is None else None
-    copy = (weight, bias, bias_onednn)
+    with torch.no_grad():
+        copy = make(module)
     if key is not None:
         _COPIES[module] = (key, copy, weakref.ref(module.weight))
     else:
@@ -100,9 +99,41 @@ def _onednn_copy(module: nn.Linear, rows: int | None) -> tuple:
     return copy
 
 
+def _onednn_copy(module: nn.Linear, rows: int | None) -> tuple:
+    """(weight, bias, bias_onednn): oneDNN copies of the module's parameters for `rows` rows (see _onednn_weight),
+    reused from an earlier decode when the parameters have not changed since."""
+    packed = rows if rows is not None and rows > 1 else None
+
+    def make(m: nn.Linear) -> tuple:
+        weight = _onednn_weight(m.weight.detach(), packed)
+        bias = m.bias.detach().clone() if m.bias is not None else None
+        return weight, bias, bias.to_mkldnn() if bias is not None and _LINEAR_POINTWISE is None else None
+
+    return cached_copy(module, ("onednn", packed), make)
+
+
+def drop_copies(model: nn.Module) -> None:
+    """Drop the cached copies of `model`'s Linear weights (other models' copies stay)."""
+    for module in model.modules():
+        _COPIES.pop(module, None)
+
+
 def release_copies() -> None:
-    """Drop every cached oneDNN weight copy now (they are otherwise freed with their model)."""
+    """Drop every cached weight copy (oneDNN, int8, bf16) now (they are otherwise freed with their model)."""
     _COPIES.clear()
+
+
+def inference_forward(module: nn.Linear, fast: Callable[[torch.Tensor], torch.Tensor]):
+    """A forward for `module` that computes `fast(x)` (from a converted copy of its weights) in inference — no
+    autograd, eval mode — and F.linear on the live parameters otherwise (autograd needs them; a caller training
+    between `stream` pieces must not get a stale snapshot)."""
+
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        if torch.is_grad_enabled() or module.training:
+            return F.linear(x, module.weight, module.bias)
+        return fast(x)
+
+    return forward
 
 
 def _onednn_forward(module: nn.Linear, rows: int | None):
@@ -111,16 +142,14 @@ def _onednn_forward(module: nn.Linear, rows: int | None):
     weight, bias, bias_onednn = _onednn_copy(module, rows)
     out_features = module.out_features
 
-    def forward(x: torch.Tensor) -> torch.Tensor:
-        if torch.is_grad_enabled() or module.training:
-            return F.linear(x, module.weight, module.bias)  # autograd needs the live parameters
+    def fast(x: torch.Tensor) -> torch.Tensor:
         if _LINEAR_POINTWISE is not None:
             return _LINEAR_POINTWISE(x, weight, bias, "none", [], "")
         rows = x.reshape(-1, x.shape[-1]).to_mkldnn()
         y = torch._C._nn.mkldnn_linear(rows, weight, bias_onednn).to_dense()
         return y.view(*x.shape[:-1], out_features)
 
-    return forward
+    return inference_forward(module, fast)
 
 
 def decode_rows(batch: int, new_tokens: int) -> int | None:
@@ -144,14 +173,22 @@ def onednn_linears(model: nn.Module, enabled: bool = True, rows: int | None = No
     if not (enabled and onednn_available(model)) or os.environ.get("LMLAB_DECODE_ONEDNN", "1") == "0":
         yield False
         return
+    with patched_linears(model, lambda module: _onednn_forward(module, rows)):
+        yield True
+
+
+@contextlib.contextmanager
+def patched_linears(model: nn.Module, make_forward: Callable[[nn.Linear], Callable]) -> Iterator[None]:
+    """While open, every `nn.Linear` of `model` not already patched runs `make_forward(module)` as its forward
+    (hooks still fire: only `forward` is replaced, not `__call__`); the plain forward is back on exit."""
     patched: list[nn.Linear] = []
     try:
         with torch.no_grad():
             for module in model.modules():
                 if type(module) is nn.Linear and "forward" not in module.__dict__:
-                    module.forward = _onednn_forward(module, rows)
+                    module.forward = make_forward(module)
                     patched.append(module)
-        yield True
+        yield
     finally:
         for module in patched:
-            del module.forward  # back to nn.Linear.forward; the oneDNN copies are freed with the closures
+            del module.forward  # back to nn.Linear.forward; the copies stay in the cache (see cached_copy)

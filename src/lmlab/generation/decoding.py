@@ -29,6 +29,7 @@ import torch
 
 from lmlab.errors import LmlabError
 from lmlab.generation.cpu_kernels import MIN_NEW_TOKENS, decode_rows, onednn_linears
+from lmlab.generation.weight_storage import stored_linears
 from lmlab.models.gpt import KVCache
 from lmlab.tokenization import Tokenizer
 
@@ -68,11 +69,12 @@ def _cut_at_stop(text: str, stop: list[str]) -> int | None:
 
 @contextlib.contextmanager
 def eval_mode(model: torch.nn.Module):
-    """Dropout off and no autograd bookkeeping for the block; the model's train/eval mode is restored after."""
+    """Dropout off, no autograd bookkeeping, and the Linear weights held as `set_weight_storage` chose, for the
+    block; the model's train/eval mode is restored after."""
     was_training = model.training
     model.eval()
     try:
-        with torch.inference_mode():
+        with torch.inference_mode(), stored_linears(model):
             yield
     finally:
         model.train(was_training)
@@ -456,9 +458,9 @@ def stream(model, tokenizer: Tokenizer, prompt: str, **options) -> Iterator[str]
     model.eval()
     try:
         while True:
-            # Inference mode only while a step runs: a generator must not leave it switched on in the caller's
-            # code between two pieces.
-            with torch.inference_mode():
+            # Inference mode (and the stored weights) only while a step runs: a generator must not leave them
+            # switched on in the caller's code between two pieces.
+            with torch.inference_mode(), stored_linears(model):
                 rows = next(steps)
                 if rows[0].done or len(rows[0].tokens) == max_new_tokens:
                     break

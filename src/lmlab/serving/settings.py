@@ -25,3 +25,4 @@ class ServerSettings:
     max_logprobs: int = 20              # largest logprobs (top alternatives per token), as OpenAI
     max_body_bytes: int = 1_000_000     # largest request body
     device: str = "cpu"
+    weights: str = "fp32"               # how the Linear weights are held for decoding: fp32 | bf16 | int8
