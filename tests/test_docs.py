@@ -105,7 +105,7 @@ def workspace(tmp_path_factory) -> Path:
 
     gpt2 = work / "path" / "to" / "gpt2"
     gpt2.mkdir(parents=True)
-    save_random_hf_gpt2(gpt2, [story], n_layer=6, n_embd=32, n_head=2, n_positions=64)
+    save_random_hf_gpt2(gpt2, [story], n_layer=6, n_embd=32, n_head=2, n_positions=1024)
     for guide in guides():  # files a guide shows whole (```yaml with `# NAME` first) exist as the reader saved them
         for lang, body in fenced_blocks(guide):
             header = FILE_HEADER.match(body)
