@@ -6,7 +6,8 @@ What a reader has and the docs assume is made once: the user's own files the gui
 my_texts/, records.jsonl, path/to/gpt2), files a guide shows in a ```yaml block whose first line is `# NAME`, and
 ../shared beside the workspace. Training runs as written but for at most LMLAB_MAX_ITERS steps (the trainer honours
 that variable), so the suite checks that each command works, not how well. `torchrun` lines are echoed, not run
-(tests/training/test_distributed.py launches real torchrun jobs). Output examples belong in ```text blocks, Python
+(tests/training launches real torchrun jobs), nor are `lmlab serve` lines (servers do not end by themselves;
+tests/serving runs real ones). Output examples belong in ```text blocks, Python
 in ```python blocks; neither is run here.
 """
 
@@ -114,13 +115,22 @@ def workspace(tmp_path_factory) -> Path:
     return work
 
 
+def shell_prelude() -> str:
+    """What runs before each documented script: lmlab is this checkout's CLI; commands that do not end by
+    themselves (`lmlab serve`) or need several processes (`torchrun`) are echoed instead — tests/serving and
+    tests/training/test_fsdp.py run real servers and launchers."""
+    return (f'set -eo pipefail\n'
+            f'lmlab() {{ if [ "$1" = serve ]; then echo "(not run by the docs test: lmlab $*)"; return 0; fi\n'
+            f'  "{sys.executable}" -m lmlab "$@"; }}\n'
+            'torchrun() { echo "(not run by the docs test: torchrun $*)"; }\n')
+
+
 @pytest.mark.parametrize("guide", [g for g in guides() if command_blocks(g)])
 def test_documented_commands_run(guide, workspace):
     steps = command_blocks(guide)
     if not SHARED.joinpath("data").is_dir() and any("shared/data" in b or "$D" in b for b, _ in steps):
         pytest.skip("../shared/data is absent (the guide's commands read it)")
-    prelude = (f'set -eo pipefail\nlmlab() {{ "{sys.executable}" -m lmlab "$@"; }}\n'
-               'torchrun() { echo "(torchrun not run by the docs test: $*)"; }\n')
+    prelude = shell_prelude()
     env = {**os.environ, "OMP_NUM_THREADS": "1", "LMLAB_MAX_ITERS": MAX_ITERS, "PYTHONHASHSEED": "0"}
     for i, (script, fails) in enumerate(steps, 1):
         t0 = time.perf_counter()
