@@ -1574,7 +1574,6 @@ def cmd_eval_ppl_memory(args) -> int:
     return 0
 
 
-# ======================================================================================================== main ===
 # ======================================================================================== serve: HTTP API + playground ===
 def add_serve_parser(sub) -> None:
     p = sub.add_parser("serve", help="serve a run dir: OpenAI-compatible API and a playground page",
@@ -1844,6 +1843,7 @@ def add_weights_argument(p) -> None:
                         "faster decoding, slightly different numbers (docs/generation.md, 'Weight storage')")
 
 
+# ======================================================================================================== main ===
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lmlab", description="lmlab: train, sample, evaluate, inspect and edit small language models.")
     parser.add_argument("--version", action="version", version=f"lmlab {__version__}")
