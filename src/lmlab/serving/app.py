@@ -96,6 +96,51 @@ def create_app(settings: ServerSettings, *, load_in_background: bool = True) -> 
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"],
                            allow_headers=["*"])
 
+    _add_guards(app, state, settings)
+
+    @app.get("/health")
+    def health():
+        if state.ready:
+            return {"status": "ok", "model": state.model_name}
+        status = "failed: " + state.load_error if state.load_error else "loading"
+        return JSONResponse({"status": status}, status_code=503)
+
+    @app.get("/metrics")
+    def metrics():
+        return Response(state.metrics.exposition(), media_type="text/plain; version=0.0.4")
+
+    @app.get("/v1/models")
+    def models():
+        return {"object": "list", "data": [{"id": state.model_name, "object": "model", "created": state.started,
+                                            "owned_by": "lmlab", "max_model_len": state.block_size}]}
+
+    @app.post("/v1/completions")
+    async def completions(request: Request):
+        return await respond(state, request, lambda body: CompletionCall(parse_request(body), state))
+
+    add_chat_routes(app)
+
+    _add_tokenizer_routes(app, state)
+
+    @app.get("/v1/playground/config")
+    def playground_config() -> dict[str, Any]:
+        c = state.model.config
+        return {"model": state.model_name, "n_layer": c.n_layer, "n_head": c.n_head, "block_size": c.block_size,
+                "allow_edits": settings.allow_edits, "max_logprobs": settings.max_logprobs}
+
+    add_inside_routes(app)
+    add_edit_routes(app)
+
+    @app.get("/")
+    def playground():
+        return FileResponse(STATIC / "index.html")
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    return app
+
+
+def _add_guards(app: FastAPI, state: ServedModel, settings: ServerSettings) -> None:
+    """OpenAI-style JSON errors for ApiError and invalid fields, and the checks every request passes first."""
     @app.exception_handler(ApiError)
     async def api_error(request: Request, e: ApiError):
         return e.response()
@@ -128,28 +173,9 @@ def create_app(settings: ServerSettings, *, load_in_background: bool = True) -> 
                 return e.response()
         return await call_next(request)
 
-    @app.get("/health")
-    def health():
-        if state.ready:
-            return {"status": "ok", "model": state.model_name}
-        status = "failed: " + state.load_error if state.load_error else "loading"
-        return JSONResponse({"status": status}, status_code=503)
 
-    @app.get("/metrics")
-    def metrics():
-        return Response(state.metrics.exposition(), media_type="text/plain; version=0.0.4")
-
-    @app.get("/v1/models")
-    def models():
-        return {"object": "list", "data": [{"id": state.model_name, "object": "model", "created": state.started,
-                                            "owned_by": "lmlab", "max_model_len": state.block_size}]}
-
-    @app.post("/v1/completions")
-    async def completions(request: Request):
-        return await respond(state, request, lambda body: CompletionCall(parse_request(body), state))
-
-    add_chat_routes(app)
-
+def _add_tokenizer_routes(app: FastAPI, state: ServedModel) -> None:
+    """/tokenize, /detokenize and /tokenizer_info in vLLM's shapes (lm-eval's remote tokenizer uses them)."""
     @app.post("/tokenize")
     async def tokenize(request: Request):
         body = await read_body(request)
@@ -176,20 +202,3 @@ def create_app(settings: ServerSettings, *, load_in_background: bool = True) -> 
         tok = state.tokenizer
         return {"eos_token": tok.decode([tok.eos_id]), "bos_token": None, "pad_token": None,
                 "vocab_size": tok.vocab_size, "model_max_length": state.block_size, "tokenizer_class": tok.kind}
-
-    @app.get("/v1/playground/config")
-    def playground_config() -> dict[str, Any]:
-        c = state.model.config
-        return {"model": state.model_name, "n_layer": c.n_layer, "n_head": c.n_head, "block_size": c.block_size,
-                "allow_edits": settings.allow_edits, "max_logprobs": settings.max_logprobs}
-
-    add_inside_routes(app)
-    add_edit_routes(app)
-
-    @app.get("/")
-    def playground():
-        return FileResponse(STATIC / "index.html")
-
-    app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    return app
-
