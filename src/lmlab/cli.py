@@ -218,13 +218,18 @@ def cmd_data_stats(args) -> int:
 # ======================================================================================================= train ===
 def add_train_parser(sub) -> None:
     p = sub.add_parser(
-        "train", help="train a model (no arguments: the tiny GPT on the built-in world)",
+        "train", help="train a model (no arguments: the recipe `world`, the tiny GPT on the built-in world)",
         description="Train a model into a run dir. Any model or training setting can be given as --key value "
-                    "(e.g. --lr 3e-4 --n_layer 2 --max_iters 500); precedence: preset < --config FILE < --key "
-                    "value. With no data option at all, runs the main job: builds the default world corpus, "
-                    "trains the tiny GPT on it and prints val perplexity and sample completions.",
+                    "(e.g. --lr 3e-4 --n_layer 2 --max_iters 500); precedence: preset < recipe < --config FILE < "
+                    "--key value. With no data option at all, runs the recipe `world` (the main job): builds the "
+                    "default world corpus, trains the tiny GPT on it and prints val perplexity and sample "
+                    "completions; --recipe NAME runs another (lmlab recipes lists them). With --data/--text, the "
+                    "preset is trained with the settings of the recipe that owns it. Python: lmlab.recipes.run.",
         epilog="Distributed: torchrun --nproc_per_node N -m lmlab train --data DIR --out RUN ... "
                "(see docs/training.md)")
+    p.add_argument("--recipe", metavar="NAME",
+                   help="named end-to-end job to run (lmlab recipes lists them; default: world when no data is "
+                        "given); with --data/--text, its settings on your data")
     p.add_argument("--config", metavar="FILE", help="JSON or YAML file of settings (flat, or model:/training: sections)")
     src = p.add_mutually_exclusive_group()
     src.add_argument("--data", metavar="DATA_DIR", help="token shards made by `lmlab data prepare`")
@@ -253,108 +258,39 @@ def add_train_parser(sub) -> None:
     p.set_defaults(func=cmd_train, accepts_overrides=True)
 
 
-# The main job (`lmlab train` with no data option): world → BPE shards → tiny GPT. Sizes are tuned so that it
-# finishes in under 10 minutes on a 2-core CPU and the model learns the world's facts (docs/training.md).
-MAIN_WORLD_DIR, MAIN_DATA_DIR, MAIN_RUN_DIR = "runs/world", "runs/world-data", "runs/tiny"
-# 2 MB: 9 countries, 396 static facts, each mentioned ~63 times per epoch; 3000 steps of the tiny preset are ~9.5
-# epochs (~540 exposures per fact), enough to memorise them, in ~6.5 min at ~16k tokens/s.
-MAIN_WORLD = dict(seed=0, size="2MB")
-# Paragraphs are the documents (so the val split is a random 10% of paragraphs, not one whole file), and no dedup:
-# the world repeats each fact on purpose (see docs/world.md), and the repetitions are how the model learns them.
-MAIN_DATA = dict(vocab_size=1024, numbers="digits", split_blank_lines=True, dedup="none")
-# float32 even where `--dtype auto` would pick bf16 (CPUs with AVX512-BF16 or AMX): the documented experiments and
-# the evaluation and editing bars were measured on this fp32 model, and fp32 trains the same model on every CPU of
-# one kind (CPUs with other vector instructions round differently; docs/training.md gives the figures).
-# `--dtype` on the command line (or in --config) wins.
-MAIN_TRAIN = dict(dtype="float32")
-
-
 def cmd_train(args) -> int:
-    if args.data is None and args.text is None and not args.resume and args.init is None:
-        return _train_main_job(args)
-    # --model ngram alone: runs/ngram; --init runs/tiny: runs/tiny-continued
-    out = args.out or (f"{args.init.rstrip('/')}-continued" if args.init
-                       else f"runs/{args.preset or args.model_type or 'tiny'}")
-    result = _train_run_once(out, data_dir=args.data, text=args.text, val_text=args.val, tokenizer=args.tokenizer,
-                       preset=args.preset,
-                       model_type=args.model_type, config_file=args.config, overrides=args.overrides,
-                       resume=args.resume, overwrite=args.overwrite, progress=args.progress, init=args.init,
-                       replay=args.replay, replay_data=args.replay_data)
-    _print_train_result(result)
+    from lmlab.recipes import format_result, run
+    from lmlab.training.distributed import launch_rank
+
+    result = run(args.recipe, out=args.out, overrides=args.overrides, config_file=args.config, data_dir=args.data,
+                 text=args.text, val_text=args.val, tokenizer=args.tokenizer, model_type=args.model_type,
+                 preset=args.preset, resume=args.resume, overwrite=args.overwrite, init=args.init,
+                 replay=args.replay, replay_data=args.replay_data, progress=args.progress)
+    if launch_rank() == 0:  # torchrun's other ranks train but print nothing
+        print(format_result(result))
     return 0
 
 
-def _train_run_once(*a, **kw):
-    """`train_run`, then leave the process group if torchrun started one (so the process exits cleanly)."""
-    from lmlab.training import teardown_distributed, train_run
-
-    try:
-        return train_run(*a, **kw)
-    finally:
-        teardown_distributed()
-
-
-def _is_main_rank() -> bool:
-    """False on torchrun's ranks other than 0, which train but print nothing."""
-    import os
-
-    return os.environ.get("RANK", "0") == "0"
+def add_recipes_parser(sub) -> None:
+    p = sub.add_parser("recipes", help="list the named recipes `lmlab train --recipe NAME` runs",
+                       description="The named end-to-end jobs (world text → tokenizer → shards → model → training → "
+                                   "report), with the minutes each takes on a 2-core CPU and what it writes. "
+                                   "Python: lmlab.recipes.RECIPES, lmlab.recipes.format_recipes. See docs/recipes.md.")
+    p.add_argument("--json", action="store_true", help="print every recipe's full settings as JSON")
+    p.set_defaults(func=cmd_recipes)
 
 
-def _print_train_result(result) -> None:
-    import math
+def cmd_recipes(args) -> int:
+    import dataclasses
+    import json
 
-    if not _is_main_rank():
-        return
-    line = f"trained {result.step} steps into {result.run_dir} ({result.stop_reason}, {result.wall_seconds:.0f} s)"
-    if result.last_val_loss is not None:
-        line += (f"; val loss {result.last_val_loss:.4f} (perplexity {math.exp(min(result.last_val_loss, 50)):.2f}), "
-                 f"best {result.best_val_loss:.4f}")
-    print(line)
+    from lmlab.recipes import RECIPES, format_recipes
 
-
-def _train_main_job(args) -> int:
-    """World corpus (if missing) → BPE shards (if missing) → train the tiny GPT → perplexity + completions."""
-    from pathlib import Path
-
-    from lmlab.data import prepare
-    from lmlab.world import generate_world, is_world
-
-    world_dir, data_dir = Path(MAIN_WORLD_DIR), Path(MAIN_DATA_DIR)
-    out = Path(args.out or MAIN_RUN_DIR)
-    say = (lambda msg: print(msg, file=sys.stderr)) if args.progress else (lambda msg: None)
-    if not is_world(world_dir):
-        say(f"[1/3] generating the world corpus into {world_dir}")
-        generate_world(world_dir, progress=args.progress, **MAIN_WORLD)
-    if not (data_dir / "manifest.json").is_file():
-        say(f"[2/3] preparing BPE shards into {data_dir}")
-        prepare(world_dir / "corpus", "bpe", data_dir, progress=args.progress, **MAIN_DATA)
-    say(f"[3/3] training the {args.preset or 'tiny'} GPT into {out}")
-    from lmlab.training.config import parse_override_args
-
-    overrides = parse_override_args(args.overrides or [])
-    if args.config is None:
-        overrides = {**MAIN_TRAIN, **overrides}
-    result = _train_run_once(out, data_dir=data_dir, tokenizer=args.tokenizer, preset=args.preset,
-                       model_type=args.model_type, config_file=args.config, overrides=overrides,
-                       overwrite=True, progress=args.progress)
-    _print_train_result(result)
-    _print_world_completions(out, world_dir)
+    if args.json:
+        print(json.dumps({n: dataclasses.asdict(r) for n, r in RECIPES.items()}, indent=2))
+    else:
+        print(format_recipes())
     return 0
-
-
-def _print_world_completions(run_dir, world_dir, n: int = 5) -> None:
-    """Greedy completions of a few world prompts by the trained model."""
-    from lmlab.checkpoint import load_run
-    from lmlab.generation import generate
-    from lmlab.world import sample_prompts
-
-    run = load_run(run_dir)
-    prompts = sample_prompts(world_dir, n, seed=0)
-    completions = generate(run.model, run.tokenizer, prompts, max_new_tokens=16, temperature=0.0, stop=["\n", "."])
-    print("sample completions (greedy):")
-    for prompt, c in zip(prompts, completions):
-        print(f"  {prompt!r} → {c.text!r}")
 
 
 # ================================================================================== generation: sample / score ===
@@ -1639,9 +1575,11 @@ def add_plan_parser(sub) -> None:
 def cmd_plan(args) -> int:
     import json
 
+    from lmlab.recipes import preset_settings
     from lmlab.training.plan import format_plan, plan
 
     result = plan(preset=args.preset, config_file=args.config, overrides=args.overrides, devices=args.devices,
+                  base_settings=preset_settings("gpt", args.preset, config_file=args.config),
                   device_mem_gb=args.device_mem, dtype=args.dtype,
                   activation_checkpointing=args.activation_checkpointing, micro_batch=args.batch_size,
                   grad_accum=args.grad_accum, strategies=args.strategy)
@@ -1852,6 +1790,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_tokenizer_parser(sub)
     add_data_parser(sub)
     add_train_parser(sub)
+    add_recipes_parser(sub)
     add_generation_parsers(sub)
     add_eval_parser(sub)
     add_hub_parsers(sub)

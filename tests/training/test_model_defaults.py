@@ -18,7 +18,7 @@ from lmlab.generation import perplexity
 
 # family → (model settings, training settings, tokenizer kind) that the docs give for `--model TYPE` alone.
 DOCUMENTED = {
-    # docs/models.md, preset tiny; its training settings are the main job's (TRAIN_PRESETS["tiny"])
+    # docs/models.md, preset tiny; its training settings are the recipe `world`'s (lmlab.recipes)
     "gpt": (dict(n_layer=4, n_head=4, n_embd=128, block_size=128, pos_embedding="learned"),
             dict(batch_size=16, lr=1e-3, min_lr=1e-4, warmup_iters=100), "bpe"),
     # docs/models-classic.md: "order (1–5, default 3)", block_size 256

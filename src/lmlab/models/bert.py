@@ -120,8 +120,8 @@ class BERTConfig(ConfigDictMixin):
                          layer_norm_eps=self.layer_norm_eps, mlp_ratio=self.mlp_ratio)
 
 
-# Named model settings of type `bert` (registered in lmlab.models.registry; training settings under the same name in
-# lmlab.training.config.TRAIN_PRESETS). bert-tiny: the shape of Turc et al.'s smallest BERTs scaled to a 2-core CPU.
+# Named model settings of type `bert` (registered in lmlab.models.registry; trained by the recipe that names it in
+# lmlab.recipes). bert-tiny: the shape of Turc et al.'s smallest BERTs scaled to a 2-core CPU.
 BERT_PRESETS: dict[str, dict[str, Any]] = {
     "bert-tiny": dict(n_layer=4, n_head=4, n_embd=128, block_size=64, dropout=0.0),
 }

@@ -274,7 +274,7 @@ def export_contextual_vectors(run: Any, text: str) -> dict[str, Any]:
 
 # ========================================================================================================= presets ===
 # Shapes that train in a minute or two on a 2-core CPU (char-level Shakespeare); training settings in
-# lmlab.training.config.TRAIN_PRESETS.
+# the recipes that name them (lmlab.recipes).
 LSTM_PRESETS: dict[str, dict[str, Any]] = {
     "lstm-tiny": dict(n_embd=64, n_hidden=256, n_layer=2, dropout=0.1, block_size=64),
 }

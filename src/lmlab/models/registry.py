@@ -107,7 +107,7 @@ from lmlab.models.embeddings import CoocConfig, CountEmbeddings, PPMIConfig, Wor
 register_model("cooc", CoocConfig, CountEmbeddings)
 register_model("ppmi", PPMIConfig, CountEmbeddings)
 # The type's default preset: the model keeps Word2VecConfig's defaults; its training settings (SGD-like lr, no
-# weight decay) are in lmlab.training.config.TRAIN_PRESETS under the same name.
+# weight decay) are in the recipe that names it (lmlab.recipes).
 register_model("word2vec", Word2VecConfig, Word2Vec, presets={"word2vec-100": {}})
 
 # BERT-style encoder with masked-LM pre-training (docs/models-bert.md).

@@ -133,8 +133,8 @@ class Seq2SeqConfig(ConfigDictMixin):
         return self.n_embd // self.n_head
 
 
-# Named model settings (lmlab.models.registry); the first is the type's default. Training settings of the same
-# names are in lmlab.training.config.TRAIN_PRESETS.
+# Named model settings (lmlab.models.registry); the first is the type's default. Training settings of the
+# presets are in the recipes that name them (lmlab.recipes).
 SEQ2SEQ_PRESETS: dict[str, dict[str, Any]] = {
     # Tatoeba-sized translation on a 2-core CPU in minutes (docs/models-seq2seq.md).
     "seq2seq-tiny": dict(n_enc_layer=3, n_dec_layer=3, n_head=4, n_embd=128, block_size=64, dropout=0.1),

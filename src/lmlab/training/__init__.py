@@ -4,21 +4,21 @@ See docs/training.md. Everything a user calls is importable from here.
 """
 
 from lmlab.training.config import (TrainConfig, apply_overrides, load_config_file, parse_override_args,
-                                   resolve_configs, train_preset)
+                                   resolve_configs)
 from lmlab.training.distributed import (DistContext, setup_distributed, teardown_distributed, unwrap_model,
                                         wrap_model)
 from lmlab.training.loop import BEST_WEIGHTS_NAME, TrainingDiverged, TrainResult, evaluate, train
-from lmlab.training.metrics import MetricsLog, plot_losses, read_metrics
+from lmlab.training.metrics import MetricsLog, format_train_result, plot_losses, read_metrics
 from lmlab.training.mfu import measure_peak_flops, mfu, nominal_peak_flops
 from lmlab.training.optim import lr_at, make_optimizer
 from lmlab.training.precision import Precision, resolve_precision
 from lmlab.training.run import train_run
 
 __all__ = [
-    "TrainConfig", "apply_overrides", "load_config_file", "parse_override_args", "resolve_configs", "train_preset",
+    "TrainConfig", "apply_overrides", "load_config_file", "parse_override_args", "resolve_configs",
     "DistContext", "setup_distributed", "teardown_distributed", "wrap_model", "unwrap_model",
     "train_run", "train", "evaluate", "TrainResult", "TrainingDiverged", "BEST_WEIGHTS_NAME",
-    "MetricsLog", "plot_losses", "read_metrics",
+    "MetricsLog", "format_train_result", "plot_losses", "read_metrics",
     "measure_peak_flops", "mfu", "nominal_peak_flops",
     "lr_at", "make_optimizer",
     "Precision", "resolve_precision",

@@ -120,45 +120,6 @@ def validate_train_config(cfg: TrainConfig) -> None:
          f"device must be auto, cpu, cuda, cuda:N or mps (got {dev!r})")
 
 
-# Training settings that go with each model preset (lmlab.models.presets), as data. `lmlab train --preset NAME`
-# starts from get_preset(NAME) for the model and train_preset(NAME) for training; names without an entry here
-# train with TrainConfig's defaults.
-TRAIN_PRESETS: dict[str, dict[str, Any]] = {
-    # The main job: memorise the default (2 MB) world's facts on a 2-core CPU in minutes. 3000 steps × 2048 tokens
-    # ≈ 9.5 epochs of that world; fact accuracy still climbs steeply a third of the way in, so the budget is set by
-    # the facts, not the loss (docs/training.md has the timings).
-    "tiny": dict(batch_size=16, lr=1e-3, min_lr=1e-4, warmup_iters=100, max_iters=3000, eval_interval=500,
-                 eval_iters=20, log_interval=10, weight_decay=0.1, beta2=0.99),
-    # Recurrent LMs (lmlab.models.lstm): char-level Shakespeare in a couple of minutes on a 2-core CPU. A higher
-    # lr than the GPT's suits the LSTM; no decay on its recurrent matrices' small weights beyond a touch.
-    "lstm-tiny": dict(batch_size=32, lr=3e-3, min_lr=3e-4, warmup_iters=50, max_iters=1000, eval_interval=200,
-                      eval_iters=20, log_interval=10, weight_decay=0.01, beta2=0.99),
-    "bilstm-tiny": dict(batch_size=32, lr=3e-3, min_lr=3e-4, warmup_iters=50, max_iters=1000, eval_interval=200,
-                        eval_iters=20, log_interval=10, weight_decay=0.01, beta2=0.99),
-    # word2vec (lmlab.models.embeddings): by default it trains itself by SGD in 5 epochs (Word2VecConfig.epochs) and
-    # these settings only size the val-loss measurement (2 × 64 windows: the loss is a noisy negative-sampling
-    # objective, and measuring more costs as much as a training epoch). With --epochs 0 the training loop trains
-    # it: a large, decaying lr as in Mikolov's SGD; no weight decay, which would pull every vector towards 0; no
-    # warmup or clipping (each step touches few rows). docs/embeddings.md.
-    "word2vec-100": dict(batch_size=64, lr=0.02, min_lr=0.002, warmup_iters=0, weight_decay=0.0, grad_clip=0.0,
-                         max_iters=1000, eval_interval=250, eval_iters=2, log_interval=10),
-    # BERT-style encoder (lmlab.models.bert): masked-LM on the world facts in ~6 min on a busy 2-core CPU (1000
-    # steps). Only 15% of positions give a loss, so a larger batch than the GPT's; weight decay 0.01 as BERT.
-    # docs/models-bert.md.
-    "bert-tiny": dict(batch_size=32, lr=1e-3, min_lr=1e-4, warmup_iters=100, max_iters=1000, eval_interval=250,
-                      eval_iters=10, log_interval=10, weight_decay=0.01, beta2=0.99),
-    # Encoder-decoder (lmlab.models.seq2seq): Tatoeba-sized translation in minutes on a 2-core CPU; batches are whole
-    # sentence pairs (short), hence more rows per step than the GPT. docs/models-seq2seq.md.
-    "seq2seq-tiny": dict(batch_size=64, lr=1e-3, min_lr=1e-4, warmup_iters=100, max_iters=2000, eval_interval=250,
-                         eval_iters=5, log_interval=10, weight_decay=0.01, beta2=0.99),
-}
-
-
-def train_preset(name: str | None) -> TrainConfig:
-    """The TrainConfig that goes with model preset `name` (defaults when the preset has no training entry)."""
-    return TrainConfig(**TRAIN_PRESETS.get(name or "", {}))
-
-
 # ============================================================================ overrides: --key value, config file ===
 def parse_override_args(args: list[str]) -> dict[str, str | bool]:
     """['--lr', '3e-4', '--compile', '--n_layer=2'] → {'lr': '3e-4', 'compile': True, 'n_layer': '2'}.

@@ -125,3 +125,13 @@ class TensorBoardLog:
 
     def close(self) -> None:
         self._writer.close()
+
+
+def format_train_result(result) -> str:
+    """One line summing up a `lmlab.training.TrainResult`: steps, run dir, why it stopped, wall seconds, and the
+    last and best val loss (nats per token) with the last one's perplexity."""
+    line = f"trained {result.step} steps into {result.run_dir} ({result.stop_reason}, {result.wall_seconds:.0f} s)"
+    if result.last_val_loss is not None:
+        line += (f"; val loss {result.last_val_loss:.4f} (perplexity {math.exp(min(result.last_val_loss, 50)):.2f}), "
+                 f"best {result.best_val_loss:.4f}")
+    return line

@@ -132,18 +132,20 @@ def activation_bytes(config: Any, micro_batch: int, *, dtype: str = "float32",
 def plan(model_config: Any = None, *, preset: str | None = None, config_file: str | os.PathLike | None = None,
          overrides: Mapping[str, Any] | list[str] | None = None, devices: int = 1, device_mem_gb: float = 80.0,
          dtype: str | None = None, activation_checkpointing: bool | None = None, micro_batch: int | None = None,
-         grad_accum: int | None = None, strategies: Sequence[str] = PLAN_STRATEGIES) -> MemoryPlan:
+         grad_accum: int | None = None, strategies: Sequence[str] = PLAN_STRATEGIES,
+         base_settings: Mapping[str, Any] | None = None) -> MemoryPlan:
     """Memory per device of training a GPT on `devices` devices of `device_mem_gb` GiB each, per strategy.
 
     The model: `model_config` (a GPTConfig), or as `lmlab train` would build it: preset (default "tiny") <
-    config_file < overrides ({key: value} or ['--key', 'value']). The training settings of that preset/file
+    base_settings (the preset's recipe settings: `lmlab.recipes.preset_settings`) < config_file < overrides
+    ({key: value} or ['--key', 'value']). The training settings of that preset/file
     supply what is not given here: micro_batch (= batch_size, sequences per device per micro-step), grad_accum,
     dtype (the compute dtype; "auto" is planned as bfloat16, what it picks on current GPUs; weights, gradients
     and moments are float32 either way) and activation_checkpointing. Every strategy also gets the largest
     micro-batch that fits (`max_micro_batch`) and its tokens per optimizer step.
     """
     if model_config is None:
-        model_config, train_config = _resolve(preset, config_file, overrides)
+        model_config, train_config = _resolve(preset, config_file, overrides, base_settings)
     else:
         train_config = TrainConfig()
     dtype = dtype or train_config.dtype
@@ -207,17 +209,18 @@ def plan(model_config: Any = None, *, preset: str | None = None, config_file: st
                       block_size=model_config.block_size, activations_per_sequence=per_seq, strategies=rows)
 
 
-def _resolve(preset: str | None, config_file, overrides) -> tuple[Any, TrainConfig]:
+def _resolve(preset: str | None, config_file, overrides, base_settings) -> tuple[Any, TrainConfig]:
     """The GPT config and training settings `lmlab train` would use for these options."""
     from lmlab.models.presets import get_preset
-    from lmlab.training.config import load_config_file, resolve_configs, train_preset
+    from lmlab.training.config import load_config_file, resolve_configs
 
     file_values = load_config_file(config_file) if config_file is not None else {}
     if file_values.get("model_type", "gpt") != "gpt":
         raise LmlabError(f"lmlab plan knows the GPT's memory; {config_file} is a {file_values['model_type']} "
                          "config")
     preset = preset or file_values.get("preset") or "tiny"
-    return resolve_configs(get_preset(preset), train_preset(preset), config_file=config_file, overrides=overrides)
+    model_config, train_config = resolve_configs(get_preset(preset), TrainConfig(), overrides=dict(base_settings or {}))
+    return resolve_configs(model_config, train_config, config_file=config_file, overrides=overrides)
 
 
 def format_plan(result: MemoryPlan) -> str:

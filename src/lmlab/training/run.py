@@ -11,7 +11,7 @@ import dataclasses
 import os
 import re
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import torch
 
@@ -23,8 +23,7 @@ from lmlab.models.presets import get_preset
 from lmlab.models.registry import build_config, build_model, default_preset, get_model_type, preset_model_type, \
     type_preset
 from lmlab.tokenization import Tokenizer
-from lmlab.training.config import TrainConfig, load_config_file, parse_override_args, resolve_configs, \
-    train_preset
+from lmlab.training.config import TrainConfig, load_config_file, parse_override_args, resolve_configs
 from lmlab.training.distributed import launch_rank
 from lmlab.training.loop import TrainResult, train
 
@@ -38,15 +37,17 @@ def train_run(out_dir: str | os.PathLike, *, data_dir: str | os.PathLike | None 
               preset: str | None = None, model_type: str | None = None, config_file: str | os.PathLike | None = None,
               overrides: dict[str, Any] | list[str] | None = None, resume: bool = False, overwrite: bool = False,
               progress: bool = True, on_eval: Callable | None = None, init: str | os.PathLike | None = None,
-              replay: float = 0.0, replay_data: str | os.PathLike | None = None) -> TrainResult:
+              replay: float = 0.0, replay_data: str | os.PathLike | None = None,
+              base_settings: Mapping[str, Any] | None = None) -> TrainResult:
     """Train a model into the run dir `out_dir` (see docs/training.md).
 
     Data: `data_dir` (token shards from `lmlab.data.prepare`) or `text` (files/dirs, prepared into OUT/data with
     `tokenizer`: a Tokenizer, a tokenizer JSON path, or a kind "char" | "word" | "bpe"; default: the model type's
     `default_tokenizer`, "word" for the word-vector models cooc/ppmi/word2vec, else "bpe"; `val_text`: the user's own
     validation files, else 10% of the documents — or of the text, for one file — is held out).
-    Settings: preset (default: "tiny" for the GPT, the type's default preset otherwise; TrainConfig's defaults for a
-    type without presets) < config_file (JSON/YAML) < overrides ({key: value} or ['--key', 'value']).
+    Settings: the model preset (default: "tiny" for the GPT, the type's default preset otherwise) and TrainConfig's
+    defaults < base_settings (model and training settings of a named recipe: `lmlab.recipes` holds the table that
+    says how each preset is trained) < config_file (JSON/YAML) < overrides ({key: value} or ['--key', 'value']).
     The model's vocab_size defaults to the tokenizer's. resume=True continues the run in `out_dir` (its saved
     settings, with training settings from config_file/overrides on top, e.g. a larger max_iters); without it an
     existing run in `out_dir` is an error unless overwrite=True. The run dir is locked while this runs: a second
@@ -74,15 +75,17 @@ def train_run(out_dir: str | os.PathLike, *, data_dir: str | os.PathLike | None 
         return _train_run(out_dir, data_dir=data_dir, text=text, val_text=val_text, tokenizer=tokenizer,
                           preset=preset, model_type=model_type, config_file=config_file, overrides=overrides,
                           resume=resume, overwrite=overwrite, progress=progress, on_eval=on_eval, init=init,
-                          replay=replay, replay_data=replay_data)
+                          replay=replay, replay_data=replay_data, base_settings=base_settings)
 
 
 def _train_run(out_dir: Path, *, data_dir, text, val_text, tokenizer, preset, model_type, config_file, overrides,
                resume: bool, overwrite: bool, progress: bool, on_eval, init, replay: float,
-               replay_data) -> TrainResult:
+               replay_data, base_settings) -> TrainResult:
     if isinstance(overrides, list):
         overrides = parse_override_args(overrides)
     overrides = dict(overrides or {})
+    if (init is not None or resume) and base_settings:
+        raise LmlabError("base_settings start a new run; a resumed or continued run keeps its own settings")
     if init is not None:
         return _continue(out_dir, Path(init), data_dir=data_dir, text=text, val_text=val_text, tokenizer=tokenizer,
                          preset=preset, model_type=model_type, config_file=config_file, overrides=overrides,
@@ -143,13 +146,14 @@ def _train_run(out_dir: Path, *, data_dir, text, val_text, tokenizer, preset, mo
                          "lacks; train from --text (they are added), or make the tokenizer with "
                          + " ".join(f"--special '{t}'" for t in missing))
 
-    # --- settings: preset < config file < overrides -------------------------------------------------------------
+    # --- settings: preset < base settings (a recipe's) < config file < overrides --------------------------------
     if model_type == "gpt":
         model_config = get_preset(preset, vocab_size=tok.vocab_size)
     else:
         model_config = build_config(model_type, {**type_settings, "vocab_size": tok.vocab_size,
                                                  **_special_token_ids(model_type, tok, needed_specials)})
-    model_config, train_config = resolve_configs(model_config, train_preset(preset), config_file=config_file,
+    model_config, train_config = resolve_configs(model_config, TrainConfig(), overrides=dict(base_settings or {}))
+    model_config, train_config = resolve_configs(model_config, train_config, config_file=config_file,
                                                  overrides=overrides)
     torch.manual_seed(train_config.seed)  # model initialisation is part of the run's seeded randomness
     model = build_model(model_type, model_config.to_dict())
