@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
-import json
 import os
 import re
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from pathlib import Path
 from typing import Callable, Iterator, NamedTuple, Sequence
 
 from lmlab.errors import LmlabError
+from lmlab.utils import parse_json_line
 
 ERROR_MODES = ("strict", "replace")
 JSONL_SUFFIXES = (".jsonl",)
@@ -198,11 +198,7 @@ def _read_jsonl(path: Path, text_field: str, errors: str) -> Iterator[tuple[byte
             if not line.strip():
                 yield raw, None
                 continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise LmlabError(f"{path}:{lineno}: not a valid JSON line ({e.msg} at column {e.colno}); "
-                                 "each line of a .jsonl file must be one JSON object") from None
+            record = parse_json_line(line, f"{path}:{lineno}")
             if not isinstance(record, dict) or text_field not in record:
                 fields = sorted(record) if isinstance(record, dict) else type(record).__name__
                 raise LmlabError(f"{path}:{lineno}: record has no field {text_field!r} (found: {fields}); "
