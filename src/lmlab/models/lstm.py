@@ -158,10 +158,6 @@ class LSTMLM(_ParamCounts, nn.Module):
         """Tells the trainer to feed contiguous streams (truncated BPTT with a carried state)."""
         return self.config.carry_state
 
-    def reset_state(self) -> None:
-        """Forget the carried training state (the next training batch starts from zeros)."""
-        self._carried = None
-
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None) -> tuple[torch.Tensor,
                                                                                        torch.Tensor | None]:
         """idx (B,T) int64 → (logits (B,T,V), mean cross-entropy in nats or None); targets (B,T), -100 = ignore."""
