@@ -154,7 +154,7 @@ def _read_whole(path: Path, errors: str) -> Iterator[tuple[bytes, Document | Non
 
 
 # One or more consecutive blank lines (empty, or only spaces/tabs/CR) — the separator of `split_blank_lines`.
-# Matched with the newline that ends the previous line (a literal first character makes the scan ~6× faster
+# Matched with the newline that ends the previous line (a literal first character makes the scan much faster
 # than a multi-line `^`); each piece is therefore searched with a "\n" put in front of it.
 _BLANK_LINES = re.compile(r"\n(?:[ \t\r\f\v]*\n)+")
 _TRAILING_BLANK = re.compile(r"(?:\n[ \t\r\f\v]*)+$")

@@ -133,7 +133,7 @@ class Seq2SeqConfig(ConfigDictMixin):
 # Named model settings (lmlab.models.registry); the first is the type's default. Training settings of the same
 # names are in lmlab.training.config.TRAIN_PRESETS.
 SEQ2SEQ_PRESETS: dict[str, dict[str, Any]] = {
-    # Tatoeba-sized translation on a 2-core CPU in minutes (docs/models-seq2seq.md).
+    # Tatoeba-sized translation in a short CPU run (docs/models-seq2seq.md has the timings).
     "seq2seq-tiny": dict(n_enc_layer=3, n_dec_layer=3, n_head=4, n_embd=128, block_size=64, dropout=0.1),
 }
 

@@ -124,13 +124,14 @@ def validate_train_config(cfg: TrainConfig) -> None:
 # starts from get_preset(NAME) for the model and train_preset(NAME) for training; names without an entry here
 # train with TrainConfig's defaults.
 TRAIN_PRESETS: dict[str, dict[str, Any]] = {
-    # The main job: memorise the default (2 MB) world's facts on a 2-core CPU in minutes. 3000 steps × 2048 tokens
+    # The main job: memorise the default (2 MB) world's facts in a short CPU run. 3000 steps × 2048 tokens
     # ≈ 9.5 epochs of that world; fact accuracy still climbs steeply a third of the way in, so the budget is set by
     # the facts, not the loss (docs/training.md has the timings).
     "tiny": dict(batch_size=16, lr=1e-3, min_lr=1e-4, warmup_iters=100, max_iters=3000, eval_interval=500,
                  eval_iters=20, log_interval=10, weight_decay=0.1, beta2=0.99),
-    # Recurrent LMs (lmlab.models.lstm): char-level Shakespeare in a couple of minutes on a 2-core CPU. A higher
-    # lr than the GPT's suits the LSTM; no decay on its recurrent matrices' small weights beyond a touch.
+    # Recurrent LMs (lmlab.models.lstm): char-level Shakespeare in a short CPU run (docs/models-classic.md has the
+    # timings). A higher lr than the GPT's suits the LSTM; no decay on its recurrent matrices' small weights beyond
+    # a touch.
     "lstm-tiny": dict(batch_size=32, lr=3e-3, min_lr=3e-4, warmup_iters=50, max_iters=1000, eval_interval=200,
                       eval_iters=20, log_interval=10, weight_decay=0.01, beta2=0.99),
     "bilstm-tiny": dict(batch_size=32, lr=3e-3, min_lr=3e-4, warmup_iters=50, max_iters=1000, eval_interval=200,
@@ -142,13 +143,13 @@ TRAIN_PRESETS: dict[str, dict[str, Any]] = {
     # warmup or clipping (each step touches few rows). docs/embeddings.md.
     "word2vec-100": dict(batch_size=64, lr=0.02, min_lr=0.002, warmup_iters=0, weight_decay=0.0, grad_clip=0.0,
                          max_iters=1000, eval_interval=250, eval_iters=2, log_interval=10),
-    # BERT-style encoder (lmlab.models.bert): masked-LM on the world facts in ~6 min on a busy 2-core CPU (1000
-    # steps). Only 15% of positions give a loss, so a larger batch than the GPT's; weight decay 0.01 as BERT.
-    # docs/models-bert.md.
+    # BERT-style encoder (lmlab.models.bert): masked-LM on the world facts in a short CPU run (docs/models-bert.md
+    # has the timings). Only 15% of positions give a loss, so a larger batch than the GPT's; weight decay 0.01 as
+    # BERT.
     "bert-tiny": dict(batch_size=32, lr=1e-3, min_lr=1e-4, warmup_iters=100, max_iters=1000, eval_interval=250,
                       eval_iters=10, log_interval=10, weight_decay=0.01, beta2=0.99),
-    # Encoder-decoder (lmlab.models.seq2seq): Tatoeba-sized translation in minutes on a 2-core CPU; batches are whole
-    # sentence pairs (short), hence more rows per step than the GPT. docs/models-seq2seq.md.
+    # Encoder-decoder (lmlab.models.seq2seq): Tatoeba-sized translation in a short CPU run; batches are whole
+    # sentence pairs (short), hence more rows per step than the GPT. docs/models-seq2seq.md has the timings.
     "seq2seq-tiny": dict(batch_size=64, lr=1e-3, min_lr=1e-4, warmup_iters=100, max_iters=2000, eval_interval=250,
                          eval_iters=5, log_interval=10, weight_decay=0.01, beta2=0.99),
 }
