@@ -1,12 +1,16 @@
-"""Small helpers shared by every floor: atomic writes, file hashing, human-readable sizes."""
+"""Small helpers shared by every floor: atomic writes (files and directories), file hashing, human-readable sizes, JSONL reading."""
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import errno
 import hashlib
 import json
 import os
 import re
+import secrets
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator
@@ -54,6 +58,61 @@ def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
 
 
+def new_sibling_dir(out: Path) -> Path:
+    """Create and return a fresh hidden directory beside `out`, `.NAME.tmp-PID-RANDOM` (same filesystem, so it can
+    be renamed onto `out`; the PID lets a later writer see that its owner is gone)."""
+    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
+    tmp.mkdir()
+    return tmp
+
+
+def swap_into_place(tmp_dir: Path, out_dir: Path) -> None:
+    """Make directory `tmp_dir` become `out_dir`. An existing `out_dir` is exchanged atomically where possible
+    (readers see the old or the new directory, never neither), otherwise moved aside first; the old one is then
+    deleted."""
+    if not out_dir.exists():
+        os.rename(tmp_dir, out_dir)
+    elif _rename_exchange(tmp_dir, out_dir):
+        shutil.rmtree(tmp_dir)  # now holds the old directory
+    else:
+        old = tmp_dir.with_name(tmp_dir.name.replace(".tmp-", ".old-"))
+        os.rename(out_dir, old)
+        os.rename(tmp_dir, out_dir)
+        shutil.rmtree(old)
+    fsync_dir(out_dir.parent)
+
+
+@contextlib.contextmanager
+def staged_directory(out: Path) -> Iterator[Path]:
+    """Yield a fresh hidden temp dir beside `out` (`new_sibling_dir`); when the block ends without error it
+    replaces `out` (`swap_into_place`), otherwise it is deleted and `out` is left as it was. The directory-level
+    `atomic_output`."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = new_sibling_dir(out)
+    try:
+        yield tmp
+        swap_into_place(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _rename_exchange(a: Path, b: Path) -> bool:
+    """Atomically exchange two paths (Linux renameat2 RENAME_EXCHANGE); False where unsupported."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    AT_FDCWD, RENAME_EXCHANGE = -100, 2
+    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    if renameat2(AT_FDCWD, os.fsencode(a), AT_FDCWD, os.fsencode(b), RENAME_EXCHANGE) == 0:
+        return True
+    if ctypes.get_errno() in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
+        return False
+    raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()), str(b))
+
+
 def sha256_file(path: str | os.PathLike, chunk_bytes: int = 1 << 20) -> str:
     """Hex SHA-256 of a file, read in 1 MiB chunks so large files need no memory."""
     h = hashlib.sha256()
@@ -87,6 +146,16 @@ def human_bytes(n: float) -> str:
     return f"{n:.1f} TB"
 
 
+def parse_json_line(line: str, where: str, *, hint: str = "") -> Any:
+    """The JSON value on one line of a JSONL file; a one-line LmlabError starting with `where` ("FILE:LINE")
+    when the line is not valid JSON, `hint` appended (e.g. "; regenerate the world")."""
+    try:
+        return json.loads(line)
+    except json.JSONDecodeError as e:
+        raise LmlabError(f"{where}: not a valid JSON line ({e.msg} at column {e.colno}); each line of a .jsonl "
+                         f"file must be one JSON object{hint}") from None
+
+
 def iter_jsonl(path: str | os.PathLike, *, missing: str | None = None, hint: str = "") -> Iterator[tuple[int, dict]]:
     """(line number, object) for each non-blank line of a JSONL file; every line must be one JSON object.
 
@@ -100,10 +169,7 @@ def iter_jsonl(path: str | os.PathLike, *, missing: str | None = None, hint: str
         for lineno, line in enumerate(f, 1):
             if not line.strip():
                 continue
-            try:
-                rec = json.loads(line)
-            except ValueError as e:
-                raise LmlabError(f"{path}:{lineno}: not valid JSON ({e}){hint}") from None
+            rec = parse_json_line(line, f"{path}:{lineno}", hint=hint)
             if not isinstance(rec, dict):
                 raise LmlabError(f"{path}:{lineno}: expected a JSON object per line{hint}")
             yield lineno, rec

@@ -30,13 +30,13 @@ import torch.nn.functional as F
 from safetensors import safe_open
 
 from lmlab.attribution.corpus import Corpus, resolve_splits, shards_fingerprint
-from lmlab.attribution.staging import absolute_output, staged_directory
+from lmlab.attribution.staging import absolute_output
 from lmlab.checkpoint import WEIGHTS_NAME, Run
 from lmlab.data import check_tokenizer, load_manifest
 from lmlab.errors import LmlabError
 from lmlab.generation import eval_mode
 from lmlab.generation.scoring import _windows as scoring_windows
-from lmlab.utils import atomic_write_json, human_bytes
+from lmlab.utils import atomic_write_json, human_bytes, staged_directory
 
 META_NAME = "datastore.json"
 FORMAT_VERSION = 1

@@ -1,15 +1,11 @@
-"""Writing a directory of files so that readers see the old one or the whole new one, never half of it."""
+"""Where an attribution index or datastore may be written: never over a user's other files (the writing itself,
+old directory or whole new one, is `lmlab.utils.staged_directory`)."""
 
 from __future__ import annotations
 
-import contextlib
 import os
-import secrets
-import shutil
 from pathlib import Path
-from typing import Iterator
 
-from lmlab.data.shards import _swap_into_place
 from lmlab.errors import LmlabError
 
 
@@ -20,18 +16,3 @@ def absolute_output(out_dir: str | os.PathLike, marker: str, what: str) -> Path:
     if out.exists() and not (out / marker).is_file() and (not out.is_dir() or any(out.iterdir())):
         raise LmlabError(f"{out} exists and is not {what}; choose a new or empty directory")
     return out
-
-
-@contextlib.contextmanager
-def staged_directory(out: Path) -> Iterator[Path]:
-    """Yield a fresh hidden temp dir beside `out`; when the block ends without error it replaces `out` (an atomic
-    exchange where the OS offers one), otherwise it is deleted and `out` is left as it was."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
-    tmp.mkdir()
-    try:
-        yield tmp
-        _swap_into_place(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise

@@ -29,10 +29,10 @@ import numpy as np
 
 from lmlab.attribution.corpus import Corpus, resolve_splits, shards_fingerprint
 from lmlab.data import load_manifest
-from lmlab.attribution.staging import absolute_output, staged_directory
+from lmlab.attribution.staging import absolute_output
 from lmlab.data.shards import DTYPES
 from lmlab.errors import LmlabError
-from lmlab.utils import atomic_write_json, human_bytes
+from lmlab.utils import atomic_write_json, human_bytes, staged_directory
 
 INDEX_DIRNAME = "attribution-index"
 META_NAME = "index.json"

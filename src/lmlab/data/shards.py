@@ -14,13 +14,10 @@ shards, and an existing data dir stays valid until the new one replaces it.
 
 from __future__ import annotations
 
-import ctypes
-import errno
 import hashlib
 import json
 import os
 import re
-import secrets
 import shutil
 from pathlib import Path
 from typing import Any
@@ -29,7 +26,7 @@ import numpy as np
 
 from lmlab.errors import LmlabError
 from lmlab.tokenization import Tokenizer
-from lmlab.utils import atomic_write_json, fsync_dir, sha256_file
+from lmlab.utils import atomic_write_json, fsync_dir, new_sibling_dir, sha256_file, swap_into_place
 
 MANIFEST_NAME = "manifest.json"
 TOKENIZER_NAME = "tokenizer.json"
@@ -60,8 +57,7 @@ class ShardWriter:
         self.tokenizer = tokenizer
         self.dtype_name = dtype_for_vocab(tokenizer.vocab_size)
         self.dtype = DTYPES[self.dtype_name]
-        self.tmp_dir = self.out_dir.parent / f".{self.out_dir.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
-        self.tmp_dir.mkdir()
+        self.tmp_dir = new_sibling_dir(self.out_dir)
         self._files = {s: open(self.tmp_dir / f"{s}.bin", "wb") for s in SPLITS}
         self._hash = {s: hashlib.sha256() for s in SPLITS}
         self.stats = {s: {"file": f"{s}.bin", "tokens": 0, "documents": 0, "text_bytes": 0} for s in SPLITS}
@@ -104,8 +100,8 @@ class ShardWriter:
             "splits": self.stats,
         }
         atomic_write_json(self.tmp_dir / MANIFEST_NAME, manifest)
-        _fsync_dir(self.tmp_dir)
-        _swap_into_place(self.tmp_dir, self.out_dir)
+        fsync_dir(self.tmp_dir)
+        swap_into_place(self.tmp_dir, self.out_dir)
         return manifest
 
     def abort(self) -> None:
@@ -148,40 +144,6 @@ def _pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
-
-
-_fsync_dir = fsync_dir  # one implementation, in lmlab.utils
-
-
-def _rename_exchange(a: Path, b: Path) -> bool:
-    """Atomically exchange two paths (Linux renameat2 RENAME_EXCHANGE); False where unsupported."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        renameat2 = libc.renameat2
-    except (OSError, AttributeError):
-        return False
-    AT_FDCWD, RENAME_EXCHANGE = -100, 2
-    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
-    if renameat2(AT_FDCWD, os.fsencode(a), AT_FDCWD, os.fsencode(b), RENAME_EXCHANGE) == 0:
-        return True
-    if ctypes.get_errno() in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
-        return False
-    raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()), str(b))
-
-
-def _swap_into_place(tmp_dir: Path, out_dir: Path) -> None:
-    """Make `tmp_dir` become `out_dir`. An existing `out_dir` is exchanged atomically where possible (readers see
-    the old or the new data dir, never neither), otherwise moved aside first; the old one is then deleted."""
-    if not out_dir.exists():
-        os.rename(tmp_dir, out_dir)
-    elif _rename_exchange(tmp_dir, out_dir):
-        shutil.rmtree(tmp_dir)  # now holds the old data dir
-    else:
-        old = tmp_dir.with_name(tmp_dir.name.replace(".tmp-", ".old-"))
-        os.rename(out_dir, old)
-        os.rename(tmp_dir, out_dir)
-        shutil.rmtree(old)
-    _fsync_dir(out_dir.parent)
 
 
 # ================================================================================================== loading ===

@@ -11,7 +11,7 @@ edit metrics. See docs/editing.md.
 """
 
 from lmlab.editing.api import METHODS, EditResult, default_layers, edit, make_hparams
-from lmlab.editing.finetune import FtHparams
+from lmlab.editing.ft_l import FtHparams
 from lmlab.editing.memit import MemitHparams, memit_update
 from lmlab.editing.metrics import (case_probs, case_scores, generation_entropy, harmonic_mean, n_gram_entropy,
                                    summarize, target_probs)

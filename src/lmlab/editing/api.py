@@ -12,7 +12,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from lmlab.editing.finetune import FtHparams, apply_ft, ft_parameters
+from lmlab.editing.ft_l import FtHparams, apply_ft, ft_parameters
 from lmlab.editing.memit import MemitHparams, apply_memit
 from lmlab.editing.metrics import case_probs
 from lmlab.editing.prompts import check_layers, context_prefixes, mlp_projection

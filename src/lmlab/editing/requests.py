@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from lmlab.errors import LmlabError
+from lmlab.utils import iter_jsonl
 
 
 @dataclass
@@ -172,7 +173,7 @@ def load_requests(path: str | os.PathLike, *, limit: int | None = None) -> list[
             raise LmlabError(f"{path}: not valid JSON (line {e.lineno}: {e.msg})") from None
         records: Iterable[tuple[str, Any]] = ((f"{path} item {i}", r) for i, r in enumerate(items))
     else:
-        records = _jsonl_records(path, text)
+        records = ((f"{path}:{lineno}", rec) for lineno, rec in iter_jsonl(path))
     out = []
     for where, rec in records:
         if limit is not None and len(out) >= limit:
@@ -184,15 +185,3 @@ def load_requests(path: str | os.PathLike, *, limit: int | None = None) -> list[
     if not out:
         raise LmlabError(f"{path} holds no edit requests")
     return out
-
-
-def _jsonl_records(path: Path, text: str) -> Iterable[tuple[str, Any]]:
-    for lineno, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise LmlabError(f"{path}:{lineno}: not valid JSON ({e.msg}); each line must be one edit request "
-                             "object") from None
-        yield f"{path}:{lineno}", rec

@@ -86,7 +86,7 @@ def optimise_delta(model: nn.Module, tokenizer: Tokenizer, request: EditRequest,
     resume=True (where `resume_layer` allows it): everything δ cannot change is computed once — the states up to
     the edited layer, and all positions before the subject token — so each step runs only the positions from the
     subject token to the last target token through the blocks above (`_resumed_logits`): the same δ to float
-    rounding, ~3× faster on the world model. False: every step runs the whole model with δ added by a hook."""
+    rounding, in a fraction of the time (docs/editing.md has the figure). False: every step runs the whole model with δ added by a hook."""
     prompts = contextual_prompts(request.prompt, prefixes)
     rewrite = build_batch(model, tokenizer, prompts, request.subject, request.target_new)
     kl = build_batch(model, tokenizer, [KL_PROMPT], request.subject)

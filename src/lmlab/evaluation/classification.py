@@ -16,8 +16,8 @@ from lmlab.data.labelled import read_labelled
 from lmlab.errors import LmlabError
 
 
-def _classifier_run(run_or_dir: Run | str | os.PathLike, device: str) -> Run:
-    run = run_or_dir if isinstance(run_or_dir, Run) else load_run(run_or_dir, device=device)
+def _classifier_run(run: Run | str | os.PathLike, device: str) -> Run:
+    run = run if isinstance(run, Run) else load_run(run, device=device)
     if not hasattr(run.model, "classify") or not hasattr(run.model_config, "label_names"):
         raise LmlabError(f"{run.run_dir} holds a {run.model_type} model, not a classifier; make one with "
                          "`lmlab finetune`")
@@ -25,11 +25,11 @@ def _classifier_run(run_or_dir: Run | str | os.PathLike, device: str) -> Run:
 
 
 @torch.no_grad()
-def predict_proba(run_or_dir: Run | str | os.PathLike, texts: Sequence[str], *, batch_size: int = 64,
+def predict_proba(run: Run | str | os.PathLike, texts: Sequence[str], *, batch_size: int = 64,
                   device: str = "cpu") -> torch.Tensor:
-    """Class probabilities (len(texts), C) float32 of a classifier run for raw `texts` (cut to the model's
-    max_text_tokens, from the start)."""
-    run = _classifier_run(run_or_dir, device)
+    """Class probabilities (len(texts), C) float32 of a classifier run (a `Run` or its run dir, loaded on `device`)
+    for raw `texts` (cut to the model's max_text_tokens, from the start)."""
+    run = _classifier_run(run, device)
     model, tok = run.model, run.tokenizer
     if batch_size < 1:
         raise LmlabError(f"batch size must be ≥ 1 (got {batch_size})")
@@ -48,21 +48,21 @@ def predict_proba(run_or_dir: Run | str | os.PathLike, texts: Sequence[str], *, 
     return torch.cat(out) if out else torch.zeros(0, n_classes)
 
 
-def predict(run_or_dir: Run | str | os.PathLike, texts: Sequence[str], *, batch_size: int = 64,
+def predict(run: Run | str | os.PathLike, texts: Sequence[str], *, batch_size: int = 64,
             device: str = "cpu") -> list[tuple[str, float]]:
     """(label name, its probability) of the most probable class for each text."""
-    run = _classifier_run(run_or_dir, device)
+    run = _classifier_run(run, device)
     probs = predict_proba(run, texts, batch_size=batch_size, device=device)
     names = run.model_config.label_names
     best = probs.argmax(dim=-1)
     return [(names[int(k)], float(probs[i, k])) for i, k in enumerate(best)]
 
 
-def accuracy(run_or_dir: Run | str | os.PathLike, data: str | os.PathLike, *, batch_size: int = 64,
+def accuracy(run: Run | str | os.PathLike, data: str | os.PathLike, *, batch_size: int = 64,
              device: str = "cpu") -> dict[str, Any]:
     """Accuracy of a classifier run on a labelled file (any format of lmlab.data.labelled, read with the model's
     class names): {"accuracy", "correct", "n", "per_class": {name: accuracy}, "data"}."""
-    run = _classifier_run(run_or_dir, device)
+    run = _classifier_run(run, device)
     names = run.model_config.label_names
     texts, labels, _ = read_labelled(data, label_names=names)
     probs = predict_proba(run, texts, batch_size=batch_size, device=device)

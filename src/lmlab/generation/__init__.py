@@ -10,7 +10,7 @@ See docs/generation.md for the conventions.
 """
 
 from lmlab.generation.batching import BatchedDecoder, TokenEvent
-from lmlab.generation.decoding import (Completion, choose_next, eval_mode, finished_text, generate, new_text,
+from lmlab.generation.decoding import (Completion, choose_next, eval_mode, generate, new_text,
                                        releasable_length, stream)
 from lmlab.generation.scoring import (TextScore, perplexity, prompt_logprobs, score_continuation, score_continuations,
                                       score_text, text_perplexity, token_logprobs)
@@ -18,5 +18,5 @@ from lmlab.generation.weight_storage import STORAGES, check_weight_storage, set_
 
 __all__ = ["Completion", "generate", "stream", "choose_next", "new_text", "eval_mode", "TextScore", "score_text",
            "score_continuation", "score_continuations", "perplexity", "text_perplexity", "token_logprobs",
-           "prompt_logprobs", "BatchedDecoder", "TokenEvent", "finished_text", "releasable_length",
+           "prompt_logprobs", "BatchedDecoder", "TokenEvent", "releasable_length",
            "STORAGES", "check_weight_storage", "set_weight_storage", "weight_storage"]

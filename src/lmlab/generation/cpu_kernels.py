@@ -2,19 +2,18 @@
 
 Why. Decoding feeds one token per row through the model, so each Linear is a matrix-*vector* product that reads
 its whole weight once per token: the step time is the time to stream the weights. On CPU, PyTorch's `F.linear`
-sends these products to MKL's sgemv on the (out, in) weight, which on an AVX-512 EPYC reads at ~13 GB/s; oneDNN's
-inner-product on the same fp32 weights, converted once to its own tensor format, reads at ~25 GB/s
-(measured on GPT-2-124M's 49 block matrices and its 50257×768 output layer: 21.5 ms instead of 35.9 ms per token
-at batch 1, 31 vs 57 ms at batch 8). For a batched decode each weight is packed in the blocked layout oneDNN
-picks for that many rows (`_reorder_linear_weight`): at batch 8 the same 49 products take ~18 ms instead of ~32.
-At batch 1 the plain oneDNN layout is as fast, and packing costs 5× more (0.4 s instead of 0.08 s for GPT-2-124M),
-so one row is never packed, and a batch only when at least `PACK_MIN_NEW_TOKENS` tokens follow to
+sends these products to MKL's sgemv on the (out, in) weight; oneDNN's inner-product on the same fp32 weights,
+converted once to its own tensor format, streams them about twice as fast. For a batched decode each weight is
+packed in the blocked layout oneDNN picks for that many rows (`_reorder_linear_weight`), which is faster again at
+batch 8. At batch 1 the plain oneDNN layout is as fast and packing costs several times more than the plain
+conversion, so one row is never packed, and a batch only when at least `PACK_MIN_NEW_TOKENS` tokens follow to
 repay it. Same weights, same fp32 arithmetic; only the summation order differs (outputs agree to ~1e-6 relative).
+The measured speeds and costs are in docs/generation.md (*Speed*).
 
-Cost. The conversion copies every Linear weight (memory + the model's Linear weights) and takes ~0.16 ms per MB
-(0.08 s for GPT-2-124M), which a decode of ≥ 10 tokens earns back; the decoder only asks for it when it will
-produce at least `MIN_NEW_TOKENS` tokens per row. The copies are kept for the next decode as long as the model
-lives and its weights do not change (a server converts once, not per request); `release_copies()` drops them.
+Cost. The conversion copies every Linear weight (memory + the model's Linear weights), which a decode of a few
+tens of tokens earns back; the decoder only asks for it when it will produce at least `MIN_NEW_TOKENS` tokens per
+row. The copies are kept for the next decode as long as the model lives and its weights do not change (a server
+converts once, not per request); `release_copies()` drops them.
 Where memory is tighter than time, set the environment variable LMLAB_DECODE_ONEDNN=0 to turn the path off.
 
 Safety. The converted copy is a snapshot: it is used only while the context is open, only under no-grad /
@@ -36,8 +35,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 MIN_NEW_TOKENS = 16  # below this, converting the weights costs more than the faster steps save (see docstring)
-# Packing for a batch costs ~0.65 ms/MB of weights more than the plain conversion and saves ~0.03 ms/MB per step at
-# batch 8 (GPT-2-124M), so it pays from ~23 steps on.
+# Packing for a batch costs more than the plain conversion and saves a little on every step: it pays only from this
+# many steps on (the break-even is in docs/generation.md).
 PACK_MIN_NEW_TOKENS = 32
 
 

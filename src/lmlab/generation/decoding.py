@@ -300,13 +300,6 @@ def releasable_length(text: str, emitted: int, stop: list[str]) -> int:
     return max(safe, emitted)
 
 
-def finished_text(tokenizer: Tokenizer, prompt_ids: list[int], tokens: list[int], finish_reason: str,
-                  stop: list[str]) -> str:
-    """The final new text of a row that ended with `finish_reason` ("eos" | "stop" | "length"): without the final
-    <eos>, cut just before the earliest stop string (the convention of `generate`)."""
-    return _finish_text(tokenizer, _Row(prompt_ids, tokens, reason=finish_reason), stop)
-
-
 def _prompt_text(tokenizer: Tokenizer, prompt: str | list[int]) -> str:
     return prompt if isinstance(prompt, str) else tokenizer.decode(prompt)
 

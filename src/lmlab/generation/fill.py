@@ -31,17 +31,17 @@ MASK_MARKERS = re.compile(r"\[MASK\]|<mask>")  # what a user may write for a mas
 SPACING = {"bpe": "folded", "word": "implicit"}
 
 
-def fill_mask(model_or_run, text: str, top_k: int = 5, *, tokenizer: Tokenizer | None = None,
+def fill_mask(run: Run | str | os.PathLike | BERT, text: str, top_k: int = 5, *, tokenizer: Tokenizer | None = None,
               device: str | torch.device = "cpu") -> list[list[tuple[str, float]]]:
     """The top_k most probable tokens at each mask of `text`, in text order: one list of (token string,
     probability) per mask, most probable first. Token strings are as `tokenizer.decode` writes one token (a BPE
     token may start with a space).
 
-    model_or_run: a run dir path (loaded on `device`), a `lmlab.checkpoint.Run`, or a BERT model (then pass its
+    run: a `lmlab.checkpoint.Run`, a run dir path (loaded on `device`), or a BERT model (then pass its
     `tokenizer`). Masks are written "[MASK]" or "<mask>". Raises LmlabError when the text has no mask, the model is
     not a BERT-style encoder, or the text is longer than the model's context.
     """
-    model, tok = _model_and_tokenizer(model_or_run, tokenizer, device)
+    model, tok = _model_and_tokenizer(run, tokenizer, device)
     if top_k < 1:
         raise LmlabError(f"top_k must be at least 1, got {top_k}")
     ids = mask_input_ids(tok, text)
@@ -86,14 +86,15 @@ def mask_input_ids(tokenizer: Tokenizer, text: str) -> list[int]:
     return ids + [special["<sep>"]]
 
 
-def _model_and_tokenizer(model_or_run, tokenizer: Tokenizer | None, device) -> tuple[BERT, Tokenizer]:
-    if isinstance(model_or_run, (str, os.PathLike)):
-        model_or_run = load_run(model_or_run, device=device)
-    if isinstance(model_or_run, Run):
-        model, tokenizer = model_or_run.model, model_or_run.tokenizer
-        where = f"{model_or_run.run_dir} holds a {model_or_run.model_type} model"
+def _model_and_tokenizer(run: Run | str | os.PathLike | BERT, tokenizer: Tokenizer | None,
+                         device) -> tuple[BERT, Tokenizer]:
+    if isinstance(run, (str, os.PathLike)):
+        run = load_run(run, device=device)
+    if isinstance(run, Run):
+        model, tokenizer = run.model, run.tokenizer
+        where = f"{run.run_dir} holds a {run.model_type} model"
     else:
-        model = model_or_run
+        model = run
         where = f"the model is a {type(model).__name__}"
     if not isinstance(model, BERT):
         raise LmlabError(f"{where}, not a BERT-style encoder; `lmlab fill` needs a run trained with --model bert")

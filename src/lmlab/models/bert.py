@@ -48,7 +48,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from lmlab.errors import LmlabError
-from lmlab.models.config_dict import ConfigDictMixin, check_sizes
+from lmlab.models.config_dict import ConfigDictMixin, check_heads_divide, check_sizes, check_unit_interval
 from lmlab.models.gpt import GPT, Block, GPTConfig
 
 NORM_POSITIONS = ("pre", "post")
@@ -92,18 +92,15 @@ class BERTConfig(ConfigDictMixin):
     def __post_init__(self) -> None:
         check_sizes("BERT config", self, "vocab_size", "n_layer", "n_head", "n_embd", "block_size", "mlp_ratio",
                     "type_vocab_size")
-        if self.n_embd % self.n_head:
-            raise LmlabError(f"BERT config: n_embd={self.n_embd} is not divisible by n_head={self.n_head}")
+        check_heads_divide("BERT config", self)
         if self.norm_position not in NORM_POSITIONS:
             raise LmlabError(f"BERT config: norm_position must be one of {NORM_POSITIONS}, got {self.norm_position!r}")
         need = 5 if self.nsp else 3  # room for the special tokens and at least one text token (per segment)
         if self.block_size < need:
             raise LmlabError(f"BERT config: block_size must be at least {need} (<cls>, <sep>s and text), "
                              f"got {self.block_size}")
-        if not 0.0 <= float(self.dropout) < 1.0:
-            raise LmlabError(f"BERT config: dropout must be in [0, 1), got {self.dropout!r}")
-        if not 0.0 < float(self.mask_prob) < 1.0:
-            raise LmlabError(f"BERT config: mask_prob must be in (0, 1), got {self.mask_prob!r}")
+        check_unit_interval("BERT config", self, "dropout")
+        check_unit_interval("BERT config", self, "mask_prob", low_open=True)
         if not (0.0 <= self.mask_token_frac and 0.0 <= self.random_token_frac
                 and self.mask_token_frac + self.random_token_frac <= 1.0):
             raise LmlabError("BERT config: mask_token_frac and random_token_frac must be ≥ 0 and sum to at most 1")

@@ -34,14 +34,13 @@ Both pre-trained kinds start from a trained run (`init_from_lm`): the tokenizer 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from lmlab.errors import LmlabError
-from lmlab.models.config_dict import ConfigDictMixin, check_sizes
+from lmlab.models.config_dict import ConfigDictMixin, check_sizes, check_unit_interval
 from lmlab.models.bert import BERT, BERTConfig
 from lmlab.models.gpt import GPT, GPTConfig
 
@@ -109,8 +108,7 @@ class LSTMClassifierConfig(LabelSpec):
         check_sizes(type(self).__name__, self, "vocab_size", "block_size", "n_embd", "n_hidden", "n_layer")
         if self.pooling not in POOLINGS:
             raise LmlabError(f"LSTMClassifierConfig: pooling must be one of {POOLINGS}, got {self.pooling!r}")
-        if not 0.0 <= float(self.dropout) < 1.0:
-            raise LmlabError(f"LSTMClassifierConfig: dropout must be in [0, 1), got {self.dropout!r}")
+        check_unit_interval("LSTMClassifierConfig", self, "dropout")
 
 
 @dataclass
@@ -183,6 +181,15 @@ def _nonempty(text: torch.Tensor, pad_id: int) -> torch.Tensor:
 def _lengths(text: torch.Tensor, pad_id: int) -> torch.Tensor:
     """Real tokens per right-padded row, (B,) int64."""
     return (text != pad_id).sum(dim=1)
+
+
+def _fine_tuning_head(width: int, n_classes: int) -> nn.Linear:
+    """The linear head a fine-tuned transformer classifier puts on its final state (width → n_classes), initialised
+    as the transformer's own linear layers (weights N(0, 0.02), bias 0) so it starts on the scale of the rest."""
+    head = nn.Linear(width, n_classes)
+    nn.init.normal_(head.weight, std=0.02)
+    nn.init.zeros_(head.bias)
+    return head
 
 
 def load_grown_state(module: nn.Module, lm_state: dict[str, torch.Tensor], n_old_tokens: int,
@@ -278,9 +285,7 @@ class GPTClassifier(DocumentClassifier):
         self.config = config
         self.gpt = GPT(config)
         self.drop = nn.Dropout(config.dropout)
-        self.head = nn.Linear(config.n_embd, config.n_classes)
-        nn.init.normal_(self.head.weight, std=0.02)
-        nn.init.zeros_(self.head.bias)
+        self.head = _fine_tuning_head(config.n_embd, config.n_classes)
 
     def init_from_lm(self, lm_state: dict[str, torch.Tensor], n_old_tokens: int) -> None:
         """Copy a trained GPT's weights (`GPT.state_dict()`) into `self.gpt` (see `load_grown_state`)."""
@@ -338,9 +343,7 @@ class BERTClassifier(DocumentClassifier):
         self.config = config
         self.bert = BERT(config)
         self.drop = nn.Dropout(config.dropout)
-        self.head = nn.Linear(config.n_embd, config.n_classes)
-        nn.init.normal_(self.head.weight, std=0.02)
-        nn.init.zeros_(self.head.bias)
+        self.head = _fine_tuning_head(config.n_embd, config.n_classes)
 
     @property
     def max_text_tokens(self) -> int:

@@ -48,3 +48,19 @@ def check_sizes(label: str, cfg: Any, *names: str) -> None:
         if value > limit:
             raise LmlabError(f"{label}: {name}={value} is larger than any model lmlab can build ({limit}); "
                              "the config is damaged or not meant for this tool")
+
+
+def check_unit_interval(label: str, cfg: Any, name: str, *, low_open: bool = False, high_open: bool = True) -> None:
+    """LmlabError unless field `name` of `cfg` lies between 0 and 1, each end included unless `low_open` /
+    `high_open`; the default, [0, 1), is a dropout's range. `label` names the config in the message."""
+    value = getattr(cfg, name)
+    x = float(value)
+    if not ((x > 0.0 if low_open else x >= 0.0) and (x < 1.0 if high_open else x <= 1.0)):
+        interval = f"{'(' if low_open else '['}0, 1{')' if high_open else ']'}"
+        raise LmlabError(f"{label}: {name} must be in {interval}, got {value!r}")
+
+
+def check_heads_divide(label: str, cfg: Any) -> None:
+    """LmlabError unless `cfg.n_embd` splits evenly into `cfg.n_head` attention heads."""
+    if cfg.n_embd % cfg.n_head:
+        raise LmlabError(f"{label}: n_embd={cfg.n_embd} is not divisible by n_head={cfg.n_head}")

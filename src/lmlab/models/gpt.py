@@ -44,7 +44,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from lmlab.errors import LmlabError
-from lmlab.models.config_dict import ConfigDictMixin, check_sizes
+from lmlab.models.config_dict import ConfigDictMixin, check_heads_divide, check_sizes, check_unit_interval
 
 POS_EMBEDDINGS = ("learned", "sinusoidal", "rotary")
 NORM_POSITIONS = ("pre", "post")
@@ -78,8 +78,7 @@ class GPTConfig(ConfigDictMixin):
 
     def __post_init__(self) -> None:
         check_sizes("model config", self, "n_layer", "n_head", "n_embd", "block_size", "vocab_size", "mlp_ratio")
-        if self.n_embd % self.n_head:
-            raise LmlabError(f"model config: n_embd={self.n_embd} is not divisible by n_head={self.n_head}")
+        check_heads_divide("model config", self)
         if self.pos_embedding not in POS_EMBEDDINGS:
             raise LmlabError(f"model config: pos_embedding must be one of {POS_EMBEDDINGS}, got {self.pos_embedding!r}")
         if self.norm_position not in NORM_POSITIONS:
@@ -88,13 +87,11 @@ class GPTConfig(ConfigDictMixin):
             raise LmlabError(f"model config: activation must be one of {ACTIVATIONS}, got {self.activation!r}")
         if self.pos_embedding == "rotary" and (self.n_embd // self.n_head) % 2:
             raise LmlabError("model config: rotary positions need an even head size (n_embd / n_head)")
-        if not 0.0 < float(self.rotary_pct) <= 1.0:
-            raise LmlabError(f"model config: rotary_pct must be in (0, 1], got {self.rotary_pct!r}")
+        check_unit_interval("model config", self, "rotary_pct", low_open=True, high_open=False)
         if self.pos_embedding == "rotary" and self.rotary_dims < 2:
             raise LmlabError(f"model config: rotary_pct={self.rotary_pct} rotates no channel pair of a "
                              f"{self.head_dim}-channel head; raise it to at least {2 / self.head_dim:.3g}")
-        if not 0.0 <= float(self.dropout) < 1.0:
-            raise LmlabError(f"model config: dropout must be in [0, 1), got {self.dropout!r}")
+        check_unit_interval("model config", self, "dropout")
 
     @property
     def head_dim(self) -> int:

@@ -39,7 +39,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from lmlab.errors import LmlabError
-from lmlab.models.config_dict import ConfigDictMixin, check_sizes
+from lmlab.models.config_dict import ConfigDictMixin, check_sizes, check_unit_interval
 
 
 # ========================================================================================================= config ===
@@ -64,8 +64,7 @@ class LSTMConfig(ConfigDictMixin):
         check_sizes("LSTM config", self, "vocab_size", "n_embd", "n_hidden", "n_layer", "block_size")
         if not isinstance(self.proj_size, int) or self.proj_size < 0:
             raise LmlabError(f"LSTM config: proj_size must be 0 (none) or a positive integer, got {self.proj_size!r}")
-        if not 0.0 <= float(self.dropout) < 1.0:
-            raise LmlabError(f"LSTM config: dropout must be in [0, 1), got {self.dropout!r}")
+        check_unit_interval("LSTM config", self, "dropout")
         if self.tie_embeddings and self.softmax_dim != self.n_embd:
             raise LmlabError(f"LSTM config: tie_embeddings needs the softmax input width ({self.softmax_dim} = "
                              f"{'proj_size' if self.proj_size else 'n_hidden'}) to equal n_embd ({self.n_embd}); "
@@ -158,10 +157,6 @@ class LSTMLM(_ParamCounts, nn.Module):
     def wants_contiguous_streams(self) -> bool:
         """Tells the trainer to feed contiguous streams (truncated BPTT with a carried state)."""
         return self.config.carry_state
-
-    def reset_state(self) -> None:
-        """Forget the carried training state (the next training batch starts from zeros)."""
-        self._carried = None
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None) -> tuple[torch.Tensor,
                                                                                        torch.Tensor | None]:

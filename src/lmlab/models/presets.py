@@ -7,8 +7,8 @@ from lmlab.errors import LmlabError
 from lmlab.models.gpt import GPTConfig
 
 PRESETS: dict[str, dict] = {
-    # Trains in minutes on a 2-core CPU (nanoGPT's CPU Shakespeare shape, with a longer context); vocab_size is a
-    # placeholder the trainer replaces with its tokenizer's.
+    # Sized for a short CPU run (nanoGPT's CPU Shakespeare shape, with a longer context; docs/training.md has the
+    # timings); vocab_size is a placeholder the trainer replaces with its tokenizer's.
     "tiny": dict(n_layer=4, n_head=4, n_embd=128, block_size=128, vocab_size=512, dropout=0.0),
     # GPT-2 124M. vocab 50304 = 50257 padded to a multiple of 64 (faster matmuls; the extra rows are never targets).
     "small": dict(n_layer=12, n_head=12, n_embd=768, block_size=1024, vocab_size=50304),

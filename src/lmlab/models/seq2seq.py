@@ -47,7 +47,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from lmlab.errors import LmlabError
-from lmlab.models.config_dict import ConfigDictMixin, check_sizes
+from lmlab.models.config_dict import ConfigDictMixin, check_heads_divide, check_sizes, check_unit_interval
 from lmlab.models.gpt import GPT, Block, GPTConfig, KVCache, sinusoidal_table
 
 OBJECTIVES = ("translation", "span_corruption")
@@ -95,8 +95,7 @@ class Seq2SeqConfig(ConfigDictMixin):
     def __post_init__(self) -> None:
         check_sizes("seq2seq config", self, "vocab_size", "n_enc_layer", "n_dec_layer", "n_head", "n_embd",
                     "block_size", "mlp_ratio")
-        if self.n_embd % self.n_head:
-            raise LmlabError(f"seq2seq config: n_embd={self.n_embd} is not divisible by n_head={self.n_head}")
+        check_heads_divide("seq2seq config", self)
         if self.block_size < 2:
             raise LmlabError("seq2seq config: block_size must be at least 2 (<bos> and one token)")
         if self.objective not in OBJECTIVES:
@@ -106,10 +105,8 @@ class Seq2SeqConfig(ConfigDictMixin):
         if self.pos_embedding not in POS_EMBEDDINGS:
             raise LmlabError(f"seq2seq config: pos_embedding must be one of {POS_EMBEDDINGS}, "
                              f"got {self.pos_embedding!r}")
-        if not 0.0 <= float(self.dropout) < 1.0:
-            raise LmlabError(f"seq2seq config: dropout must be in [0, 1), got {self.dropout!r}")
-        if not 0.0 < float(self.noise_density) < 1.0:
-            raise LmlabError(f"seq2seq config: noise_density must be in (0, 1), got {self.noise_density!r}")
+        check_unit_interval("seq2seq config", self, "dropout")
+        check_unit_interval("seq2seq config", self, "noise_density", low_open=True)
         if not float(self.mean_span_length) >= 1.0:
             raise LmlabError(f"seq2seq config: mean_span_length must be ≥ 1, got {self.mean_span_length!r}")
         self.sentinel_ids = tuple(int(i) for i in self.sentinel_ids)  # JSON gives a list; keep one type
@@ -136,7 +133,7 @@ class Seq2SeqConfig(ConfigDictMixin):
 # Named model settings (lmlab.models.registry); the first is the type's default. Training settings of the
 # presets are in the recipes that name them (lmlab.recipes).
 SEQ2SEQ_PRESETS: dict[str, dict[str, Any]] = {
-    # Tatoeba-sized translation on a 2-core CPU in minutes (docs/models-seq2seq.md).
+    # Tatoeba-sized translation in a short CPU run (docs/models-seq2seq.md has the timings).
     "seq2seq-tiny": dict(n_enc_layer=3, n_dec_layer=3, n_head=4, n_embd=128, block_size=64, dropout=0.1),
 }
 

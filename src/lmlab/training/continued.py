@@ -5,9 +5,9 @@ schedule, and writes RUN_DIR/lineage.json saying where it came from: the base ru
 weights, the base's own lineage (so chains of continued runs stay traceable), the new documents and the replay mix.
 
 Replay (`replay=0.2`): a share of the base run's original training documents is mixed into the train split, so
-the model rehearses what it knew while it learns the new documents (the classic remedy for catastrophic
-forgetting). Whole documents are drawn at random (seeded) from the original train split until they make up
-`replay` of the mixed train tokens; the val split is the new documents' alone.
+the model rehearses what it knew while it learns the new documents (`lmlab.training.replay`). Whole documents are
+drawn at random (seeded) from the original train split until they make up `replay` of the mixed train tokens; the
+val split is the new documents' alone.
 """
 
 from __future__ import annotations
@@ -21,20 +21,14 @@ from typing import Any
 import numpy as np
 
 from lmlab.checkpoint import Run, latest_sharded_checkpoint, load_train_state
-from lmlab.data import document_spans, load_manifest, load_split
+from lmlab.data import load_manifest, load_split
 from lmlab.data.shards import ShardWriter
 from lmlab.errors import LmlabError
 from lmlab.tokenization import Tokenizer
+from lmlab.training.replay import check_replay, draw_replay
 from lmlab.utils import atomic_write_json, sha256_file
 
 LINEAGE_NAME = "lineage.json"
-
-
-def check_replay(replay: float) -> None:
-    """LmlabError unless 0 ≤ replay < 1 (the share of replayed tokens in the mixed train split)."""
-    if not 0.0 <= replay < 1.0:
-        raise LmlabError(f"--replay is the share of original data in the training mix and must be in [0, 1) "
-                         f"(got {replay})")
 
 
 def mix_replay(new_dir: Path, replay_dir: Path, out_dir: Path, replay: float, tokenizer: Tokenizer, *,
@@ -44,15 +38,11 @@ def mix_replay(new_dir: Path, replay_dir: Path, out_dir: Path, replay: float, to
     Returns the manifest (its "replay" entry counts what was mixed)."""
     check_replay(replay)
     new_train, new_val = load_split(new_dir, "train", tokenizer), load_split(new_dir, "val", tokenizer)
-    old = load_split(replay_dir, "train", tokenizer)
     want = int(round(len(new_train) * replay / (1.0 - replay)))
-    spans = document_spans(old, tokenizer.eos_id)
-    order = np.random.default_rng(seed).permutation(len(spans))
-    lengths = np.minimum(spans[order, 1] + 1, len(old)) - spans[order, 0]  # each document with its <eos>
-    n_docs = int(np.searchsorted(np.cumsum(lengths), want)) + 1 if want > 0 else 0
-    chosen = spans[order[:n_docs]]
+    old, chosen = draw_replay(replay_dir, tokenizer, seed=seed, n_tokens=want)
+    n_docs = len(chosen)
     replayed = (np.concatenate([old[s:min(e + 1, len(old))] for s, e in chosen]) if n_docs
-                else np.zeros(0, dtype=old.dtype))
+                else np.zeros(0, dtype=old.dtype))  # each document with its <eos>, as in the shards
     new_m, old_m = load_manifest(new_dir), load_manifest(replay_dir)
     old_bytes_per_token = old_m["splits"]["train"]["text_bytes"] / max(1, old_m["splits"]["train"]["tokens"])
     with ShardWriter(out_dir, tokenizer) as writer:

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from lmlab.checkpoint import TOKENIZER_NAME, check_new_run_dir, load_run, lock_run_dir, read_run_config
-from lmlab.data import document_spans, load_split, split_mask
+from lmlab.data import split_mask
 from lmlab.data.instructions import InstructionExample, PromptTemplate, load_template, read_instructions, \
     save_template
 from lmlab.data.shards import DTYPES, ShardWriter, dtype_for_vocab
@@ -31,6 +31,7 @@ from lmlab.tokenization import Tokenizer
 from lmlab.training.config import TrainConfig, resolve_configs
 from lmlab.training.finetune import FINETUNE_INFO, VAL_FRACTION
 from lmlab.training.loop import TrainResult, train
+from lmlab.training.replay import check_replay, draw_replay
 from lmlab.utils import atomic_write_json
 
 # A tenth of the base model's lr: the tiny preset pre-trains at 1e-3; 600 steps of 16 examples are ~4 epochs of the
@@ -106,9 +107,7 @@ def finetune_instructions(out_dir: str | os.PathLike, *, run_dir: str | os.PathL
         raise LmlabError("instruction tuning needs the RUN_DIR to start from and --instructions FILE.jsonl")
     if out_dir.resolve() == Path(run_dir).resolve():
         raise LmlabError("--out must be a new directory: the source run dir is never modified")
-    if not 0.0 <= replay < 1.0:
-        raise LmlabError(f"--replay is the share of pre-training documents in the training mix: give a number in "
-                         f"[0, 1), e.g. 0.2; got {replay}")
+    check_replay(replay)
     check_new_run_dir(out_dir, overwrite)
     with lock_run_dir(out_dir, "lmlab finetune"):
         check_new_run_dir(out_dir, overwrite)  # again under the lock: another run may have finished there
@@ -142,7 +141,7 @@ def _finetune(out_dir: Path, run_dir: Path, instructions: Path, val_instructions
     if n_replay:
         if replay_dir == Path(""):
             raise LmlabError(f"{run_dir} does not record its training data; pass --replay-data DATA_DIR")
-        train_docs += replay_documents(replay_dir, tok, n_replay, block_size, seed=0)
+        train_docs += _replayed_documents(replay_dir, tok, n_replay, block_size, seed=0)
 
     defaults = dict(TRAIN_DEFAULTS, dtype=(source.training_config or {}).get("dtype", "auto"))
     model_config, train_config = resolve_configs(source.model_config, TrainConfig(**defaults), overrides=overrides)
@@ -211,13 +210,11 @@ def encode_examples(tok: Tokenizer, template: PromptTemplate, examples: Sequence
     return docs
 
 
-def replay_documents(data_dir: Path, tok: Tokenizer, n: int, max_len: int, *, seed: int) -> list[np.ndarray]:
-    """`n` documents drawn at random (seeded, with replacement) from the train split of the shards in `data_dir`,
-    each cut to its first `max_len` tokens (all a batch row shows)."""
-    tokens = load_split(data_dir, "train", tok)
-    spans = document_spans(tokens, tok.eos_id)
-    picks = np.random.default_rng(seed).integers(0, len(spans), size=n)
-    return [np.asarray(tokens[s:min(e, s + max_len)], dtype=np.int64) for s, e in spans[picks]]
+def _replayed_documents(data_dir: Path, tok: Tokenizer, n: int, max_len: int, *, seed: int) -> list[np.ndarray]:
+    """`n` pre-training documents (`draw_replay`, with replacement), each cut to its first `max_len` tokens (all a
+    batch row shows), without its <eos> (`_write_shards` puts one after every document)."""
+    tokens, spans = draw_replay(data_dir, tok, seed=seed, n_documents=n)
+    return [np.asarray(tokens[s:min(e, s + max_len)], dtype=np.int64) for s, e in spans]
 
 
 def _write_shards(data_dir: Path, tok: Tokenizer, splits: dict[str, list[np.ndarray]], sources: dict) -> None:

@@ -7,11 +7,11 @@ to zero), hence a GradScaler for float16 only.
 "auto" picks, per device:
 - CUDA: bfloat16 where the GPU supports it (Ampere and newer), else float16 + GradScaler.
 - CPU: bfloat16 when the CPU has bf16 matrix instructions (AMX), where it is clearly faster. On CPUs with
-  AVX512-BF16 (AMD Zen 4, Intel Cooper Lake+) bfloat16 for the GPT, which trains 1.4–1.6× faster there at the same
-  loss (measured, benchmarks/bench_train.py: val loss 1.78 in both dtypes on tiny Shakespeare), and float32 for
-  the other model types, which were not measured. Without bf16 instructions (plain AVX-512/AVX2) bf16 autocast
-  only adds casts, so float32. (The main job pins float32 itself: its model is the one the documented
-  experiments were measured on, and fp32 makes it the same on every CPU of one kind; see lmlab.cli.MAIN_TRAIN.)
+  AVX512-BF16 bfloat16 for the model types in `BF16_FASTER_ON_AVX512` (the GPT, which trains faster there at the
+  same loss), float32 for the others until they are shown to gain too; docs/training.md has the figures. Without
+  bf16 instructions bf16 autocast only adds casts, so float32. (The main job pins float32 itself: its model is the
+  one the documented experiments describe, and fp32 makes it the same on every CPU of one kind; see
+  lmlab.cli.MAIN_TRAIN.)
 - MPS: float32 (autocast support on Apple GPUs varies with the OS version).
 
 On CUDA the rest of the fast path is chosen the same way, without settings: fused AdamW (optim.make_optimizer asks
@@ -47,14 +47,14 @@ def cpu_flags(cpuinfo: str = "/proc/cpuinfo") -> frozenset[str]:
     return frozenset()
 
 
-# Model types that train faster under bf16 autocast than in float32 on an AVX512-BF16 CPU (benchmarks/RESULTS.md);
-# for the others float32 stays the default there until measured.
+# Model types that train faster under bf16 autocast than in float32 on an AVX512-BF16 CPU at the same loss (the
+# benchmark is in docs/training.md and benchmarks/RESULTS.md); the others keep float32 there until shown to gain.
 BF16_FASTER_ON_AVX512 = frozenset({"gpt"})
 
 
 def cpu_prefers_bf16(model_type: str = "gpt", flags: frozenset[str] | None = None) -> bool:
     """Whether `auto` trains `model_type` in bfloat16 on this CPU: AMX bf16 tiles (Intel Sapphire Rapids+) for
-    every model, AVX512-BF16 (AMD Zen 4, Intel Cooper Lake+) for the measured ones. flags: the CPU's feature flags
+    every model, AVX512-BF16 for those in BF16_FASTER_ON_AVX512. flags: the CPU's feature flags
     (default: this machine's)."""
     flags = cpu_flags() if flags is None else flags
     return "amx_bf16" in flags or ("avx512_bf16" in flags and model_type in BF16_FASTER_ON_AVX512)

@@ -16,13 +16,12 @@ from __future__ import annotations
 import json
 import os
 import random
-import shutil
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 from lmlab.errors import LmlabError
-from lmlab.utils import parse_size
+from lmlab.utils import parse_size, staged_directory
 from lmlab.world import arithmetic, lexicon, records, scramble, sentiment
 from lmlab.world.edits import edit_requests
 from lmlab.world.factcorpus import static_documents, temporal_documents
@@ -67,14 +66,8 @@ def generate_world(out_dir: str | os.PathLike, *, seed: int = 0, size: str | int
         raise LmlabError(f"seed {seed!r} must be a non-negative integer, e.g. --seed 0")
     out = Path(out_dir)
     _check_target(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
+    with staged_directory(out) as tmp:
         summary = _write_world(tmp, seed, size_bytes, progress)
-        _move_into_place(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     summary["out_dir"] = str(out)
     return summary
 
@@ -85,19 +78,6 @@ def _check_target(out: Path) -> None:
     if out.is_dir() and any(out.iterdir()) and not is_world(out):
         raise LmlabError(f"{out} is not empty and holds no world: choose a new or empty --out directory "
                          f"(an existing world directory is regenerated in place)")
-
-
-def _move_into_place(tmp: Path, out: Path) -> None:
-    """Swap the finished world in with renames: at every moment `out` is either the old world or the new one
-    (or, between the two renames, absent), never a half-written one."""
-    if out.exists():
-        old = out.parent / f".{out.name}.old-{os.getpid()}"
-        shutil.rmtree(old, ignore_errors=True)
-        os.rename(out, old)
-        os.rename(tmp, out)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.rename(tmp, out)
 
 
 def _scramble_vocabulary(world: World) -> list[str]:

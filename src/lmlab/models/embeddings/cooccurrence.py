@@ -162,43 +162,47 @@ def truncated_svd(A, k: int, *, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 
 # ============================================================================================== configs ===
 @dataclass
-class CoocConfig(ConfigDictMixin):
-    """Centred co-occurrence counts + truncated SVD (the PCA view)."""
+class _CountConfig(ConfigDictMixin):
+    """The fields of every count-based config (type `cooc` or `ppmi`); each subclass adds its transform's own."""
 
-    method: ClassVar[str] = "centred"
     vocab_size: int = 1024  # ids of the tokenizer (set from it by `lmlab train`)
     dim: int = 100  # vector size d = number of singular vectors kept
     window: int = 5  # symmetric window: pairs at most this many words apart
     distance_weighting: bool = False  # count a pair d words apart as 1/d instead of 1 (GloVe / word2vec style)
-    count_transform: str = "log1p"  # none | log1p | sqrt — applied to counts before centring (raw counts let the
-    #                                 few most frequent words dominate every principal component)
-    svd_power: float = 1.0  # vectors = U Σ^p; p = 1: PCA scores
+    svd_power: float = 1.0  # vectors = U Σ^p
     seed: int = 0  # ARPACK start vector
     block_size: int = 128  # unused by counting; kept so the trainer's window checks have a value
 
     def __post_init__(self) -> None:
         check_common(self)
+
+
+@dataclass
+class CoocConfig(_CountConfig):
+    """Centred co-occurrence counts + truncated SVD (the PCA view)."""
+
+    method: ClassVar[str] = "centred"
+    svd_power: float = 1.0  # p = 1: PCA scores
+    count_transform: str = "log1p"  # none | log1p | sqrt — applied to counts before centring (raw counts let the
+    #                                 few most frequent words dominate every principal component)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
         if self.count_transform not in COUNT_TRANSFORMS:
             raise LmlabError(f"count_transform must be one of {', '.join(COUNT_TRANSFORMS)} "
                              f"(got {self.count_transform!r})")
 
 
 @dataclass
-class PPMIConfig(ConfigDictMixin):
+class PPMIConfig(_CountConfig):
     """PPMI (with context-distribution smoothing) + truncated SVD."""
 
     method: ClassVar[str] = "ppmi"
-    vocab_size: int = 1024  # ids of the tokenizer (set from it by `lmlab train`)
-    dim: int = 100  # vector size d = number of singular vectors kept
-    window: int = 5  # symmetric window: pairs at most this many words apart
-    distance_weighting: bool = False  # count a pair d words apart as 1/d instead of 1
+    svd_power: float = 0.5  # Levy et al. 2015: p = 0.5 or 0 beat p = 1 on similarity
     alpha: float = 0.75  # context-distribution smoothing exponent (1.0: plain PPMI)
-    svd_power: float = 0.5  # vectors = U Σ^p (Levy et al. 2015: p = 0.5 or 0 beat p = 1 on similarity)
-    seed: int = 0  # ARPACK start vector
-    block_size: int = 128  # unused by counting; kept so the trainer's window checks have a value
 
     def __post_init__(self) -> None:
-        check_common(self)
+        super().__post_init__()
         if not self.alpha > 0:
             raise LmlabError(f"alpha must be > 0 (got {self.alpha})")
 
