@@ -21,40 +21,25 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
 import subprocess
 import sys
 from pathlib import Path
 
-from lmlab.world import arithmetic
+from lmlab.recipes.texts import cut_paragraphs
+from lmlab.world.arithmetic import extra_sums_text
 
 
 def write_sums(path: Path, held_out: set[str], n_docs: int = 6000, seed: int = 0) -> None:
-    rng = random.Random(seed)
-    docs = []
-    for _ in range(n_docs):
-        lines = []
-        for _ in range(rng.randrange(3, 9)):
-            prompt, answer = arithmetic.draw(rng, 2, "plus")   # the world's own GPT-3-format problem
-            if prompt not in held_out:
-                lines.append(f"{prompt} {answer}")
-        docs.append("\n".join(lines))
-    path.write_text("\n\n".join(docs), encoding="ascii")
+    path.write_text(extra_sums_text(held_out, n_docs, seed), encoding="ascii")
 
 
 def write_cut_sections(corpus: Path, out: Path, kilobytes: int,
                        sections: tuple[str, ...] = ("grammar", "scramble", "sentiment")) -> None:
-    """out/NAME.txt for each section: the longest run of whole paragraphs (blank-line separated) from the start of
-    corpus/NAME.txt that fits in `kilobytes` × 1000 bytes."""
+    """out/NAME.txt for each section: the first `kilobytes` KB (whole paragraphs) of corpus/NAME.txt."""
     out.mkdir(parents=True, exist_ok=True)
     for name in sections:
-        kept, size = [], 0
-        for para in (corpus / f"{name}.txt").read_text(encoding="utf-8").split("\n\n"):
-            size += len(para.encode("utf-8")) + 2
-            if size > kilobytes * 1000:
-                break
-            kept.append(para)
-        (out / f"{name}.txt").write_text("\n\n".join(kept), encoding="utf-8")
+        text = (corpus / f"{name}.txt").read_text(encoding="utf-8")
+        (out / f"{name}.txt").write_text(cut_paragraphs(text, kilobytes), encoding="utf-8")
 
 
 def lmlab(*args: str) -> None:
