@@ -6,13 +6,22 @@
       tokenizer.json     the tokenizer (lmlab JSON format)
       model.safetensors  weights (tied weights stored once); metadata holds a SHA-256 of the tensor bytes
       train_state.pt     optimizer / schedule / RNG / data position (written by training; tensors and plain data only)
+      best.safetensors   the weights with the lowest val loss so far (training's keep_best)
+      .prev.safetensors  the previous checkpoint's weights, only while a new checkpoint is being committed
+      metrics.jsonl, loss.png, tensorboard/   what training logged (lmlab.training.metrics)
+      edits.jsonl        the edits that made this run from its source run (lmlab.editing)
+      lineage.json       where a continued-pretraining run came from (lmlab.training.continued)
+      data/              shards prepared inside the run dir (training from --text, correction at the source)
       sharded/step-N/    instead of the two files above, for runs trained with strategy fsdp: a
                          torch.distributed.checkpoint directory (one `__R_0.distcp` file per rank, `.metadata`)
                          holding the model and optimizer state, plus that step's train_state.pt. Written under a
                          temporary name and renamed whole, so the newest `step-N` is always complete; loading
                          consolidates it into one model whatever the number of ranks that wrote it
 
-Every file is written to a temp file and renamed, so a crash never leaves a half-written file under its real name.
+Every file is written to a temp file and renamed, so a crash never leaves a half-written file under its real name,
+and a checkpoint's two files (weights + train_state.pt) are committed so that a crash between them is recovered
+(`save_checkpoint`, `load_checkpoint_weights`). This module owns every file name of a run dir, the test "is there a
+run here" (`is_run_dir`) and where the run's training data is recorded (`run_data_dir`).
 Loading checks, and says exactly what is wrong: the directory is a run dir, config keys, the tokenizer fingerprint,
 every tensor name and shape against the config, and the weights' checksum (a corrupted or truncated file is
 refused, never silently used).
@@ -42,12 +51,20 @@ from lmlab.devices import resolve_device
 from lmlab.errors import LmlabError
 from lmlab.models.registry import build_config, get_model_type
 from lmlab.tokenization import Tokenizer
-from lmlab.utils import atomic_output, atomic_write_json
+from lmlab.utils import atomic_output, atomic_write_json, sha256_file
 
 CONFIG_NAME = "config.json"
 TOKENIZER_NAME = "tokenizer.json"
 WEIGHTS_NAME = "model.safetensors"
+BEST_WEIGHTS_NAME = "best.safetensors"
+PREV_WEIGHTS_NAME = ".prev.safetensors"  # the previous checkpoint's weights while a new one is being committed
 TRAIN_STATE_NAME = "train_state.pt"
+METRICS_NAME = "metrics.jsonl"
+PLOT_NAME = "loss.png"
+TENSORBOARD_DIR = "tensorboard"
+EDITS_NAME = "edits.jsonl"
+LINEAGE_NAME = "lineage.json"
+DATA_DIR_NAME = "data"  # shards prepared inside the run dir
 LOCK_NAME = ".lock"
 SHARDED_DIR = "sharded"
 SHARDED_STEP_PREFIX = "step-"
@@ -68,8 +85,52 @@ class Run:
 
 
 def is_run_dir(path: str | os.PathLike) -> bool:
-    """True when `path` is a directory holding a config.json."""
-    return (Path(path) / CONFIG_NAME).is_file()
+    """True when there is a run in `path`: a run's config.json, or a checkpoint training left (`has_checkpoint`).
+
+    The one test of "is there a run here" for every reader and writer. A config.json that parses as another
+    program's (a JSON object without lmlab's `tokenizer_fingerprint`, e.g. a Hugging Face export's) is not a run's;
+    a damaged one is (it is reported when read, and never overwritten by a new run)."""
+    return _is_run_config(Path(path) / CONFIG_NAME) or has_checkpoint(path)
+
+
+def _is_run_config(path: Path) -> bool:
+    if not path.is_file():
+        return False
+    try:
+        cfg = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return True
+    return not isinstance(cfg, dict) or "tokenizer_fingerprint" in cfg or "lmlab_version" in cfg
+
+
+# Where training records the shard dir it read, in the "training" section of config.json.
+_DATA_DIR_KEY = "data_dir"
+
+
+def run_data_dir(run: Run | str | os.PathLike | dict | None, *, required: str | None = None) -> Path | None:
+    """The token-shard dir the run was trained on, as its training config records it; None when it records none
+    (an imported model, a hand-made run). `run`: a loaded Run, a run dir, or a training config dict (a Run's
+    `training_config`, config.json's "training"). required: the option the user should pass instead (e.g.
+    "--data DATA_DIR"); when given, a run that records no data dir is an LmlabError saying so. Whether the dir
+    still exists is the caller's question (a copied run dir may record one that is gone)."""
+    where = "the run"
+    if isinstance(run, Run):
+        where, training = str(run.run_dir), run.training_config
+    elif isinstance(run, (str, os.PathLike)):
+        where, training = str(run), read_run_config(run).get("training")
+    else:
+        training = run
+    recorded = (training or {}).get(_DATA_DIR_KEY)
+    if not recorded:
+        if required is not None:
+            raise LmlabError(f"{where} records no training data dir; pass {required}")
+        return None
+    return Path(recorded)
+
+
+def with_data_dir(training_config: dict, data_dir: str | os.PathLike) -> dict:
+    """`training_config` recording `data_dir` (absolute) as the data the run is trained on (see `run_data_dir`)."""
+    return {**training_config, _DATA_DIR_KEY: str(Path(data_dir).resolve())}
 
 
 def _as_dict(cfg: Any) -> dict | None:
@@ -143,10 +204,10 @@ def read_run_config(run_dir: str | os.PathLike) -> dict[str, Any]:
     if not run_dir.is_dir():
         raise LmlabError(f"run dir {run_dir} does not exist; train one with `lmlab train` "
                          "or import one with `lmlab import hf-gpt2`")
-    if not is_run_dir(run_dir):
+    path = run_dir / CONFIG_NAME
+    if not path.is_file():
         raise LmlabError(f"{run_dir} is not a run dir (no config.json); train one with `lmlab train` "
                          "or import with `lmlab import hf-gpt2`")
-    path = run_dir / CONFIG_NAME
     try:
         cfg = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
@@ -332,6 +393,58 @@ def load_train_state(run_dir: str | os.PathLike) -> dict | None:
                          "delete it to start training afresh") from None
 
 
+# ============================================================================ checkpoints: weights + state ===
+def save_checkpoint(run_dir: str | os.PathLike, train_state: dict, *, model: nn.Module, tokenizer: Tokenizer,
+                    model_type: str, model_config: Any, training_config: Any) -> None:
+    """Commit a training checkpoint: the run dir (`save_run`: weights, tokenizer, config) and train_state.pt, which
+    records the SHA-256 of the weights file it belongs to.
+
+    The two files cannot be replaced in one atomic step, so the previous weights are kept (hard link, no copy) as
+    .prev.safetensors until the new train_state.pt is on disk: a crash at any moment leaves a train_state.pt and a
+    weights file with its checksum, which `load_checkpoint_weights` finds. `train_state` holds plain data and
+    tensors only (see `save_train_state`)."""
+    run_dir = Path(run_dir)
+    weights, prev = run_dir / WEIGHTS_NAME, run_dir / PREV_WEIGHTS_NAME
+    if weights.exists():
+        _link_or_copy(weights, prev)  # the state on disk stays consistent until train_state.pt is replaced
+    save_run(run_dir, model, tokenizer, model_type=model_type, model_config=model_config,
+             training_config=training_config)
+    save_train_state(run_dir, {**train_state, "weights_sha256": sha256_file(weights)})
+    prev.unlink(missing_ok=True)
+
+
+def load_checkpoint_weights(run_dir: str | os.PathLike, model: nn.Module, train_state: dict) -> Path:
+    """Load into `model` the weights file that `train_state` (from `load_train_state`) was saved with — the
+    latest weights, or the previous ones when a crash interrupted `save_checkpoint` — and return its path.
+    LmlabError when neither file matches (the run dir was changed by hand)."""
+    run_dir = Path(run_dir)
+    for name in (WEIGHTS_NAME, PREV_WEIGHTS_NAME):
+        path = run_dir / name
+        if path.is_file() and sha256_file(path) == train_state["weights_sha256"]:
+            load_weights(model, path, what=f"the model config of {run_dir}")
+            return path
+    raise LmlabError(f"{run_dir / WEIGHTS_NAME} is not the file {TRAIN_STATE_NAME} was saved with (checksums "
+                     "differ); the run dir was changed by hand — start a new run instead of --resume")
+
+
+def clear_checkpoints(run_dir: str | os.PathLike) -> None:
+    """Remove what an earlier run's training left in `run_dir` (weights, best weights, train state, sharded
+    checkpoints, TensorBoard logs), so that a fresh run there cannot be mixed with it by a later --resume."""
+    run_dir = Path(run_dir)
+    for name in (WEIGHTS_NAME, BEST_WEIGHTS_NAME, PREV_WEIGHTS_NAME, TRAIN_STATE_NAME):
+        (run_dir / name).unlink(missing_ok=True)
+    for name in (SHARDED_DIR, TENSORBOARD_DIR):
+        shutil.rmtree(run_dir / name, ignore_errors=True)
+
+
+def _link_or_copy(src: Path, dst: Path) -> None:
+    dst.unlink(missing_ok=True)
+    try:
+        os.link(src, dst)  # no copy: the old inode stays alive under the second name
+    except OSError:
+        shutil.copy2(src, dst)
+
+
 # ==================================================================================== sharded checkpoints ===
 def sharded_checkpoint_dir(run_dir: str | os.PathLike, step: int) -> Path:
     """Where the sharded checkpoint of optimizer step `step` lives: RUN_DIR/sharded/step-00000100."""
@@ -379,7 +492,7 @@ def load_sharded_weights(model: nn.Module, ckpt_dir: Path) -> None:
 
 # ============================================================================================== one writer ===
 # What a run dir may hold before its first checkpoint (a killed start): training into it again is no surprise.
-_EARLY_RUN_FILES = {LOCK_NAME, "data", "metrics.jsonl", "loss.png", SHARDED_DIR, "lineage.json"}
+_EARLY_RUN_FILES = {LOCK_NAME, DATA_DIR_NAME, METRICS_NAME, PLOT_NAME, SHARDED_DIR, LINEAGE_NAME}
 
 
 def has_checkpoint(run_dir: str | os.PathLike) -> bool:
@@ -393,12 +506,12 @@ def check_new_run_dir(out_dir: Path, overwrite: bool) -> None:
     what a killed start of a run left. A directory of other files is never trained into."""
     if out_dir.exists() and not out_dir.is_dir():
         raise LmlabError(f"--out {out_dir} is a file, not a directory; choose another --out")
-    if has_checkpoint(out_dir) or (out_dir / WEIGHTS_NAME).exists():
+    if is_run_dir(out_dir) or (out_dir / WEIGHTS_NAME).exists():
         if not overwrite:
             raise LmlabError(f"{out_dir} already holds a trained run; continue it with --resume, start over with "
                              "--overwrite, or choose another --out")
         return
-    if out_dir.is_dir() and not is_run_dir(out_dir):
+    if out_dir.is_dir():
         foreign = sorted(p.name for p in out_dir.iterdir() if p.name not in _EARLY_RUN_FILES
                          and not p.name.endswith(".tmp"))
         if foreign:

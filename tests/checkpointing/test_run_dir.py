@@ -5,8 +5,9 @@ import json
 import pytest
 import torch
 
-from lmlab.checkpoint import (is_run_dir, load_run, load_train_state, read_run_config, save_run,
-                              save_train_state)
+from lmlab.checkpoint import (PREV_WEIGHTS_NAME, clear_checkpoints, is_run_dir, load_checkpoint_weights, load_run,
+                              load_train_state, read_run_config, run_data_dir, save_checkpoint, save_run,
+                              save_train_state, with_data_dir)
 from lmlab.errors import LmlabError
 from lmlab.models import GPT, GPTConfig
 from lmlab.tokenization.char import CharTokenizer
@@ -168,3 +169,58 @@ def test_model_larger_than_memory_is_refused(tmp_path, tok):
                         {n: list(t.shape) for n, t in skeleton.state_dict().items() if n in owned})
     with pytest.raises(LmlabError, match=r"needs 1\d\d\.\d GiB for its weights but this machine has"):
         load_run(tmp_path / "run")
+
+
+def test_is_run_dir_and_the_recorded_data_dir(tmp_path, tok):
+    model, cfg = make_model(tok)
+    assert not is_run_dir(tmp_path / "nothing") and not is_run_dir(tmp_path)
+    hf = tmp_path / "hf"  # a Hugging Face directory (e.g. an export) is not a run
+    hf.mkdir()
+    (hf / "config.json").write_text(json.dumps({"model_type": "gpt2", "n_embd": 16}))
+    assert not is_run_dir(hf)
+    (hf / "config.json").write_text("{damaged")  # a damaged run config still marks a run (never overwritten)
+    assert is_run_dir(hf)
+    save_run(tmp_path / "run", model, tok, model_config=cfg, training_config={"data_dir": str(tmp_path / "d")})
+    run = load_run(tmp_path / "run")
+    assert is_run_dir(tmp_path / "run")
+    assert run_data_dir(run) == run_data_dir(tmp_path / "run") == run_data_dir(run.training_config) == tmp_path / "d"
+    save_run(tmp_path / "bare", model, tok, model_config=cfg)
+    assert run_data_dir(tmp_path / "bare") is None and run_data_dir(None) is None
+    with pytest.raises(LmlabError, match="bare records no training data dir; pass --data DATA_DIR"):
+        run_data_dir(tmp_path / "bare", required="--data DATA_DIR")
+    assert run_data_dir(with_data_dir({"lr": 1.0}, tmp_path / "d")) == (tmp_path / "d").resolve()
+
+
+def test_a_crash_between_the_two_checkpoint_files_is_recovered(tmp_path, tok, monkeypatch):
+    """save_checkpoint keeps the previous weights until the new train_state.pt is written: killed in between, the
+    run dir still holds a train state and the weights it belongs to."""
+    import lmlab.checkpoint as checkpoint
+
+    model, cfg = make_model(tok)
+    info = dict(model=model, tokenizer=tok, model_type="gpt", model_config=cfg, training_config=None)
+    save_checkpoint(tmp_path, {"step": 1}, **info)
+    first = {n: t.clone() for n, t in model.state_dict().items()}
+    assert load_train_state(tmp_path)["step"] == 1 and not (tmp_path / PREV_WEIGHTS_NAME).exists()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(1.0)
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(checkpoint, "save_train_state", killed)
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint(tmp_path, {"step": 2}, **info)  # new weights written, train_state.pt not
+    monkeypatch.undo()
+    fresh, _ = make_model(tok)
+    state = load_train_state(tmp_path)
+    assert state["step"] == 1
+    assert load_checkpoint_weights(tmp_path, fresh, state).name == PREV_WEIGHTS_NAME
+    assert all(torch.equal(t, first[n]) for n, t in fresh.state_dict().items())
+    save_checkpoint(tmp_path, {"step": 2}, **info)  # the next save commits normally
+    assert load_checkpoint_weights(tmp_path, fresh, load_train_state(tmp_path)).name == "model.safetensors"
+    (tmp_path / "model.safetensors").write_bytes((tmp_path / "model.safetensors").read_bytes()[:-1] + b"\0")
+    with pytest.raises(LmlabError, match="is not the file train_state.pt was saved with"):
+        load_checkpoint_weights(tmp_path, fresh, load_train_state(tmp_path))
+    clear_checkpoints(tmp_path)
+    assert not (tmp_path / "model.safetensors").exists() and not (tmp_path / "train_state.pt").exists()

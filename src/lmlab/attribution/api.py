@@ -94,7 +94,7 @@ class TraceReport:
 def _open_for_run(run: Run, data_dir: str | os.PathLike | None,
                   index_dir: str | os.PathLike | None) -> tuple[Path, SuffixIndex]:
     """The run's shard dir (or `data_dir`) and its index, after checking the run speaks the shards' tokenizer."""
-    data = data_dir_of(run.run_dir, run.training_config, data_dir)
+    data = data_dir_of(run, data_dir)
     check_tokenizer(data, load_manifest(data), run.tokenizer)
     return data, SuffixIndex.open(data, index_dir)
 
@@ -182,7 +182,7 @@ def knn(run_dir: str | os.PathLike, out_dir: str | os.PathLike, *, data_dir: str
     """Build a kNN-LM datastore of the run's keys over the shards it was trained on (or `data_dir`) into
     `out_dir`; returns its datastore.json content (see `lmlab.attribution.datastore`)."""
     run = load_run(run_dir, device=device)
-    data = data_dir_of(run.run_dir, run.training_config, data_dir)
+    data = data_dir_of(run, data_dir)
     return build_datastore(run, data, out_dir, layer=layer, splits=splits, kind=kind, nlist=nlist,
                            max_tokens=max_tokens, batch_size=batch_size)
 
@@ -265,7 +265,7 @@ LAMBDA_SWEEP = (0.0, 0.05, 0.1, 0.25, 0.5, 0.75)
 def _eval_tokens(run: Run, data: str | os.PathLike | None, split: str, max_tokens: int | None
                  ) -> tuple[np.ndarray, str, str | None]:
     """(token stream, a description, the shards' fingerprint or None for a text file) to measure perplexity on."""
-    path = data_dir_of(run.run_dir, run.training_config, data)
+    path = data_dir_of(run, data)
     if path.is_dir():
         tokens = np.asarray(load_split(path, split, tokenizer=run.tokenizer)[:max_tokens], dtype=np.int64)
         return tokens, f"{split} split of {path}", shards_fingerprint(load_manifest(path))

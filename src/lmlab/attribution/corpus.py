@@ -19,6 +19,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from lmlab.checkpoint import Run, run_data_dir
 from lmlab.data import load_manifest, load_split
 from lmlab.errors import LmlabError
 from lmlab.tokenization import Tokenizer
@@ -147,12 +148,7 @@ def encode_query(tokenizer: Tokenizer, text: str, *, what: str = "query") -> np.
     return np.asarray(ids, dtype=np.int64)
 
 
-def data_dir_of(run_dir: str | os.PathLike, training_config: dict | None, data_dir: str | os.PathLike | None) -> Path:
-    """`data_dir` when given, else the shard dir the run was trained on (recorded in its training config)."""
-    if data_dir is not None:
-        return Path(data_dir)
-    recorded = (training_config or {}).get("data_dir")
-    if not recorded:
-        raise LmlabError(f"{run_dir} records no training data dir; pass --data DATA_DIR")
-    return Path(recorded)
+def data_dir_of(run: Run, data_dir: str | os.PathLike | None) -> Path:
+    """`data_dir` when given, else the shard dir the run was trained on (LmlabError when it records none)."""
+    return Path(data_dir) if data_dir is not None else run_data_dir(run, required="--data DATA_DIR")
 

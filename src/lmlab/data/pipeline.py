@@ -63,21 +63,11 @@ def prepare(inputs: str | os.PathLike | Sequence[str | os.PathLike], tokenizer: 
     (fewer than 1 / val_fraction, e.g. one text file): then the last `val_fraction` of the text, cut at a line
     boundary, is held out as nanoGPT does ("tail"), with a warning saying so.
     """
-    # --- check every option before reading a byte -------------------------------------------------------------
     inputs = [inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs)  # read more than once
     if val_inputs is not None:
         val_inputs = [val_inputs] if isinstance(val_inputs, (str, os.PathLike)) else list(val_inputs)
-    if dedup not in DEDUP_MODES:
-        raise LmlabError(f"unknown dedup mode {dedup!r}: use one of {', '.join(DEDUP_MODES)}")
-    if errors not in ERROR_MODES:
-        raise LmlabError(f"unknown errors mode {errors!r}: use one of {', '.join(ERROR_MODES)}")
-    validation_count(0, val_fraction)  # range check
-    if workers is not None and workers < 1:
-        raise LmlabError(f"workers must be ≥ 1, got {workers}")
-    tok_or_kind = resolve_tokenizer(tokenizer)
-    if (vocab_size is not None or special_tokens) and not isinstance(tok_or_kind, str):
-        raise LmlabError("vocab_size and special tokens apply only when the tokenizer is trained here (--tokenizer "
-                         "char|word|bpe); the given tokenizer file fixes its own vocabulary")
+    tok_or_kind = _check_options(tokenizer, dedup=dedup, errors=errors, val_fraction=val_fraction, workers=workers,
+                                 vocab_size=vocab_size, special_tokens=special_tokens)
     out_dir = Path(out_dir)
     check_replaceable(out_dir)
     read_opts = dict(include=list(include) if include else None, text_field=text_field,
@@ -98,6 +88,42 @@ def prepare(inputs: str | os.PathLike | Sequence[str | os.PathLike], tokenizer: 
         tok = tok_or_kind
 
     # --- pass 2: tokenize and write -------------------------------------------------------------------------------
+    fields = {
+        "created_by": f"lmlab {_version()}",
+        "seed": seed,
+        "val_fraction": val_fraction,
+        "split": corpus.split.to_dict(),
+        "documents_read": len(corpus.keep),
+        "dedup": corpus.dedup_summary,
+        "sources": [s.to_dict() for s in corpus.sources],
+        "options": {**read_opts, "tokenizer_trained_here": trained_here,
+                    **({"numbers": numbers, "vocab_size": vocab_size, "special_tokens": list(special_tokens)}
+                       if trained_here else {})},
+    }
+    return _tokenize_and_write(corpus, tok, out_dir, fields, workers=workers, progress=progress)
+
+
+def _check_options(tokenizer, *, dedup: str, errors: str, val_fraction: float, workers: int | None,
+                   vocab_size: int | None, special_tokens: Sequence[str]) -> Tokenizer | str:
+    """Check every option of `prepare` before a byte is read; returns the Tokenizer or the kind to train."""
+    if dedup not in DEDUP_MODES:
+        raise LmlabError(f"unknown dedup mode {dedup!r}: use one of {', '.join(DEDUP_MODES)}")
+    if errors not in ERROR_MODES:
+        raise LmlabError(f"unknown errors mode {errors!r}: use one of {', '.join(ERROR_MODES)}")
+    validation_count(0, val_fraction)  # range check
+    if workers is not None and workers < 1:
+        raise LmlabError(f"workers must be ≥ 1, got {workers}")
+    tok_or_kind = resolve_tokenizer(tokenizer)
+    if (vocab_size is not None or special_tokens) and not isinstance(tok_or_kind, str):
+        raise LmlabError("vocab_size and special tokens apply only when the tokenizer is trained here (--tokenizer "
+                         "char|word|bpe); the given tokenizer file fixes its own vocabulary")
+    return tok_or_kind
+
+
+def _tokenize_and_write(corpus: "_PlannedCorpus", tok: Tokenizer, out_dir: Path, fields: dict[str, Any], *,
+                        workers: int | None, progress: bool) -> dict[str, Any]:
+    """Pass 2 of `prepare`: tokenize the kept documents in parallel and write the shards, committed with the
+    manifest `fields`; returns the manifest."""
     n_workers = (os.cpu_count() or 1) if workers is None else workers
     total_bytes = sum(s.bytes for s in corpus.sources)
     parallel = _make_executor(tok, n_workers, total_bytes, explicit=workers is not None)
@@ -112,18 +138,6 @@ def prepare(inputs: str | os.PathLike | Sequence[str | os.PathLike], tokenizer: 
         while pending:
             _write_done(writer, pending.popleft(), bar)
         bar.close()
-        fields = {
-            "created_by": f"lmlab {_version()}",
-            "seed": seed,
-            "val_fraction": val_fraction,
-            "split": corpus.split.to_dict(),
-            "documents_read": len(corpus.keep),
-            "dedup": corpus.dedup_summary,
-            "sources": [s.to_dict() for s in corpus.sources],
-            "options": {**read_opts, "tokenizer_trained_here": trained_here,
-                        **({"numbers": numbers, "vocab_size": vocab_size, "special_tokens": list(special_tokens)}
-                           if trained_here else {})},
-        }
         return writer.commit(fields)
 
 

@@ -1,12 +1,12 @@
 """Knowledge editing: ROME, MEMIT and constrained fine-tuning (FT-L) behind one interface, with CounterFact's
 edit metrics. See docs/editing.md.
 
-    from lmlab.checkpoint import load_run
+    from lmlab.checkpoint import load_run, run_data_dir
     from lmlab.editing import edit
     run = load_run("runs/tiny")
     result = edit(run.model, run.tokenizer, {"prompt": "The capital of {} is", "subject": "Vorland",
                                              "target_new": "Gutaiholm"}, method="rome",
-                  stats_data=run.training_config["data_dir"])
+                  stats_data=run_data_dir(run))
     result.model  # the edited copy; result.log, result.deltas
 """
 

@@ -7,7 +7,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from lmlab.checkpoint import check_new_run_dir, is_run_dir, load_run, lock_run_dir, read_run_config, save_run
+from lmlab.checkpoint import EDITS_NAME, check_new_run_dir, is_run_dir, load_run, lock_run_dir, read_run_config, \
+    run_data_dir, save_run
 from lmlab.editing.api import EditResult, edit
 from lmlab.editing.requests import as_requests
 from lmlab.editing.stats import DEFAULT_N_TOKENS
@@ -15,17 +16,14 @@ from lmlab.errors import LmlabError
 from lmlab.generation import generate
 from lmlab.utils import atomic_write_text
 
-LOG_NAME = "edits.jsonl"
-
 
 def stats_data_of(run_dir: str | os.PathLike, stats_data: Any = None) -> Any:
     """The text for key statistics: `stats_data` if given, else the training data dir the run dir records."""
     if stats_data is not None:
         return stats_data
-    training = read_run_config(run_dir).get("training") or {}
-    data = training.get("data_dir")
-    if data and Path(data).exists():
-        return data
+    data = run_data_dir(run_dir)
+    if data is not None and data.exists():
+        return str(data)
     raise LmlabError(f"{run_dir} records no training data to estimate key statistics from (e.g. an imported GPT-2); "
                      "pass --stats-data FILE|DIR (a text file such as wikitext, or a shard dir)")
 
@@ -76,12 +74,16 @@ def _edit_into(run_dir, requests, dst: Path, method: str, *, layers, stats_data,
     cfg = read_run_config(run_dir)
     save_run(dst, result.model, run.tokenizer, model_type=run.model_type, model_config=run.model_config,
              training_config=cfg.get("training"))
-    previous = Path(run_dir) / LOG_NAME
-    lines = previous.read_text(encoding="utf-8").splitlines() if previous.is_file() else []
-    lines += [json.dumps({**entry, "source_run": str(Path(run_dir))}, ensure_ascii=False, sort_keys=True)
-              for entry in result.log]
-    atomic_write_text(dst / LOG_NAME, "\n".join(lines) + "\n")
+    write_edit_log(Path(run_dir), dst, [{**entry, "source_run": str(Path(run_dir))} for entry in result.log])
     return result
+
+
+def write_edit_log(source_run: Path, dst: Path, entries: list[dict]) -> None:
+    """dst/edits.jsonl: the source run's log (if it has one), then one JSON line per entry."""
+    previous = source_run / EDITS_NAME
+    lines = previous.read_text(encoding="utf-8").splitlines() if previous.is_file() else []
+    lines += [json.dumps(entry, ensure_ascii=False, sort_keys=True) for entry in entries]
+    atomic_write_text(dst / EDITS_NAME, "\n".join(lines) + "\n")
 
 
 def _greedy(model, tokenizer, prompts: list[str], max_new_tokens: int) -> list[str]:

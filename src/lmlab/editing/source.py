@@ -25,11 +25,12 @@ from typing import Any
 
 import torch
 
-from lmlab.checkpoint import TOKENIZER_NAME, load_run, lock_run_dir, read_run_config
+from lmlab.checkpoint import DATA_DIR_NAME, TOKENIZER_NAME, is_run_dir, load_run, lock_run_dir, read_run_config, \
+    run_data_dir
 from lmlab.data import load_manifest, prepare
 from lmlab.editing.corpus import locate_sources, write_corrected_corpus
 from lmlab.editing.requests import as_requests
-from lmlab.editing.runs import LOG_NAME, check_out_dir
+from lmlab.editing.runs import check_out_dir, write_edit_log
 from lmlab.editing.statements import StatementPattern
 from lmlab.editing.verify import compare_shards, open_index, statement_documents
 from lmlab.errors import LmlabError
@@ -73,7 +74,7 @@ def correct_at_source(run_dir: str | os.PathLike, requests: Any, out: str | os.P
             return _correct_into(Path(run_dir), patterns, dst, retrain=retrain, continue_steps=continue_steps,
                                  remove=remove, lr=lr, corpus=corpus, progress=progress)
         except BaseException:
-            if not (dst / "config.json").exists():  # no run was written: leave no half corpus behind
+            if not is_run_dir(dst):  # no run was written: leave no half corpus behind
                 _remove_partial(dst)
             raise
 
@@ -82,11 +83,10 @@ def _correct_into(run_dir: Path, patterns: list[StatementPattern], dst: Path, *,
                   continue_steps: int | None, remove: bool, lr: float | None, corpus, progress: bool) -> dict:
     say = (lambda msg: print(msg, flush=True)) if progress else (lambda msg: None)
     cfg = read_run_config(run_dir)
-    data_dir = (cfg.get("training") or {}).get("data_dir")
-    if not data_dir or not (Path(data_dir) / "manifest.json").is_file():
-        raise LmlabError(f"{run_dir} records no training shards that exist ({data_dir!r}); correcting at the source "
-                         "needs the shards the run was trained on")
-    data_dir = Path(data_dir)
+    data_dir = run_data_dir(cfg.get("training"))
+    if data_dir is None or not (data_dir / "manifest.json").is_file():
+        raise LmlabError(f"{run_dir} records no training shards that exist ({data_dir and str(data_dir)!r}); "
+                         "correcting at the source needs the shards the run was trained on")
     seconds: dict[str, float] = {}
 
     t = time.perf_counter()
@@ -99,13 +99,13 @@ def _correct_into(run_dir: Path, patterns: list[StatementPattern], dst: Path, *,
     manifest = load_manifest(data_dir)
     val = fixed.files.get("val")
     has_val = val is not None and val.stat().st_size > 0
-    prepare(fixed.files["train"], str(run_dir / TOKENIZER_NAME), dst / "data", dedup="none", text_field="text",
+    prepare(fixed.files["train"], str(run_dir / TOKENIZER_NAME), dst / DATA_DIR_NAME, dedup="none", text_field="text",
             seed=int(manifest.get("seed", 0)), val_inputs=[val] if has_val else None,
             val_fraction=0.0 if not has_val else float(manifest.get("val_fraction", 0.1)), progress=progress)
     seconds["prepare"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    checks = _check(data_dir, dst / "data", patterns, fixed, Tokenizer.load(run_dir / TOKENIZER_NAME), dst)
+    checks = _check(data_dir, dst / DATA_DIR_NAME, patterns, fixed, Tokenizer.load(run_dir / TOKENIZER_NAME), dst)
     seconds["check"] = time.perf_counter() - t
     say(f"changed {checks['statements_changed']} statement(s) in {len(fixed.documents)} document(s); old statements "
         f"left in the corrected shards: {checks['index_count_after']}")
@@ -116,7 +116,7 @@ def _correct_into(run_dir: Path, patterns: list[StatementPattern], dst: Path, *,
 
     record = {
         "method": "source", "mode": "retrain" if retrain else "continue", "remove": remove,
-        "source_run": str(run_dir), "data_dir_before": str(data_dir), "data_dir_after": str(dst / "data"),
+        "source_run": str(run_dir), "data_dir_before": str(data_dir), "data_dir_after": str(dst / DATA_DIR_NAME),
         "corpus_sources": [str(f) for f in files],
         "requests": [{"request": p.request.to_dict(), "statements": p.texts,
                       "statements_changed": fixed.counts.get(i, 0),
@@ -187,7 +187,7 @@ def _train(run_dir: Path, cfg: dict, dst: Path, *, retrain: bool, continue_steps
                                            lr_decay_iters=None, eval_interval=min(saved.eval_interval,
                                                                                   continue_steps))
         model = load_run(run_dir).model
-    result = train(model, model_config, tok, dst / "data", dst, train_config, model_type=model_type,
+    result = train(model, model_config, tok, dst / DATA_DIR_NAME, dst, train_config, model_type=model_type,
                    progress=progress)
     per_token = float(model.flops_per_token()) if hasattr(model, "flops_per_token") else None
     return {"steps": result.step, "tokens_seen": result.tokens_seen, "wall_seconds": result.wall_seconds,
@@ -197,15 +197,11 @@ def _train(run_dir: Path, cfg: dict, dst: Path, *, retrain: bool, continue_steps
 
 def _append_log(run_dir: Path, dst: Path, record: dict) -> None:
     """dst/edits.jsonl: the source run's log, then one line per request (as the weight-editing methods write)."""
-    previous = run_dir / LOG_NAME
-    lines = previous.read_text(encoding="utf-8").splitlines() if previous.is_file() else []
-    for r in record["requests"]:
-        lines.append(json.dumps({"method": "source", "mode": record["mode"], "remove": record["remove"],
-                                 "source_run": str(run_dir), **r}, ensure_ascii=False, sort_keys=True))
-    atomic_write_text(dst / LOG_NAME, "\n".join(lines) + "\n")
+    write_edit_log(run_dir, dst, [{"method": "source", "mode": record["mode"], "remove": record["remove"],
+                                   "source_run": str(run_dir), **r} for r in record["requests"]])
 
 
 def _remove_partial(dst: Path) -> None:
     """Delete what a failed correction wrote into `dst` before any training (the corpus and the shards)."""
-    for name in ("corpus", "data"):
+    for name in ("corpus", DATA_DIR_NAME):
         shutil.rmtree(dst / name, ignore_errors=True)

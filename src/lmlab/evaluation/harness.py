@@ -102,6 +102,29 @@ def evaluate_task(model, tokenizer, task: Task, *, shots: int = 0, limit: int | 
     seed overrides the task's few-shot seed; it also seeds the bootstrap.
     """
     c = task.config
+    n = _documents_to_score(task, shots=shots, limit=limit, batch_size=batch_size)
+    seed = c.seed if seed is None else seed
+    start = time.perf_counter()
+    score = {"loglikelihood": _score_choices, "multiple_choice": _score_choices,
+             "generate_until": _score_generations}.get(c.output_type, _score_rolling)
+    items, n_requests = score(model, tokenizer, task, n, shots=shots, seed=seed, batch_size=batch_size,
+                              progress=progress, desc=f"{task.name} {shots}-shot")
+    seconds = time.perf_counter() - start
+    metrics, stderr = aggregate(c.output_type, items, iters=bootstrap_iters, seed=seed)
+    result = {"task": task.name, "output_type": c.output_type, "shots": shots, "n": n, "metrics": metrics,
+              "stderr": stderr, "seconds": seconds, "requests": n_requests,
+              "requests_per_second": n_requests / seconds if seconds > 0 else None}
+    if c.group_by:
+        result["groups"] = _group_metrics(task, items, seed=seed)
+        result["group_by"] = c.group_by
+    for item in items:
+        item.update(task=task.name, shots=shots)
+    return result, items
+
+
+def _documents_to_score(task: Task, *, shots: int, limit: int | None, batch_size: int) -> int:
+    """How many of the task's documents `evaluate_task` scores; LmlabError for settings that cannot work."""
+    c = task.config
     if shots < 0:
         raise LmlabError(f"shots must be ≥ 0, got {shots}")
     if c.output_type == "loglikelihood_rolling" and shots:
@@ -111,82 +134,85 @@ def evaluate_task(model, tokenizer, task: Task, *, shots: int = 0, limit: int | 
     n = len(task.docs) if limit is None else min(limit, len(task.docs))
     if n < 1:
         raise LmlabError(f"task {task.name} has no documents to evaluate" + (" (limit 0)" if limit == 0 else ""))
-    seed = c.seed if seed is None else seed
-    docs = task.docs[:n]
-    desc = f"{task.name} {shots}-shot"
-    start = time.perf_counter()
-    items: list[dict] = []
+    return n
 
-    if c.output_type in ("loglikelihood", "multiple_choice"):
-        contexts = [task.context(i, shots, seed) for i in range(n)]
+
+def _score_choices(model, tokenizer, task: Task, n: int, *, shots: int, seed: int, batch_size: int,
+                   progress: bool, desc: str) -> tuple[list[dict], int]:
+    """loglikelihood (the target's log-likelihood and whether greedy decoding gives it) and multiple_choice (every
+    choice's log-likelihood): (items, number of scored requests)."""
+    c, docs = task.config, task.docs[:n]
+    contexts = [task.context(i, shots, seed) for i in range(n)]
+    if c.output_type == "multiple_choice":
+        choice_lists = [task.choices(d) for d in docs]
+        golds = [task.gold(d) for d in docs]
+    else:
+        choice_lists = [[task.target(d)] for d in docs]
+        golds = [0] * n
+    pairs, owner = [], []
+    for i, (ctx, choices) in enumerate(zip(contexts, choice_lists)):
+        for ch in choices:
+            pairs.append((ctx, c.target_delimiter + ch))
+            owner.append(i)
+    scored = score_requests(model, tokenizer, pairs, batch_size=batch_size, progress=progress, desc=desc)
+    per_item: list[list[tuple[float, bool]]] = [[] for _ in range(n)]
+    for i, r in zip(owner, scored):
+        per_item[i].append(r)
+    items = []
+    for i in range(n):
+        lls = [ll for ll, _ in per_item[i]]
+        choices = choice_lists[i]
         if c.output_type == "multiple_choice":
-            choice_lists = [task.choices(d) for d in docs]
-            golds = [task.gold(d) for d in docs]
+            score = M.multiple_choice_scores(lls, choices, golds[i])
+            pred = choices[int(np.argmax(lls))]
+            items.append({"index": i, "prompt": contexts[i], "target": choices[golds[i]], "prediction": pred,
+                          "score": score, "choices": choices, "loglikelihoods": lls})
         else:
-            choice_lists = [[task.target(d)] for d in docs]
-            golds = [0] * n
-        pairs, owner = [], []
-        for i, (ctx, choices) in enumerate(zip(contexts, choice_lists)):
-            for ch in choices:
-                pairs.append((ctx, c.target_delimiter + ch))
-                owner.append(i)
-        scored = score_requests(model, tokenizer, pairs, batch_size=batch_size, progress=progress, desc=desc)
-        per_item: list[list[tuple[float, bool]]] = [[] for _ in range(n)]
-        for i, r in zip(owner, scored):
-            per_item[i].append(r)
-        for i in range(n):
-            lls = [ll for ll, _ in per_item[i]]
-            choices = choice_lists[i]
-            if c.output_type == "multiple_choice":
-                score = M.multiple_choice_scores(lls, choices, golds[i])
-                pred = choices[int(np.argmax(lls))]
-                items.append({"index": i, "prompt": contexts[i], "target": choices[golds[i]], "prediction": pred,
-                              "score": score, "choices": choices, "loglikelihoods": lls})
-            else:
-                ll, greedy = per_item[i][0]
-                items.append({"index": i, "prompt": contexts[i], "target": choices[0], "prediction": greedy,
-                              "score": {"acc": int(greedy)}, "loglikelihood": ll})
-        n_requests = len(pairs)
+            ll, greedy = per_item[i][0]
+            items.append({"index": i, "prompt": contexts[i], "target": choices[0], "prediction": greedy,
+                          "score": {"acc": int(greedy)}, "loglikelihood": ll})
+    return items, len(pairs)
 
-    elif c.output_type == "generate_until":
-        contexts = [task.context(i, shots, seed) for i in range(n)]
-        preds = generate_requests(model, tokenizer, contexts, stop=c.stop, max_new_tokens=c.max_gen_toks,
-                                  batch_size=batch_size, progress=progress, desc=desc)
-        for i, (doc, ctx, pred) in enumerate(zip(docs, contexts, preds)):
-            target = task.target(doc)
-            score = {"exact_match": M.exact_match(pred, target)}
-            if task.check is not None:
-                score["valid"] = int(task.check(doc, pred.strip()))
-            items.append({"index": i, "prompt": ctx, "target": target, "prediction": pred, "score": score})
-        n_requests = n
 
-    else:  # loglikelihood_rolling
-        with _bar(n, desc, progress) as bar:
-            for i, doc in enumerate(docs):
-                text = task.target(doc)
-                ll, n_tok = rolling_loglikelihood(model, tokenizer, text, batch_size=batch_size)
-                items.append({"index": i, "prompt": "", "target": text, "prediction": None,
-                              "score": {"loglikelihood": ll}, "loglikelihood": ll, "n_tokens": n_tok,
-                              "n_words": M.count_words(text), "n_bytes": len(text.encode("utf-8"))})
-                bar.update(1)
-        n_requests = n
+def _score_generations(model, tokenizer, task: Task, n: int, *, shots: int, seed: int, batch_size: int,
+                       progress: bool, desc: str) -> tuple[list[dict], int]:
+    """generate_until: greedy completions scored by exact match (and the task's validity check, if any)."""
+    c = task.config
+    contexts = [task.context(i, shots, seed) for i in range(n)]
+    preds = generate_requests(model, tokenizer, contexts, stop=c.stop, max_new_tokens=c.max_gen_toks,
+                              batch_size=batch_size, progress=progress, desc=desc)
+    items = []
+    for i, (doc, ctx, pred) in enumerate(zip(task.docs[:n], contexts, preds)):
+        target = task.target(doc)
+        score = {"exact_match": M.exact_match(pred, target)}
+        if task.check is not None:
+            score["valid"] = int(task.check(doc, pred.strip()))
+        items.append({"index": i, "prompt": ctx, "target": target, "prediction": pred, "score": score})
+    return items, n
 
-    seconds = time.perf_counter() - start
-    metrics, stderr = aggregate(c.output_type, items, iters=bootstrap_iters, seed=seed)
-    result = {"task": task.name, "output_type": c.output_type, "shots": shots, "n": n, "metrics": metrics,
-              "stderr": stderr, "seconds": seconds, "requests": n_requests,
-              "requests_per_second": n_requests / seconds if seconds > 0 else None}
-    if c.group_by:
-        groups: dict[str, list[dict]] = {}
-        for doc, item in zip(docs, items):
-            groups.setdefault(str(doc.get(c.group_by)), []).append(item)
-        result["groups"] = {value: {"n": len(group), "metrics": aggregate(c.output_type, group, iters=0,
-                                                                         seed=seed)[0]}
-                            for value, group in groups.items()}
-        result["group_by"] = c.group_by
-    for item in items:
-        item.update(task=task.name, shots=shots)
-    return result, items
+
+def _score_rolling(model, tokenizer, task: Task, n: int, *, shots: int, seed: int, batch_size: int,
+                   progress: bool, desc: str) -> tuple[list[dict], int]:
+    """loglikelihood_rolling: each whole document's log-likelihood, with its token, word and byte counts."""
+    items = []
+    with _bar(n, desc, progress) as bar:
+        for i, doc in enumerate(task.docs[:n]):
+            text = task.target(doc)
+            ll, n_tok = rolling_loglikelihood(model, tokenizer, text, batch_size=batch_size)
+            items.append({"index": i, "prompt": "", "target": text, "prediction": None,
+                          "score": {"loglikelihood": ll}, "loglikelihood": ll, "n_tokens": n_tok,
+                          "n_words": M.count_words(text), "n_bytes": len(text.encode("utf-8"))})
+            bar.update(1)
+    return items, n
+
+
+def _group_metrics(task: Task, items: list[dict], *, seed: int) -> dict[str, dict]:
+    """{value of the task's group_by field: {"n", "metrics"}} over the scored items."""
+    groups: dict[str, list[dict]] = {}
+    for doc, item in zip(task.docs, items):
+        groups.setdefault(str(doc.get(task.config.group_by)), []).append(item)
+    return {value: {"n": len(group), "metrics": aggregate(task.config.output_type, group, iters=0, seed=seed)[0]}
+            for value, group in groups.items()}
 
 
 def aggregate(output_type: str, items: list[dict], *, iters: int = BOOTSTRAP_ITERS,

@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 from typing import Any, Sequence
 
-from lmlab.checkpoint import Run, load_run
+from lmlab.checkpoint import Run, load_run, run_data_dir
 from lmlab.data.parallel import parallel_options, read_parallel, split_pairs
 from lmlab.errors import LmlabError
 from lmlab.generation.seq2seq import translate
@@ -62,12 +62,10 @@ def evaluation_pairs(run: Run, data: str | os.PathLike | None = None, *, split: 
     """The (source, reference) pairs to score `run` on: `split` of a parallel shard dir (default: the data dir the
     run was trained on), or parallel text (file / PREFIX / directory, as `read_parallel`) read in the direction the
     run's data dir records unless src_lang/tgt_lang/reverse are given."""
-    recorded = (run.training_config or {}).get("data_dir")
-    opts = parallel_options(recorded) if recorded and Path(recorded, "manifest.json").is_file() else {}
+    recorded = run_data_dir(run)
+    opts = parallel_options(recorded) if recorded is not None and (recorded / "manifest.json").is_file() else {}
     if data is None:
-        if not recorded:
-            raise LmlabError(f"{run.run_dir} records no training data dir; pass --data FILE|DIR")
-        data = recorded
+        data = run_data_dir(run, required="--data FILE|DIR")
     path = Path(data)
     if (path / "manifest.json").is_file():
         return split_pairs(path, split, run.tokenizer)

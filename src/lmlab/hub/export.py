@@ -16,7 +16,6 @@ The tokenizer goes through lmlab.hub.tokenizer_files (bpe and char; word tokeniz
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -24,7 +23,7 @@ import torch
 import torch.nn as nn
 from safetensors.torch import save_file
 
-from lmlab.checkpoint import load_run
+from lmlab.checkpoint import is_run_dir, load_run
 from lmlab.errors import LmlabError
 from lmlab.hub.gpt2 import gpt2_config, gpt2_tensors
 from lmlab.hub.neox import neox_config, neox_tensors
@@ -76,18 +75,10 @@ def _full_state(model: GPT) -> dict[str, torch.Tensor]:
     return state
 
 
-def _is_lmlab_run(path: Path) -> bool:
-    """True when `path` holds an lmlab run's config.json (an earlier export's HF config.json does not count)."""
-    try:
-        return "lmlab_version" in json.loads((path / "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError, TypeError):
-        return False
-
-
 def _check_out_dir(run_dir: Path, out: Path) -> None:
     if out.exists() and not out.is_dir():
         raise LmlabError(f"--out {out} is an existing file; give a directory to write the export into")
-    if _is_lmlab_run(out) or out.resolve() == run_dir.resolve():
+    if is_run_dir(out) or out.resolve() == run_dir.resolve():  # an earlier export's HF config.json is no run
         raise LmlabError(f"--out {out} is an lmlab run dir; the export's config.json and tokenizer.json would "
                          "overwrite the run's own, so give another directory")
 

@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from lmlab.checkpoint import run_data_dir
 from lmlab.errors import LmlabError
 from lmlab.utils import iter_jsonl
 
@@ -28,10 +29,10 @@ def corpus_tokens(run, data: str | os.PathLike | None, split: str = "train"):
     from lmlab.data import load_split
 
     if data is None:
-        recorded = (run.training_config or {}).get("data_dir")
-        if not recorded:
+        recorded = run_data_dir(run)
+        if recorded is None:
             return None, "no corpus: pass --data DIR (token shards) for trigger examples and agreement rates"
-        if not Path(recorded).is_dir():
+        if not recorded.is_dir():
             return None, (f"the data dir recorded by training ({recorded}) is missing: pass --data DIR for "
                           "trigger examples and agreement rates")
         data = recorded
@@ -62,7 +63,7 @@ def inspect_memories(run_dir: str | os.PathLike, prompt: str, *, top_k: int = 5,
                 key["triggers"] = key_triggers(stats, run.tokenizer, entry["layer"], key["key"], triggers)
         result["agreement"] = memory_agreement(run.model, stats)
         result["corpus"] = {"windows": len(stats.windows), "window": stats.windows.shape[1] - 1, "split": split,
-                            "seed": seed, "data_dir": str(data or run.training_config["data_dir"])}
+                            "seed": seed, "data_dir": str(data or run_data_dir(run))}
     return result
 
 

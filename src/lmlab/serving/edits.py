@@ -16,6 +16,7 @@ import torch
 from fastapi import FastAPI, Request
 from pydantic import BaseModel, ConfigDict, Field
 
+from lmlab.checkpoint import run_data_dir
 from lmlab.editing import SecondMoments, edit
 from lmlab.editing.api import EditResult
 from lmlab.errors import LmlabError
@@ -65,7 +66,7 @@ class EditLog:
     def _stats_for_rome(self) -> SecondMoments:
         if self._stats is None:
             s = self.state.settings
-            data = s.edit_data or (self.state.training_config or {}).get("data_dir")
+            data = s.edit_data or run_data_dir(self.state.training_config)
             self._stats = SecondMoments(self.state.model, self.state.tokenizer, data, n_tokens=s.edit_stats_tokens)
         return self._stats
 

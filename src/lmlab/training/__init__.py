@@ -3,12 +3,14 @@
 See docs/training.md. Everything a user calls is importable from here.
 """
 
+from lmlab.checkpoint import BEST_WEIGHTS_NAME
 from lmlab.training.config import (TrainConfig, apply_overrides, load_config_file, parse_override_args,
                                    resolve_configs)
 from lmlab.training.distributed import (DistContext, setup_distributed, teardown_distributed, unwrap_model,
                                         wrap_model)
-from lmlab.training.loop import BEST_WEIGHTS_NAME, TrainingDiverged, TrainResult, evaluate, train
+from lmlab.training.loop import TrainingDiverged, TrainResult, train
 from lmlab.training.metrics import MetricsLog, format_train_result, plot_losses, read_metrics
+from lmlab.training.val_loss import evaluate
 from lmlab.training.mfu import measure_peak_flops, mfu, nominal_peak_flops
 from lmlab.training.optim import lr_at, make_optimizer
 from lmlab.training.precision import Precision, resolve_precision

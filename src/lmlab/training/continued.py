@@ -20,15 +20,14 @@ from typing import Any
 
 import numpy as np
 
-from lmlab.checkpoint import Run, latest_sharded_checkpoint, load_train_state
+from lmlab.checkpoint import DATA_DIR_NAME, LINEAGE_NAME, WEIGHTS_NAME, Run, latest_sharded_checkpoint, \
+    load_train_state, run_data_dir
 from lmlab.data import load_manifest, load_split
 from lmlab.data.shards import ShardWriter
 from lmlab.errors import LmlabError
 from lmlab.tokenization import Tokenizer
 from lmlab.training.replay import check_replay, draw_replay
 from lmlab.utils import atomic_write_json, sha256_file
-
-LINEAGE_NAME = "lineage.json"
 
 
 def mix_replay(new_dir: Path, replay_dir: Path, out_dir: Path, replay: float, tokenizer: Tokenizer, *,
@@ -75,13 +74,13 @@ def prepare_continued_data(out_dir: Path, base: Run, *, text=None, data_dir=None
                             "data_dir": str(Path(data_dir).resolve()) if data_dir is not None else None,
                             "replay": replay}
     if replay > 0:
-        replay_data = replay_data or (base.training_config or {}).get("data_dir")
+        replay_data = replay_data or run_data_dir(base)
         if replay_data is None or not Path(replay_data).is_dir():
             raise LmlabError(f"--replay mixes in the base run's original data, but {base.run_dir} records none "
                              f"that exists ({replay_data}); give it with --replay-data DIR (shards made with the "
                              "base run's tokenizer)")
         info["replay_data"] = str(Path(replay_data).resolve())
-    mixed = out_dir / "data"
+    mixed = out_dir / DATA_DIR_NAME
     if text is not None and replay == 0:
         prepare(list(text), tok, mixed, progress=progress, val_inputs=list(val_text) if val_text else None)
         return mixed, info
@@ -99,7 +98,7 @@ def prepare_continued_data(out_dir: Path, base: Run, *, text=None, data_dir=None
 def base_fingerprint(run_dir: Path) -> dict[str, Any]:
     """What identifies the base run's weights: the file's SHA-256 (or, for a sharded run, its newest checkpoint's
     metadata's), and the step it had reached when known."""
-    weights = run_dir / "model.safetensors"
+    weights = run_dir / WEIGHTS_NAME
     sharded = latest_sharded_checkpoint(run_dir)
     if weights.is_file():
         digest, source = sha256_file(weights), weights.name

@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import os
+import sys
 from dataclasses import dataclass
 
 import torch
@@ -189,12 +190,19 @@ def is_sharded(model: torch.nn.Module) -> bool:
 def unwrap_model(model: torch.nn.Module) -> torch.nn.Module:
     """The plain model inside DDP and/or torch.compile wrappers (what checkpoints store)."""
     while True:
-        if hasattr(model, "module") and isinstance(model, torch.nn.parallel.DistributedDataParallel):
+        if isinstance(model, torch.nn.parallel.DistributedDataParallel):
             model = model.module
-        elif hasattr(model, "_orig_mod"):  # torch.compile's OptimizedModule
+        elif _is_compiled(model):
             model = model._orig_mod
         else:
             return model
+
+
+def _is_compiled(model: torch.nn.Module) -> bool:
+    """True for torch.compile's wrapper (OptimizedModule). Its module is looked up, not imported: importing
+    torch._dynamo costs seconds, and until something was compiled it is not loaded and nothing is a wrapper."""
+    eval_frame = sys.modules.get("torch._dynamo.eval_frame")
+    return eval_frame is not None and isinstance(model, eval_frame.OptimizedModule)
 
 
 def sync_gradients(model: torch.nn.Module, sync: bool):

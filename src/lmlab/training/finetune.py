@@ -19,7 +19,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from lmlab.checkpoint import check_new_run_dir, load_run, lock_run_dir
+from lmlab.checkpoint import DATA_DIR_NAME, check_new_run_dir, load_run, lock_run_dir
 from lmlab.data import split_mask
 from lmlab.data.labelled import SENTIMENT_LABELS, read_labelled
 from lmlab.data.shards import DTYPES, ShardWriter, dtype_for_vocab
@@ -159,7 +159,7 @@ def _finetune(out_dir: Path, *, run_dir, model: str, task: str, data, val_data, 
         _check_same_shape(model_config, base, GPTConfig if model == "gpt" else BERTConfig)
 
     # --- shards, model, training ----------------------------------------------------------------------------------
-    data_dir = out_dir / "data"
+    data_dir = out_dir / DATA_DIR_NAME
     _write_labelled_shards(data_dir, tok, model_config.first_label_id,
                            {"train": (train_texts, train_labels), "val": (val_texts, val_labels)},
                            sources={"data": str(data), "val_data": None if val_data is None else str(val_data)})

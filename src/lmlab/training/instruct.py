@@ -20,7 +20,8 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from lmlab.checkpoint import TOKENIZER_NAME, check_new_run_dir, load_run, lock_run_dir, read_run_config
+from lmlab.checkpoint import DATA_DIR_NAME, TOKENIZER_NAME, check_new_run_dir, load_run, lock_run_dir, \
+    read_run_config, run_data_dir
 from lmlab.data import split_mask
 from lmlab.data.instructions import InstructionExample, PromptTemplate, load_template, read_instructions, \
     save_template
@@ -137,10 +138,9 @@ def _finetune(out_dir: Path, run_dir: Path, instructions: Path, val_instructions
     train_docs = encode_examples(tok, template, train_examples, block_size, what=str(instructions))
     val_docs = encode_examples(tok, template, val_examples, block_size, what=str(val_instructions or instructions))
     n_replay = round(len(train_docs) * replay / (1.0 - replay))
-    replay_dir = Path(replay_data or (source.training_config or {}).get("data_dir") or "") if n_replay else None
+    replay_dir = None
     if n_replay:
-        if replay_dir == Path(""):
-            raise LmlabError(f"{run_dir} does not record its training data; pass --replay-data DATA_DIR")
+        replay_dir = Path(replay_data) if replay_data else run_data_dir(source, required="--replay-data DATA_DIR")
         train_docs += _replayed_documents(replay_dir, tok, n_replay, block_size, seed=0)
 
     defaults = dict(TRAIN_DEFAULTS, dtype=(source.training_config or {}).get("dtype", "auto"))
@@ -150,7 +150,7 @@ def _finetune(out_dir: Path, run_dir: Path, instructions: Path, val_instructions
         raise LmlabError(f"instruction tuning keeps the source model's shape; these settings cannot change: "
                          f"{', '.join(changed)}")
 
-    data_dir = out_dir / "data"
+    data_dir = out_dir / DATA_DIR_NAME
     _write_shards(data_dir, tok, {"train": train_docs, "val": val_docs},
                   {"instructions": str(instructions), "replay_documents": n_replay})
     torch.manual_seed(train_config.seed)
@@ -171,7 +171,7 @@ def _finetune(out_dir: Path, run_dir: Path, instructions: Path, val_instructions
 def _resume(out_dir: Path, overrides: dict[str, Any], progress: bool) -> TrainResult:
     """Continue an instruction tuning in `out_dir` with its own data, template and settings (plus overrides)."""
     template = load_template(out_dir)
-    if template is None or not (out_dir / "data").is_dir():
+    if template is None or not (out_dir / DATA_DIR_NAME).is_dir():
         raise LmlabError(f"{out_dir} holds no instruction tuning to resume (no template.json and data/); start one "
                          "with `lmlab finetune RUN --instructions FILE --out DIR`")
     saved = read_run_config(out_dir)
@@ -183,7 +183,7 @@ def _resume(out_dir: Path, overrides: dict[str, Any], progress: bool) -> TrainRe
         raise LmlabError("model settings cannot change on --resume (the weights have a fixed shape)")
     net = ResponseLossGPT(model_config, response_id=_response_id(tok, template), eos_id=tok.eos_id,
                           pad_id=tok.pad_id)
-    return train(net, model_config, tok, out_dir / "data", out_dir, train_config, model_type="gpt", resume=True,
+    return train(net, model_config, tok, out_dir / DATA_DIR_NAME, out_dir, train_config, model_type="gpt", resume=True,
                  progress=progress)
 
 

@@ -19,9 +19,6 @@ from typing import Any
 from lmlab.errors import LmlabError
 from lmlab.utils import atomic_write_bytes, atomic_write_text
 
-METRICS_FILE = "metrics.jsonl"
-PLOT_FILE = "loss.png"
-
 
 def read_metrics(path: str | os.PathLike) -> list[dict[str, Any]]:
     """All records of a metrics.jsonl file, in order (a torn last line from a killed writer is skipped)."""

@@ -16,7 +16,7 @@ from typing import Any, Callable, Mapping, Sequence
 import torch
 
 from lmlab.checkpoint import TOKENIZER_NAME, TRAIN_STATE_NAME, check_new_run_dir, has_checkpoint, lock_run_dir, \
-    read_run_config
+    read_run_config, run_data_dir
 from lmlab.data import load_tokenizer_of, prepare
 from lmlab.errors import LmlabError
 from lmlab.models.presets import get_preset
@@ -196,9 +196,7 @@ def _resume(out_dir: Path, *, data_dir, config_file, overrides: dict[str, Any], 
                                                      overrides=overrides)
     _refuse_shape_change(model_config, new_model_config, "on --resume")
     if data_dir is None:
-        if "data_dir" not in saved_training:
-            raise LmlabError(f"{out_dir} does not record its data dir; pass --data DATA_DIR")
-        data_dir = saved_training["data_dir"]
+        data_dir = run_data_dir(out_dir, required="--data DATA_DIR")
     model = build_model(model_type, model_config.to_dict())  # weights are replaced by the checkpoint's in train()
     return train(model, model_config, tok, data_dir, out_dir, train_config, model_type=model_type, resume=True,
                  progress=progress, on_eval=on_eval)

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from lmlab.checkpoint import SHARDED_DIR, TRAIN_STATE_NAME, save_train_state, sharded_checkpoint_dir
+from lmlab.checkpoint import TRAIN_STATE_NAME, save_train_state, sharded_checkpoint_dir
 from lmlab.training.distributed import DistContext, barrier
 from lmlab.utils import fsync_dir
 
@@ -87,12 +87,6 @@ def gather_full_weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     # named_parameters() yields a tied parameter once, under its first name (wte.weight, not lm_head.weight).
     owned = {n for n, _ in model.named_parameters()} | {n for n, _ in model.named_buffers()}
     return {n: t for n, t in full.items() if n in owned}
-
-
-def remove_sharded_checkpoints(run_dir: Path) -> None:
-    """Delete every sharded checkpoint of a run dir (a fresh run in an old dir)."""
-    shutil.rmtree(Path(run_dir) / SHARDED_DIR, ignore_errors=True)
-
 
 
 def _remove_temporaries(root: Path) -> None:

@@ -109,80 +109,30 @@ def _write_section(path: Path, docs: Iterator[str], budget: int, bar) -> int:
 
 
 def _write_world(d: Path, seed: int, size_bytes: int, progress: bool) -> dict:
-    from tqdm import tqdm  # imported here so `import lmlab.world` stays light
-
     (d / "corpus").mkdir(parents=True)
     (d / "tasks").mkdir()
     n_countries = countries_for_size(size_bytes)
     world = build_world(_rng(seed, "world"), n_countries)
-    companies = world.entities["company"]
-
-    # Evaluation items first, so the training text can leave them out.
-    arith_items = arithmetic.eval_items(_rng(seed, "arithmetic-eval"))
-    arith_held = {item["prompt"] for items in arith_items.values() for item in items}
-    train_words, eval_words = scramble.split_words(_rng(seed, "scramble-split"), _scramble_vocabulary(world))
-    scramble_items = scramble.eval_items(_rng(seed, "scramble-eval"), eval_words)
-    sentiment_items = sentiment.eval_items(_rng(seed, "sentiment-eval"), companies)
-    sentiment_held = {item["text"] for item in sentiment_items}
-
-    n_facts = len(world.facts)
-    static_mentions, outdated_mentions, current_mentions = [0] * n_facts, [0] * n_facts, [0] * n_facts
-    streams = {
-        "facts": static_documents(world, _rng(seed, "facts-text"), static_mentions),
-        "temporal": temporal_documents(world, _rng(seed, "temporal-text"), outdated_mentions, current_mentions),
-        "grammar": grammar_documents(world, _rng(seed, "grammar-text")),
-        "arithmetic": arithmetic.arithmetic_documents(_rng(seed, "arithmetic-text"), arith_held),
-        "scramble": scramble.scramble_documents(_rng(seed, "scramble-text"), train_words),
-        "sentiment": sentiment.sentiment_documents(_rng(seed, "sentiment-text"), companies, sentiment_held),
-    }
-    sections = {}
-    with tqdm(total=size_bytes, unit="B", unit_scale=True, desc="lmlab world", file=sys.stderr,
-              disable=not progress or not sys.stderr.isatty()) as bar:
-        for name, share in SECTION_SHARES.items():
-            sections[f"{name}.txt"] = _write_section(d / "corpus" / f"{name}.txt", streams[name],
-                                                     round(size_bytes * share), bar)
-
-    by_relation = records.facts_by_relation(world)
-    rec_rng = _rng(seed, "fact-records")
-
-    def fact_records():
-        for i, f in enumerate(world.facts):
-            mentions = ({"outdated": outdated_mentions[i], "current": current_mentions[i]} if f.temporal
-                        else {"train": static_mentions[i]})
-            yield records.fact_record(world, i, by_relation, rec_rng, mentions)
-
-    files = {"facts.jsonl": write_jsonl(d / "facts.jsonl", fact_records())}
+    held_out = _HeldOut(world, seed)  # evaluation items first, so the training text can leave them out
+    mentions = _Mentions(len(world.facts))
+    sections = _write_corpus(d / "corpus", world, seed, size_bytes, held_out, mentions, progress)
+    files = {"facts.jsonl": write_jsonl(d / "facts.jsonl", _fact_records(world, seed, mentions))}
     edits = edit_requests(world, _rng(seed, "edits"))
     files["edits.jsonl"] = write_jsonl(d / "edits.jsonl", edits)
-
-    tasks = {
-        "facts_train": records.fact_task_items(world, _rng(seed, "task-facts-train"), heldout=False),
-        "facts_paraphrase": records.fact_task_items(world, _rng(seed, "task-facts-paraphrase"), heldout=True),
-        "temporal": records.temporal_task_items(world, _rng(seed, "task-temporal")),
-        "sentiment": sentiment_items,
-    }
-    tasks.update({f"arithmetic_{key}": items for key, items in arith_items.items()})
-    tasks.update({f"scramble_{key}": items for key, items in scramble_items.items()})
+    tasks = held_out.tasks(world, seed)
     for name, items in tasks.items():
         files[f"tasks/{name}.jsonl"] = write_jsonl(d / "tasks" / f"{name}.jsonl", items)
     files.update({f"corpus/{name}": n for name, n in sections.items()})
-
-    static = [i for i, f in enumerate(world.facts) if not f.temporal]
-    temporal = [i for i, f in enumerate(world.facts) if f.temporal]
-    train_counts = [static_mentions[i] for i in static]
     summary = {
         "generator": GENERATOR_NAME, "version": VERSION, "seed": seed, "size_bytes": size_bytes,
         "countries": n_countries,
         "counts": {
             "entities": {kind: len(names) for kind, names in world.entities.items()},
-            "facts": n_facts, "static_facts": len(static), "temporal_facts": len(temporal), "edits": len(edits),
+            "facts": len(world.facts), "static_facts": len(mentions.static_facts(world)),
+            "temporal_facts": len(mentions.temporal_facts(world)), "edits": len(edits),
             "task_items": {name: len(items) for name, items in tasks.items()},
         },
-        "mentions": {
-            "static_min": min(train_counts), "static_mean": round(sum(train_counts) / len(train_counts), 1),
-            "outdated_mean": round(sum(outdated_mentions[i] for i in temporal) / max(1, len(temporal)), 1),
-            "current_mean": round(sum(current_mentions[i] for i in temporal) / max(1, len(temporal)), 1),
-        },
+        "mentions": mentions.summary(world),
         "sections": sections, "corpus_bytes": sum(sections.values()),
         "files": dict(sorted(files.items())),
     }
@@ -190,3 +140,89 @@ def _write_world(d: Path, seed: int, size_bytes: int, progress: bool) -> dict:
     # (A plain write is enough: the whole directory is still a temporary one that gets renamed into place.)
     (d / "world.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return dict(summary)
+
+
+class _HeldOut:
+    """The evaluation items drawn before any training text: the text generators leave out exactly these."""
+
+    def __init__(self, world: World, seed: int):
+        self.arithmetic = arithmetic.eval_items(_rng(seed, "arithmetic-eval"))
+        self.arithmetic_prompts = {item["prompt"] for items in self.arithmetic.values() for item in items}
+        self.train_words, eval_words = scramble.split_words(_rng(seed, "scramble-split"),
+                                                            _scramble_vocabulary(world))
+        self.scramble = scramble.eval_items(_rng(seed, "scramble-eval"), eval_words)
+        self.sentiment = sentiment.eval_items(_rng(seed, "sentiment-eval"), world.entities["company"])
+        self.sentiment_texts = {item["text"] for item in self.sentiment}
+
+    def tasks(self, world: World, seed: int) -> dict[str, list[dict]]:
+        """{task name: items} of every task file (tasks/NAME.jsonl)."""
+        tasks = {
+            "facts_train": records.fact_task_items(world, _rng(seed, "task-facts-train"), heldout=False),
+            "facts_paraphrase": records.fact_task_items(world, _rng(seed, "task-facts-paraphrase"), heldout=True),
+            "temporal": records.temporal_task_items(world, _rng(seed, "task-temporal")),
+            "sentiment": self.sentiment,
+        }
+        tasks.update({f"arithmetic_{key}": items for key, items in self.arithmetic.items()})
+        tasks.update({f"scramble_{key}": items for key, items in self.scramble.items()})
+        return tasks
+
+
+class _Mentions:
+    """How often the corpus states each fact (by fact index): static facts, and temporal facts' outdated and
+    current values. The text generators count into these lists as they write."""
+
+    def __init__(self, n_facts: int):
+        self.static, self.outdated, self.current = [0] * n_facts, [0] * n_facts, [0] * n_facts
+
+    @staticmethod
+    def static_facts(world: World) -> list[int]:
+        return [i for i, f in enumerate(world.facts) if not f.temporal]
+
+    @staticmethod
+    def temporal_facts(world: World) -> list[int]:
+        return [i for i, f in enumerate(world.facts) if f.temporal]
+
+    def of(self, i: int, temporal: bool) -> dict[str, int]:
+        """The mention counts of fact i, as facts.jsonl records them."""
+        return {"outdated": self.outdated[i], "current": self.current[i]} if temporal else {"train": self.static[i]}
+
+    def summary(self, world: World) -> dict[str, float]:
+        train_counts = [self.static[i] for i in self.static_facts(world)]
+        temporal = self.temporal_facts(world)
+        return {
+            "static_min": min(train_counts), "static_mean": round(sum(train_counts) / len(train_counts), 1),
+            "outdated_mean": round(sum(self.outdated[i] for i in temporal) / max(1, len(temporal)), 1),
+            "current_mean": round(sum(self.current[i] for i in temporal) / max(1, len(temporal)), 1),
+        }
+
+
+def _write_corpus(corpus_dir: Path, world: World, seed: int, size_bytes: int, held_out: _HeldOut,
+                  mentions: _Mentions, progress: bool) -> dict[str, int]:
+    """corpus/NAME.txt for every section, each its share of `size_bytes`; returns {file name: bytes written}."""
+    from tqdm import tqdm  # imported here so `import lmlab.world` stays light
+
+    companies = world.entities["company"]
+    streams = {
+        "facts": static_documents(world, _rng(seed, "facts-text"), mentions.static),
+        "temporal": temporal_documents(world, _rng(seed, "temporal-text"), mentions.outdated, mentions.current),
+        "grammar": grammar_documents(world, _rng(seed, "grammar-text")),
+        "arithmetic": arithmetic.arithmetic_documents(_rng(seed, "arithmetic-text"), held_out.arithmetic_prompts),
+        "scramble": scramble.scramble_documents(_rng(seed, "scramble-text"), held_out.train_words),
+        "sentiment": sentiment.sentiment_documents(_rng(seed, "sentiment-text"), companies,
+                                                   held_out.sentiment_texts),
+    }
+    sections = {}
+    with tqdm(total=size_bytes, unit="B", unit_scale=True, desc="lmlab world", file=sys.stderr,
+              disable=not progress or not sys.stderr.isatty()) as bar:
+        for name, share in SECTION_SHARES.items():
+            sections[f"{name}.txt"] = _write_section(corpus_dir / f"{name}.txt", streams[name],
+                                                     round(size_bytes * share), bar)
+    return sections
+
+
+def _fact_records(world: World, seed: int, mentions: _Mentions) -> Iterator[dict]:
+    """facts.jsonl's records, one per fact, with how often the corpus mentions it."""
+    by_relation = records.facts_by_relation(world)
+    rec_rng = _rng(seed, "fact-records")
+    for i, f in enumerate(world.facts):
+        yield records.fact_record(world, i, by_relation, rec_rng, mentions.of(i, f.temporal))
