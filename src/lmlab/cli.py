@@ -1534,6 +1534,8 @@ def add_serve_parser(sub) -> None:
                    help="allow browser pages from ORIGIN to call the API (repeatable; default: CORS off)")
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
     add_weights_argument(p)
+    p.add_argument("--index", default=None, metavar="DIR", help="attribution index of the run's training shards for "
+                   "/v1/attribution/spans (default DATA_DIR/attribution-index, from `lmlab attribute index`)")
     p.set_defaults(func=cmd_serve)
 
 
@@ -1542,7 +1544,7 @@ def cmd_serve(args) -> int:
 
     serve(args.run_dir, host=args.host, port=args.port, api_key=args.api_key, allow_edits=args.allow_edits,
           max_batch=args.max_batch, max_waiting=args.max_waiting, edit_data=args.edit_data,
-          cors_origins=args.cors_origin, device=args.device, weights=args.weights)
+          cors_origins=args.cors_origin, device=args.device, weights=args.weights, index_dir=args.index)
     return 0
 
 

@@ -43,6 +43,9 @@ def test_spliced_text_gives_spans_from_both_sources_and_keeps_the_rarest(index_o
     assert all(index_of.count(np.array(tr.ids[s.start:s.end])) == s.count > 0 for s in tr.spans)
     few = trace_text(indexed_data, text, min_len=6, keep_fraction=1 / len(tr.ids))  # keeps ceil(1) = 1 span
     assert len(few.spans) == 1 and few.spans[0].unigram_logprob == min(s.unigram_logprob for s in tr.spans)
+    two = trace_ids(index_of, tr.ids, min_len=6, max_spans=2)  # a count instead of a fraction (the API's limit)
+    assert sorted(s.unigram_logprob for s in two.spans) == sorted(s.unigram_logprob for s in tr.spans)[:2]
+    assert [s.start for s in two.spans] == sorted(s.start for s in two.spans)
 
 
 def test_span_coverage_counts_tokens_inside_long_enough_matches(index_of, indexed_data):

@@ -72,10 +72,22 @@ def tiny_server(run_dir, tmp_path_factory):  # noqa: F811
 
 
 @pytest.fixture(scope="session")
-def world_server(world_run, tmp_path_factory):  # noqa: F811
-    """The small world model (BPE, 4 layers) served with --allow-edits, no API key."""
+def training_index(world_run, tmp_path_factory) -> Path:  # noqa: F811
+    """The attribution index of the world run's training shards, in a temp dir (the cached shards stay as they are,
+    so the run's default index location holds none)."""
+    from lmlab.attribution import index
+
+    path = tmp_path_factory.mktemp("attribution") / "index"
+    index(world_run["data_dir"], index_dir=path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def world_server(world_run, training_index, tmp_path_factory):  # noqa: F811
+    """The small world model (BPE, 4 layers) served with --allow-edits and the index of its training data, no API
+    key."""
     server = LiveServer(world_run["run_dir"], tmp_path_factory.mktemp("logs") / "world.log", "--allow-edits",
-                        "--edit-data", str(world_run["data_dir"]))
+                        "--edit-data", str(world_run["data_dir"]), "--index", str(training_index))
     server.wait_ready()
     yield server
     server.stop()

@@ -1,6 +1,7 @@
 """The playground page in a real headless browser (Debian's chromium + chromium-driver through Selenium) against a
-live server: type a prompt, watch tokens stream, hover a token, switch a memory off, apply an edit and see the
-completion change, revert. Screenshots go to $LMLAB_SCREENSHOTS (default: this test's tmp dir)."""
+live server: type a prompt, watch tokens stream, hover a token, hover a verbatim training span, switch a memory off,
+apply an edit and see the completion change, revert. Screenshots go to $LMLAB_SCREENSHOTS (default: this test's
+tmp dir)."""
 
 from __future__ import annotations
 
@@ -93,6 +94,18 @@ def test_playground_end_to_end(browser, world_server, edit_case, shots):
     assert len(tip.find_elements(By.CSS_SELECTOR, "tr")) == 5  # top-5 alternatives
     browser.save_screenshot(str(shots / "2-hover.png"))
     ActionChains(browser).move_to_element(browser.find_element(By.ID, "prompt")).perform()
+
+    # Training data: the prompt + completion with its verbatim training spans marked; hovering one lists the
+    # documents it occurs in, the span itself marked inside each snippet.
+    span = wait(browser, lambda b: b.find_elements(By.CSS_SELECTOR, "#spans-text .verbatim"))[0]
+    pieces = browser.find_elements(By.CSS_SELECTOR, "#spans-text span")
+    shown = "".join(p.get_attribute("textContent") for p in pieces)
+    assert shown == prompt + original
+    ActionChains(browser).move_to_element(span).perform()
+    sources = wait(browser, lambda b: b.find_elements(By.CSS_SELECTOR, "#spans-documents .document mark"))
+    assert span.get_attribute("textContent") in sources[0].get_attribute("textContent")
+    assert "active" in span.get_attribute("class")
+    browser.save_screenshot(str(shots / "2b-training-spans.png"))
 
     first_memory = browser.find_element(By.CSS_SELECTOR, "#memories .memory")
     first_memory.find_element(By.CSS_SELECTOR, ".memory-off").click()

@@ -20,6 +20,7 @@ from lmlab.checkpoint import Run, load_run
 from lmlab.data import check_tokenizer, document_spans, load_manifest, load_split, load_tokenizer_of
 from lmlab.errors import LmlabError
 from lmlab.generation import generate
+from lmlab.tokenization import Tokenizer
 
 
 def index(data_dir: str | os.PathLike, *, splits: str | Sequence[str] = "train",
@@ -59,13 +60,20 @@ def find(data_dir: str | os.PathLike, text: str, *, limit: int = 10, context: in
     tok = load_tokenizer_of(data_dir)
     ix = SuffixIndex.open(data_dir, index_dir)
     ids = encode_query(tok, text)
+    return ix.count(ids), occurrences(ix, tok, ids, limit=limit, context=context)
+
+
+def occurrences(ix: SuffixIndex, tokenizer: Tokenizer, ids: Sequence[int] | np.ndarray, *, limit: int = 10,
+                context: int = 16) -> list[Occurrence]:
+    """The first `limit` occurrences (corpus order) of the token ids `ids` in an opened index, each with `context`
+    tokens of its document either side, decoded with `tokenizer`."""
     out = []
     for pos in ix.positions(ids, limit=limit).tolist():
         loc = ix.corpus.locate(pos)
         before, match, after = ix.corpus.window(pos, len(ids), context, context)
         out.append(Occurrence(loc.document, loc.split, loc.split_document, loc.offset,
-                              tok.decode(before), tok.decode(match), tok.decode(after)))
-    return ix.count(ids), out
+                              tokenizer.decode(before), tokenizer.decode(match), tokenizer.decode(after)))
+    return out
 
 
 def trace_text(data_dir: str | os.PathLike, text: str, *, min_len: int = 4, keep_fraction: float = 0.05,
@@ -91,9 +99,10 @@ class TraceReport:
         return {**asdict(self), "trace": self.trace.to_dict()}
 
 
-def _open_for_run(run: Run, data_dir: str | os.PathLike | None,
-                  index_dir: str | os.PathLike | None) -> tuple[Path, SuffixIndex]:
-    """The run's shard dir (or `data_dir`) and its index, after checking the run speaks the shards' tokenizer."""
+def open_run_index(run: Run, data_dir: str | os.PathLike | None = None,
+                   index_dir: str | os.PathLike | None = None) -> tuple[Path, SuffixIndex]:
+    """The shard dir the run was trained on (or `data_dir`) and its index (default DATA_DIR/attribution-index, or
+    `index_dir`), after checking the run speaks the shards' tokenizer; LmlabError when either is missing."""
     data = data_dir_of(run, data_dir)
     check_tokenizer(data, load_manifest(data), run.tokenizer)
     return data, SuffixIndex.open(data, index_dir)
@@ -106,7 +115,7 @@ def trace(run_dir: str | os.PathLike, prompt: str, *, data_dir: str | os.PathLik
     """Generate a completion of `prompt` with the run's model (or take `text` as the completion), then trace the
     completion's tokens in the shards the run was trained on (or `data_dir`)."""
     run = load_run(run_dir, device=device)
-    _, ix = _open_for_run(run, data_dir, index_dir)
+    _, ix = open_run_index(run, data_dir, index_dir)
     if text is None:
         encode_query(run.tokenizer, prompt, what="prompt")
         comp = generate(run.model, run.tokenizer, prompt, max_new_tokens=max_new_tokens, temperature=temperature,
@@ -160,7 +169,7 @@ def memorisation(run_dir: str | os.PathLike, *, data_dir: str | os.PathLike | No
     if samples < 1 or max_new_tokens < 1:
         raise LmlabError(f"samples and max_new_tokens must be ≥ 1 (got {samples}, {max_new_tokens})")
     run = load_run(run_dir, device=device)
-    data, ix = _open_for_run(run, data_dir, index_dir)
+    data, ix = open_run_index(run, data_dir, index_dir)
     if held_out_split in ix.meta["splits"]:
         raise LmlabError(f"split {held_out_split!r} is part of the index, so it is not held out; index only "
                          f"train (`lmlab attribute index {data}`) or choose another split")

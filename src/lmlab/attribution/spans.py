@@ -85,19 +85,22 @@ def merge_overlaps(spans: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
 
 
 def trace_ids(index: SuffixIndex, ids: Sequence[int] | np.ndarray, *, min_len: int = 4,
-              keep_fraction: float = 0.05, docs_per_span: int = 10) -> Trace:
-    """OLMoTrace's spans and documents for a token sequence (1-D ids; `<eos>` splits it into documents)."""
+              keep_fraction: float = 0.05, docs_per_span: int = 10, max_spans: int | None = None) -> Trace:
+    """OLMoTrace's spans and documents for a token sequence (1-D ids; `<eos>` splits it into documents).
+    max_spans: keep this many of the rarest spans instead of ceil(keep_fraction · tokens)."""
     if min_len < 1:
         raise LmlabError(f"min_len must be ≥ 1 token, got {min_len}")
     if not 0 < keep_fraction <= 1:
         raise LmlabError(f"keep_fraction must be in (0, 1], got {keep_fraction}")
     if docs_per_span < 1:
         raise LmlabError(f"docs_per_span must be ≥ 1, got {docs_per_span}")
+    if max_spans is not None and max_spans < 1:
+        raise LmlabError(f"max_spans must be ≥ 1, got {max_spans}")
     arr = np.asarray(ids, dtype=np.int64)
     lengths, counts = index.longest_matches(arr)
     candidates = [Span(s, e, int(counts[s]), index.unigram_logprob(arr[s:e]))
                   for s, e in maximal_spans(lengths, min_len)]
-    keep = max(1, math.ceil(keep_fraction * len(arr)))
+    keep = max_spans if max_spans is not None else max(1, math.ceil(keep_fraction * len(arr)))
     kept = sorted(sorted(candidates, key=lambda sp: sp.unigram_logprob)[:keep], key=lambda sp: sp.start)
     hits: dict[int, list[int]] = {}
     first: dict[int, tuple[int, int]] = {}  # document → (stream position, span) of its first hit

@@ -1,6 +1,7 @@
 """Serve a run dir over HTTP: an OpenAI-compatible completions API (as vLLM implements it), endpoints that show
 what happens inside the model (logit lens, FFN memories, attention, interventions), ROME edits of the served
-weights, Prometheus metrics, and a playground page. Concurrent requests are decoded together (continuous batching,
+weights, the verbatim training spans of a text (over the run's attribution index), Prometheus metrics, and a
+playground page. Concurrent requests are decoded together (continuous batching,
 lmlab.generation.batching). See docs/serving.md.
 
     from lmlab.serving import serve

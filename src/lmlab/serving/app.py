@@ -29,6 +29,7 @@ from lmlab.serving.inside import add_inside_routes
 from lmlab.serving.metrics import ServerMetrics
 from lmlab.serving.request_body import read_body
 from lmlab.serving.settings import ServerSettings
+from lmlab.serving.training_spans import TrainingIndex, add_attribution_routes
 
 STATIC = Path(str(files("lmlab.serving") / "static"))
 # Paths anyone may read without the API key: the playground's files (the page asks for the key itself), the health
@@ -37,7 +38,8 @@ OPEN_PATHS = ("/", "/health", "/metrics", "/favicon.ico")
 
 
 class ServedModel:
-    """Everything the routes share: the run, its lock, the decode engine, the edit log, the metrics."""
+    """Everything the routes share: the run, its lock, the decode engine, the edit log, the index of its training
+    data, the metrics."""
 
     def __init__(self, settings: ServerSettings):
         self.settings = settings
@@ -61,6 +63,7 @@ class ServedModel:
             self.template = load_template(self.settings.run_dir)  # instruction-tuned runs: /v1/chat/completions
             self.block_size = run.model.config.block_size
             self.edits = EditLog(self)
+            self.training_index = TrainingIndex(run, self.settings.index_dir)
             self.engine = Engine(self.model, self.tokenizer, self.lock, self.metrics,
                                  max_batch=self.settings.max_batch, max_waiting=self.settings.max_waiting)
             self.ready = True
@@ -130,6 +133,7 @@ def create_app(settings: ServerSettings, *, load_in_background: bool = True) -> 
 
     add_inside_routes(app)
     add_edit_routes(app)
+    add_attribution_routes(app)
 
     @app.get("/")
     def playground():

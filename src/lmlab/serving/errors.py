@@ -6,7 +6,8 @@ from fastapi.responses import JSONResponse
 
 # HTTP status → OpenAI's error `type` (the official clients map the status to an exception class).
 _TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
-          404: "not_found_error", 413: "invalid_request_error", 429: "rate_limit_error", 503: "service_unavailable"}
+          404: "not_found_error", 409: "invalid_request_error", 413: "invalid_request_error", 429: "rate_limit_error",
+          503: "service_unavailable"}
 
 
 class ApiError(Exception):

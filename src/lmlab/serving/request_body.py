@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from typing import Any, Callable
 
@@ -30,12 +31,17 @@ async def read_body(request: Request) -> dict[str, Any]:
     return data
 
 
-async def call_model(state, fn: Callable, *args, **kwargs) -> Any:
-    """fn(*args, **kwargs) in a worker thread holding the model lock (between two decode steps); LmlabError → 400."""
-    def locked():
-        with state.lock:
+async def call_off_loop(fn: Callable, *args, lock=None, **kwargs) -> Any:
+    """fn(*args, **kwargs) in a worker thread, holding `lock` when one is given; LmlabError → ApiError 400."""
+    def call():
+        with lock or contextlib.nullcontext():
             return fn(*args, **kwargs)
     try:
-        return await asyncio.to_thread(locked)
+        return await asyncio.to_thread(call)
     except LmlabError as e:
         raise ApiError(400, str(e)) from None
+
+
+async def call_model(state, fn: Callable, *args, **kwargs) -> Any:
+    """fn(*args, **kwargs) in a worker thread holding the model lock (between two decode steps); LmlabError → 400."""
+    return await call_off_loop(fn, *args, lock=state.lock, **kwargs)

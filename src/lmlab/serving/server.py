@@ -25,11 +25,13 @@ def _is_loopback(host: str) -> bool:
 def serve(run_dir: str | os.PathLike, *, host: str = "127.0.0.1", port: int = 8000, api_key: str | None = None,
           allow_edits: bool = False, max_batch: int = 32, max_waiting: int = 256, edit_data: str | None = None,
           cors_origins: list[str] | None = None, device: str = "cpu", log_level: str = "info",
-          weights: str = "fp32") -> None:
+          weights: str = "fp32", index_dir: str | os.PathLike | None = None) -> None:
     """Serve `run_dir` (a GPT run dir) on http://host:port/ until interrupted: the OpenAI-compatible API under /v1,
     /tokenize, /detokenize, /health, /metrics, and the playground page at /. api_key: required as a Bearer token
     on every API call when set (default: the LMLAB_API_KEY environment variable). weights: how the Linear weights
-    are held for decoding, "fp32" | "bf16" | "int8" (lmlab.generation.set_weight_storage). See docs/serving.md."""
+    are held for decoding, "fp32" | "bf16" | "int8" (lmlab.generation.set_weight_storage). index_dir: the suffix-array
+    index of the run's training shards that /v1/attribution/spans searches (default: DATA_DIR/attribution-index of the
+    data dir the run recorded; build it with `lmlab attribute index DATA_DIR`). See docs/serving.md."""
     if not is_run_dir(run_dir):
         raise LmlabError(f"{run_dir} is not a run dir (no config.json); train one with `lmlab train` first")
     if not 0 <= port <= 65535:
@@ -52,7 +54,7 @@ def serve(run_dir: str | os.PathLike, *, host: str = "127.0.0.1", port: int = 80
               "can use (and, with --allow-edits, change) the model", file=sys.stderr)
     settings = ServerSettings(run_dir=Path(run_dir), api_key=api_key, allow_edits=allow_edits, max_batch=max_batch,
                               max_waiting=max_waiting, edit_data=edit_data, cors_origins=list(cors_origins or []),
-                              device=device, weights=weights)
+                              device=device, weights=weights, index_dir=index_dir)
     app = create_app(settings)
     print(f"lmlab serve: {run_dir} on http://{host}:{port}/ (API under /v1, playground at /)", file=sys.stderr,
           flush=True)

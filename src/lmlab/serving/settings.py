@@ -24,5 +24,7 @@ class ServerSettings:
     max_prompts: int = 64               # most prompts in one request
     max_logprobs: int = 20              # largest logprobs (top alternatives per token), as OpenAI
     max_body_bytes: int = 1_000_000     # largest request body
+    index_dir: str | None = None        # index of the run's training shards (default DATA_DIR/attribution-index)
+    max_trace_tokens: int = 2048        # longest text /v1/attribution/spans traces
     device: str = "cpu"
     weights: str = "fp32"               # how the Linear weights are held for decoding: fp32 | bf16 | int8

@@ -99,7 +99,7 @@ async function generateCompletion() {
     state.text = prompt + text;
     setStatus(`${n} tokens`);
     out.dataset.done = "1";
-    await selectPosition(-1);
+    await Promise.all([selectPosition(-1), showTrainingSpans(prompt)]);
   } catch (e) {
     setStatus(e.message, true);
   } finally {
@@ -203,6 +203,74 @@ function paintAttention() {
   const rows = pattern.map((row, q) => `<tr><th>${esc(r.tokens[q])}</th>` + row.map((w, k) =>
     `<td title="${w.toFixed(3)}" style="background: rgba(40, 80, 200, ${k <= q ? w : 0})"></td>`).join("") + "</tr>");
   $("attention").innerHTML = `<table>${head}${rows.join("")}</table>`;
+}
+
+// The text cut at every span boundary; each piece knows the spans that cover it (spans may overlap).
+async function showTrainingSpans(prompt) {
+  const box = $("spans-text");
+  box.innerHTML = "";
+  $("spans-documents").innerHTML = "";
+  $("spans-summary").textContent = "";
+  let r;
+  try {
+    r = await api("/v1/attribution/spans", { text: state.text });
+  } catch (e) {
+    const err = document.createElement("span");
+    err.className = "error";
+    err.textContent = e.message;
+    box.appendChild(err);
+    return;
+  }
+  $("spans-summary").textContent = `${r.spans.length} verbatim span(s); searched ${r.index.n_documents} ` +
+                                   `documents (${r.index.splits.join("+")})`;
+  const promptEnd = r.text.startsWith(prompt) ? prompt.length : 0;
+  const cuts = new Set([0, promptEnd, r.text.length]);
+  r.spans.forEach((s) => { cuts.add(s.start); cuts.add(s.end); });
+  const points = [...cuts].sort((a, b) => a - b);
+  for (let i = 0; i + 1 < points.length; i++) {
+    const [a, b] = [points[i], points[i + 1]];
+    if (a === b) continue;
+    const covering = r.spans.flatMap((s, n) => (s.start <= a && b <= s.end ? [n] : []));
+    const piece = document.createElement("span");
+    piece.textContent = r.text.slice(a, b);
+    piece.className = covering.length ? "verbatim" + (covering.length > 1 ? " overlap" : "") : "plain";
+    if (b <= promptEnd) piece.classList.add("prompt");
+    if (covering.length) {
+      piece.dataset.spans = covering.join(" ");
+      const show = () => showSpanSources(r, covering, piece);
+      piece.addEventListener("mouseenter", show);
+      piece.addEventListener("click", show);
+    }
+    box.appendChild(piece);
+  }
+}
+
+function showSpanSources(r, spanIds, piece) {
+  document.querySelectorAll(".verbatim.active").forEach((p) => p.classList.remove("active"));
+  piece.classList.add("active");
+  const box = $("spans-documents");
+  box.innerHTML = "";
+  for (const n of spanIds) {
+    const s = r.spans[n];
+    const head = document.createElement("div");
+    head.className = "span-source";
+    head.textContent = `"${s.text}": ${s.length} tokens, ${s.count} occurrence(s) in training; first ` +
+                       `${s.documents.length}:`;
+    box.appendChild(head);
+    for (const d of s.documents) {
+      const div = document.createElement("div");
+      div.className = "span-source document";
+      const label = document.createElement("b");
+      label.textContent = `doc ${d.document} (${d.split} #${d.split_document}) `;
+      const snippet = document.createElement("span");
+      snippet.className = "snippet";
+      const mark = document.createElement("mark");
+      mark.textContent = d.match;
+      snippet.append(d.before, mark, d.after);
+      div.append(label, snippet);
+      box.appendChild(div);
+    }
+  }
 }
 
 async function applyEdit(e) {
