@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from lmlab.attribution import SuffixIndex, char_offsets, occurrences, open_run_index, trace_ids
 from lmlab.attribution.corpus import encode_query
-from lmlab.checkpoint import Run
+from lmlab.checkpoint import Run, run_data_dir
 from lmlab.errors import LmlabError
 from lmlab.serving.errors import ApiError
 from lmlab.serving.request_body import call_off_loop, read_body
@@ -44,7 +44,7 @@ class TrainingIndex:
         """The opened index; ApiError 409 (code `no_index`) saying how to build it when it is missing or stale."""
         with self._lock:
             if self._opened is None:
-                if not (self.run.training_config or {}).get("data_dir"):
+                if run_data_dir(self.run) is None:
                     raise ApiError(409, f"{self.run.run_dir} records no training data dir, so its training text "
                                    "cannot be searched", code="no_index")
                 try:
