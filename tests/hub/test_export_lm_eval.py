@@ -29,7 +29,7 @@ N_ITEMS = 40
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """(world dir, run dir, exported HF dir) of a briefly trained main-job-shaped GPT."""
-    from lmlab.cli import MAIN_DATA, MAIN_TRAIN, MAIN_WORLD
+    from lmlab.cli.train import MAIN_DATA, MAIN_TRAIN, MAIN_WORLD
     from lmlab.data import prepare
     from lmlab.training import train_run
     from lmlab.world import generate_world

@@ -11,7 +11,7 @@ to zero), hence a GradScaler for float16 only.
   loss (measured, benchmarks/bench_train.py: val loss 1.78 in both dtypes on tiny Shakespeare), and float32 for
   the other model types, which were not measured. Without bf16 instructions (plain AVX-512/AVX2) bf16 autocast
   only adds casts, so float32. (The main job pins float32 itself: its model is the one the documented
-  experiments were measured on, and fp32 makes it the same on every CPU of one kind; see lmlab.cli.MAIN_TRAIN.)
+  experiments were measured on, and fp32 makes it the same on every CPU of one kind; see lmlab.cli.train.MAIN_TRAIN.)
 - MPS: float32 (autocast support on Apple GPUs varies with the OS version).
 
 On CUDA the rest of the fast path is chosen the same way, without settings: fused AdamW (optim.make_optimizer asks
