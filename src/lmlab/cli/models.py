@@ -17,7 +17,10 @@ def neighbors_arguments(n) -> None:
 
 def analogy_arguments(a) -> None:
     add_run_dir(a, "run dir trained with --model cooc, ppmi or word2vec")
-    a.add_argument("words", nargs=3, metavar=("A", "B", "C"), help="a is to b as c is to ?")
+    # Three positionals, not one with nargs=3 and a tuple metavar: argparse cannot print --help for the latter.
+    a.add_argument("a", metavar="A", help="a is to b as c is to ?")
+    a.add_argument("b", metavar="B", help="the word a relates to")
+    a.add_argument("c", metavar="C", help="the word whose counterpart is asked for")
     a.add_argument("--k", type=int, default=5, help="how many answers (default 5)")
     add_json(a, "print JSON [[word, cosine], ...]")
 
@@ -49,8 +52,7 @@ def cmd_embed_analogy(args) -> int:
     from lmlab.evaluation.embeddings import analogy
 
     check_k(args.k)
-    a, b, c = args.words
-    print_scored_words(analogy(args.run_dir, a, b, c, k=args.k), args.json)
+    print_scored_words(analogy(args.run_dir, args.a, args.b, args.c, k=args.k), args.json)
     return 0
 
 
