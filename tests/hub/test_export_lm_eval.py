@@ -29,16 +29,19 @@ N_ITEMS = 40
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """(world dir, run dir, exported HF dir) of a briefly trained main-job-shaped GPT."""
-    from lmlab.cli import MAIN_DATA, MAIN_TRAIN, MAIN_WORLD
     from lmlab.data import prepare
+    from lmlab.recipes import RECIPES
     from lmlab.training import train_run
     from lmlab.world import generate_world
 
+    recipe = RECIPES["world"]  # the main job's world, shards and settings, made smaller
     root = tmp_path_factory.mktemp("mainjob")
-    generate_world(root / "world", **{**MAIN_WORLD, "size": "200KB"})
-    prepare(root / "world" / "corpus", "bpe", root / "data", progress=False, workers=1, **MAIN_DATA)
-    train_run(root / "run", data_dir=root / "data", preset="tiny", progress=False,
-              overrides={**MAIN_TRAIN, "max_iters": 120, "batch_size": 8, "block_size": 64, "lr": 3e-3,
+    generate_world(root / "world", seed=recipe.data.text.seed, size="200KB")
+    prepare(root / "world" / "corpus", "bpe", root / "data", progress=False, workers=1,
+            vocab_size=recipe.data.vocab_size, numbers=recipe.data.numbers,
+            split_blank_lines=recipe.data.split_blank_lines, dedup=recipe.data.dedup)
+    train_run(root / "run", data_dir=root / "data", preset="tiny", progress=False, base_settings=recipe.settings(),
+              overrides={"max_iters": 120, "batch_size": 8, "block_size": 64, "lr": 3e-3,
                          "eval_interval": 120, "eval_iters": 2, "device": "cpu"})
     return root / "world", root / "run", export_hf(root / "run", root / "hf")
 

@@ -26,6 +26,15 @@ def test_bool_values_and_negative_numbers():
     assert t.compile is False and t.keep_best is True
 
 
+def test_free_words_among_settings_are_refused_or_handed_back():
+    with pytest.raises(LmlabError, match="unexpected argument 'runs/base'"):
+        parse_override_args(["runs/base", "--max_iters", "50"])
+    words: list[str] = []
+    assert parse_override_args(["runs/base", "--max_iters", "50", "--compile", "--lr=1e-3", "x"], words=words) == \
+        {"max_iters": "50", "compile": True, "lr": "1e-3"}
+    assert words == ["runs/base", "x"]
+
+
 def test_unknown_key_suggests_close_matches():
     with pytest.raises(LmlabError, match=r"unknown setting 'max_iter'.*did you mean --max_iters"):
         resolve_configs(get_preset("tiny"), overrides=["--max_iter", "5"])

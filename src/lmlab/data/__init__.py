@@ -11,6 +11,7 @@ from lmlab.data.samplers import RandomWindowSampler, SequentialWindowSampler
 from lmlab.data.shards import (check_tokenizer, dtype_for_vocab, load_manifest, load_split, load_tokenizer_of,
                                verify_shards)
 from lmlab.data.split import split_mask, validation_count
+from lmlab.data.reports import format_data_stats, format_parallel_report, format_prepare_report
 from lmlab.data.stats import data_stats
 
 __all__ = [
@@ -21,5 +22,5 @@ __all__ = [
     "load_manifest", "load_split", "load_tokenizer_of", "check_tokenizer", "verify_shards", "dtype_for_vocab",
     "RandomWindowSampler", "SequentialWindowSampler",
     "RandomDocumentSampler", "SequentialDocumentSampler", "document_spans",
-    "data_stats",
+    "data_stats", "format_prepare_report", "format_data_stats", "format_parallel_report",
 ]

@@ -62,6 +62,35 @@ def make_hparams(method: str, **hparams) -> Any:
     return cls(**hparams)
 
 
+def parse_hparams(items: list[str]) -> dict[str, int | float]:
+    """Method settings written KEY=VALUE (`lmlab edit --hparam v_steps=40`) → {key: number}: a value of digits is an
+    int, any other a float. LmlabError naming the item for one without '=' or with a value that is no number."""
+    out: dict[str, int | float] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise LmlabError(f"--hparam {item!r}: write KEY=VALUE, e.g. --hparam v_steps=40")
+        try:
+            out[key.strip()] = int(value) if value.strip().lstrip("-").isdigit() else float(value)
+        except ValueError:
+            raise LmlabError(f"--hparam {item!r}: the value must be a number") from None
+    return out
+
+
+def hparams_per_method(methods: list[str], given: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Route one set of settings to each method that has them: {method: {key: value}} for every method of
+    `methods` but "none" (`evaluate_edits`' hparams). LmlabError when a key is a setting of none of them."""
+    routed = {}
+    for m in methods:
+        if m != "none":
+            known = {f.name for f in dataclasses.fields(make_hparams(m))}
+            routed[m] = {k: v for k, v in given.items() if k in known}
+    unused = sorted(set(given) - {k for h in routed.values() for k in h})
+    if unused:
+        raise LmlabError(f"--hparam {', '.join(unused)}: no method in {methods} has such a setting")
+    return routed
+
+
 def default_layers(model: nn.Module, tokenizer: Tokenizer, requests: list[EditRequest], method: str = "rome"
                    ) -> list[int]:
     """Layers to edit, chosen by causal tracing (lmlab.inspection) on up to 8 of the requests' facts: the layer

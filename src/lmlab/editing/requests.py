@@ -78,13 +78,15 @@ def check_request_fields(prompt: Any, subject: Any, target_new: Any, target_true
         raise LmlabError("target_true is empty; leave it out or give the object the model says now")
 
 
-def _template_from_text(prompt: str, subject: str) -> str:
-    """'The mother tongue of Danielle Darrieux is' + subject → 'The mother tongue of {} is'."""
+def prompt_template(prompt: str, subject: str) -> str:
+    """The edit prompt with '{}' where the subject goes: a prompt that has '{}' already is returned as it is, else
+    the subject's first occurrence becomes '{}' ('The mother tongue of Danielle Darrieux is' + 'Danielle Darrieux'
+    → 'The mother tongue of {} is'). LmlabError when the subject is not in the prompt."""
     if "{}" in prompt:
         return prompt
     if not isinstance(subject, str) or not subject or subject not in prompt:
-        raise LmlabError(f"subject {subject!r} is not in the prompt {prompt!r}; write the prompt with '{{}}' where "
-                         "the subject goes, or with the subject spelled exactly as in --subject")
+        raise LmlabError(f"subject {subject!r} is not in the prompt {prompt!r}; write '{{}}' where the subject "
+                         "goes, e.g. --prompt 'The capital of {} is'")
     return prompt.replace(subject, "{}", 1)
 
 
@@ -109,7 +111,7 @@ def request_from_record(rec: Any) -> EditRequest:
             raise LmlabError("'requested_rewrite' must be an object with prompt, subject, target_new, target_true")
         subject = rw.get("subject")
         return EditRequest(
-            prompt=_template_from_text(rw.get("prompt") or "", subject or ""), subject=subject,
+            prompt=prompt_template(rw.get("prompt") or "", subject or ""), subject=subject,
             target_new=_str_field(rw.get("target_new")), target_true=_str_field(rw.get("target_true")),
             paraphrase_prompts=_as_list(rec.get("paraphrase_prompts")),
             neighborhood_prompts=_as_list(rec.get("neighborhood_prompts")),
@@ -120,7 +122,7 @@ def request_from_record(rec: Any) -> EditRequest:
         subject = rec.get("subject")
         loc = _as_list(rec.get("locality_prompt"))
         return EditRequest(
-            prompt=_template_from_text(rec.get("prompt") or "", subject or ""), subject=subject,
+            prompt=prompt_template(rec.get("prompt") or "", subject or ""), subject=subject,
             target_new=_str_field(rec.get("target_new")), target_true=_str_field(rec.get("ground_truth")),
             paraphrase_prompts=_as_list(rec.get("rephrase_prompt")), neighborhood_prompts=loc,
             neighborhood_targets=_as_list(rec.get("locality_ground_truth")) if loc else [],
@@ -129,7 +131,7 @@ def request_from_record(rec: Any) -> EditRequest:
     subject = rec.get("subject")
     prompt = rec.get("prompt")
     if isinstance(prompt, str) and "{}" not in prompt and isinstance(subject, str) and subject:
-        prompt = _template_from_text(prompt, subject)
+        prompt = prompt_template(prompt, subject)
     return EditRequest(prompt=prompt, subject=subject, target_new=_str_field(target_new),
                        target_true=_str_field(rec.get("target_true")),
                        paraphrase_prompts=_as_list(rec.get("paraphrase_prompts")),
@@ -147,6 +149,22 @@ def as_requests(requests: Any) -> list[EditRequest]:
     if not out:
         raise LmlabError("no edit requests given")
     return out
+
+
+def requests_from_options(requests: str | os.PathLike | None = None, *, prompt: str | None = None,
+                          subject: str | None = None, target: str | None = None, target_true: str | None = None,
+                          limit: int | None = None) -> list[EditRequest]:
+    """The requests of `lmlab edit`: the first `limit` of a requests file (`load_requests`), or one request from
+    `prompt` (with '{}' where the subject goes, or with the subject written out), `subject`, `target` (the new
+    object) and optionally `target_true`. LmlabError when both or neither are given."""
+    if requests is not None:
+        if prompt or subject or target:
+            raise LmlabError("give either --requests FILE or --prompt/--subject/--target, not both")
+        return load_requests(requests, limit=limit)
+    if prompt is None or subject is None or target is None:
+        raise LmlabError("give --prompt 'The capital of {} is' --subject S --target O (or --requests FILE)")
+    return [EditRequest(prompt=prompt_template(prompt, subject), subject=subject, target_new=target,
+                        target_true=target_true)]
 
 
 def load_requests(path: str | os.PathLike, *, limit: int | None = None) -> list[EditRequest]:

@@ -9,12 +9,16 @@ from typing import Any
 
 from lmlab.checkpoint import EDITS_NAME, check_new_run_dir, is_run_dir, load_run, lock_run_dir, read_run_config, \
     run_data_dir, save_run
-from lmlab.editing.api import EditResult, edit
-from lmlab.editing.requests import as_requests
+from lmlab.editing.api import EditResult, edit, hparams_per_method
+from lmlab.editing.evaluate import NONE, evaluate_edits
+from lmlab.editing.requests import as_requests, load_requests
 from lmlab.editing.stats import DEFAULT_N_TOKENS
 from lmlab.errors import LmlabError
 from lmlab.generation import generate
-from lmlab.utils import atomic_write_text
+from lmlab.utils import atomic_write_json, atomic_write_text
+
+EVAL_METHODS = "none,rome,ft,memit"  # what `lmlab edit eval` compares by default
+SHOWN = 20  # requests an edit report shows one by one
 
 
 def stats_data_of(run_dir: str | os.PathLike, stats_data: Any = None) -> Any:
@@ -90,3 +94,61 @@ def _greedy(model, tokenizer, prompts: list[str], max_new_tokens: int) -> list[s
     room = max(1, min(max_new_tokens, model.config.block_size // 2))
     return [c.text for c in generate(model, tokenizer, prompts, max_new_tokens=room, temperature=0,
                                      truncate="left")] if prompts else []
+
+
+def format_edit_report(result: EditResult, method: str, out: str | os.PathLike) -> str:
+    """What `lmlab edit` prints: per request (the first 20) P(new) and P(true) before → after and the greedy
+    completions, then the method, layers and update norms."""
+    fmt = lambda p: "-" if p is None else f"{p:.4f}"  # noqa: E731
+    lines = []
+    for entry in result.log[:SHOWN]:
+        r, b, a = entry["request"], entry["before"], entry["after"]
+        lines.append(f"{r['prompt'].replace('{}', r['subject'], 1)!r} → {r['target_new']!r}"
+                     + (f" (was {r['target_true']!r})" if r.get("target_true") else ""))
+        lines.append(f"  P(new)  {fmt(b['p_new'])} → {fmt(a['p_new'])}")
+        if r.get("target_true"):
+            lines.append(f"  P(true) {fmt(b['p_true'])} → {fmt(a['p_true'])}")
+        if "completion_before" in entry:
+            lines.append(f"  before: {entry['completion_before']!r}")
+            lines.append(f"  after:  {entry['completion_after']!r}")
+    if len(result.log) > SHOWN:
+        lines.append(f"... {len(result.log) - SHOWN} more in {out}/{EDITS_NAME}")
+    norms = ", ".join(f"{n} {v:.3g}" for n, v in result.log[0]["update_norms"].items())
+    lines.append(f"{method} edited layer(s) {','.join(map(str, result.layers))} for {len(result.log)} request(s) "
+                 f"(update norms: {norms}) → {out}")
+    return "\n".join(lines)
+
+
+def eval_methods(methods: str | list[str] | None = None) -> list[str]:
+    """The methods `lmlab edit eval` compares: a comma list or list (default none,rome,ft,memit), always with the
+    unedited model ("none") first unless it is listed."""
+    if methods is None or isinstance(methods, str):
+        methods = (methods or EVAL_METHODS).split(",")
+    names = [m.strip() for m in methods if m.strip()]
+    return names if NONE in names else [NONE] + names
+
+
+def evaluate_run_edits(run_dir: str | os.PathLike, requests: str | os.PathLike, methods: str | list[str] | None = None,
+                       *, limit: int | None = None, batch: int = 1, layers: list[int] | None = None,
+                       stats_data: Any = None, n_tokens: int = DEFAULT_N_TOKENS, cache_dir: Any = None,
+                       fluency: bool = True, hparams: dict[str, Any] | None = None, device: str = "cpu",
+                       out: str | os.PathLike | None = None, progress: bool = False) -> dict[str, Any]:
+    """`evaluate_edits` on a run dir's model with the requests of a file (the first `limit`): CounterFact's scores
+    per method (`eval_methods`), next to the unedited model. layers: the same layers for every method (default:
+    causal tracing). hparams: one {key: value} set, each key given to the methods that have it
+    (`hparams_per_method`). Key statistics come from `stats_data`, else the run's training data. With `out`, the
+    results (and the run dir and requests file) are written there as JSON. The run dir is only read."""
+    if limit is not None and limit < 1:
+        raise LmlabError("--limit must be at least 1")
+    methods = eval_methods(methods)
+    reqs = load_requests(requests, limit=limit)
+    run = load_run(run_dir, device=device)
+    data = stats_data_of(run_dir, stats_data) if any(m in ("rome", "memit") for m in methods) else None
+    routed = hparams_per_method(methods, hparams or {})
+    results = evaluate_edits(run.model, run.tokenizer, reqs, methods, batch=batch,
+                             layers={m: layers for m in methods if m != NONE} if layers else None,
+                             stats_data=data, n_tokens=n_tokens, cache_dir=cache_dir, fluency=fluency,
+                             hparams=routed, progress=progress)
+    if out:
+        atomic_write_json(out, {"run_dir": str(run_dir), "requests": str(requests), **results})
+    return results

@@ -30,7 +30,7 @@ from lmlab.checkpoint import DATA_DIR_NAME, TOKENIZER_NAME, is_run_dir, load_run
 from lmlab.data import load_manifest, prepare
 from lmlab.editing.corpus import locate_sources, write_corrected_corpus
 from lmlab.editing.requests import as_requests
-from lmlab.editing.runs import check_out_dir, write_edit_log
+from lmlab.editing.runs import SHOWN, check_out_dir, write_edit_log
 from lmlab.editing.statements import StatementPattern
 from lmlab.editing.verify import compare_shards, open_index, statement_documents
 from lmlab.errors import LmlabError
@@ -77,6 +77,29 @@ def correct_at_source(run_dir: str | os.PathLike, requests: Any, out: str | os.P
             if not is_run_dir(dst):  # no run was written: leave no half corpus behind
                 _remove_partial(dst)
             raise
+
+
+def format_source_report(record: dict[str, Any], out: str | os.PathLike) -> str:
+    """What `lmlab edit --method source` prints of `correct_at_source`'s record: per request (the first 20) the
+    statements changed and the index counts before → after, then the totals and the training."""
+    lines = []
+    for r in record["requests"][:SHOWN]:
+        q = r["request"]
+        lines.append(f"{q['prompt'].replace('{}', q['subject'], 1)!r} {q['target_true']!r} → "
+                     f"{'(removed)' if record['remove'] else repr(q['target_new'])}: {r['statements_changed']} "
+                     f"statement(s) in {r['documents']} document(s); index count {r['index_count_before']} → "
+                     f"{r['index_count_after']}")
+    if len(record["requests"]) > SHOWN:
+        lines.append(f"... {len(record['requests']) - SHOWN} more in {out}/{RECORD_NAME}")
+    tr = record["training"]
+    lines.append(f"changed {record['statements_changed']} statement(s) in {record['documents_changed']} document(s) "
+                 f"({record['documents_removed']} removed whole); documents differing in the shards: "
+                 f"{record['documents_differing_in_shards']} (only the corrected ones); old statements left: "
+                 f"{record['index_count_after']}")
+    loss = "-" if tr["last_val_loss"] is None else f"{tr['last_val_loss']:.4f}"
+    lines.append(f"{'retrained' if record['mode'] == 'retrain' else 'continued'} {tr['steps']} steps "
+                 f"({tr['wall_seconds']:.0f} s, {tr['flops'] or 0:.3g} FLOPs), val loss {loss} → {out}")
+    return "\n".join(lines)
 
 
 def _correct_into(run_dir: Path, patterns: list[StatementPattern], dst: Path, *, retrain: bool,

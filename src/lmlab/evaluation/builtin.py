@@ -294,6 +294,15 @@ def builtin_tasks() -> list[dict]:
     return [{"name": t.name, "summary": t.summary, "kind": t.kind} for t in REGISTRY.values()]
 
 
+def format_task_list() -> str:
+    """What `lmlab eval list` prints: one line per built-in task (name, summary), then the groups."""
+    tasks = builtin_tasks()
+    width = max(len(t["name"]) for t in tasks)
+    lines = [f"{t['name']:<{width}}  {t['summary']}" for t in tasks]
+    lines.append("groups: " + "; ".join(f"{g} ({len(names)} tasks)" for g, names in GROUPS.items()))
+    return "\n".join(lines)
+
+
 def resolve_tasks(spec: str | list[str], *, world: str | os.PathLike | None = None,
                   seed: int = DEFAULT_SEED) -> list[Task]:
     """Tasks named by `spec`: comma-separated (or a list of) built-in names, GPT-3 aliases (2D+), groups

@@ -72,3 +72,10 @@ def accuracy(run: Run | str | os.PathLike, data: str | os.PathLike, *, batch_siz
                  for k, name in enumerate(names)}
     return {"accuracy": float(right.float().mean()), "correct": int(right.sum()), "n": len(labels),
             "per_class": per_class, "data": str(data)}
+
+
+def format_accuracy(result: dict[str, Any]) -> str:
+    """One line of `accuracy`'s result: overall and per class."""
+    per = ", ".join(f"{k} {v:.4f}" for k, v in result["per_class"].items() if v is not None)
+    return (f"accuracy {result['accuracy']:.4f} ({result['correct']}/{result['n']}) on {result['data']}; "
+            f"per class: {per}")

@@ -72,3 +72,22 @@ def evaluation_pairs(run: Run, data: str | os.PathLike | None = None, *, split: 
     return read_parallel(path, src_lang=src_lang or opts.get("src_lang", "en"),
                          tgt_lang=tgt_lang or opts.get("tgt_lang", "fr"),
                          reverse=opts.get("reverse", False) if reverse is None else reverse)
+
+
+def eval_translation(run_dir: str | os.PathLike, data: str | os.PathLike | None = None, *, split: str = "val",
+                     src_lang: str | None = None, tgt_lang: str | None = None, reverse: bool | None = None,
+                     beam: int = 1, limit: int | None = None, examples: int = 3,
+                     device: str = "cpu") -> dict[str, Any]:
+    """What `lmlab eval translation` does: `translation_scores` of a run dir's model on its `evaluation_pairs`."""
+    run = load_run(run_dir, device=device)
+    pairs = evaluation_pairs(run, data, split=split, src_lang=src_lang, tgt_lang=tgt_lang, reverse=reverse)
+    return translation_scores(run, pairs, beam=beam, limit=limit, examples=examples)
+
+
+def format_translation_scores(result: dict[str, Any]) -> str:
+    """The example translations of `translation_scores`' result, then one line of BLEU, chrF, pairs and search."""
+    lines = [f"  {e['source']!r} → {e['translation']!r} (reference {e['reference']!r})"
+             for e in result.get("examples", [])]
+    search = "greedy" if result["beam"] == 1 else f"beam {result['beam']}"
+    lines.append(f"BLEU {result['bleu']:.2f} | chrF {result['chrf']:.2f} | {result['n']} pairs, {search}")
+    return "\n".join(lines)

@@ -45,9 +45,13 @@ class Completion:
     finish_reason: str = "length"   # "stop" (stop string) | "eos" | "length" (max_new_tokens reached)
     prompt_tokens: list[int] = field(default_factory=list)  # the prompt ids the model saw (after truncation)
 
-    def to_dict(self) -> dict:
-        return {"prompt": self.prompt, "text": self.text, "tokens": self.tokens,
-                "token_logprobs": self.token_logprobs, "finish_reason": self.finish_reason}
+    def to_dict(self, tokenizer: Tokenizer | None = None) -> dict:
+        """The fields as JSON-ready values; with `tokenizer`, also "token_strings": each new token's text."""
+        d = {"prompt": self.prompt, "text": self.text, "tokens": self.tokens,
+             "token_logprobs": self.token_logprobs, "finish_reason": self.finish_reason}
+        if tokenizer is not None:
+            d["token_strings"] = [tokenizer.decode([t]) for t in self.tokens]
+        return d
 
 
 # ================================================================================================ shared helpers ===

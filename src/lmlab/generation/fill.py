@@ -61,6 +61,22 @@ def fill_mask(run: Run | str | os.PathLike | BERT, text: str, top_k: int = 5, *,
             for row_p, row_i in zip(top.values, top.indices)]
 
 
+def filled_text(text: str, predictions: list[list[tuple[str, float]]]) -> str:
+    """`text` with each mask replaced by its most probable token from `fill_mask(..., text)`, without the leading
+    space a BPE token may carry."""
+    best = iter([rows[0][0].strip() or rows[0][0] for rows in predictions])
+    return MASK_MARKERS.sub(lambda _: next(best), text)
+
+
+def format_fill(text: str, predictions: list[list[tuple[str, float]]]) -> str:
+    """What `lmlab fill` prints: the filled text, then each mask's candidates with their probabilities."""
+    lines = [filled_text(text, predictions)]
+    for n, rows in enumerate(predictions, 1):
+        lines.append(f"mask {n}:")
+        lines += [f"  {p:.4f}  {t!r}" for t, p in rows]
+    return "\n".join(lines)
+
+
 def mask_input_ids(tokenizer: Tokenizer, text: str) -> list[int]:
     """Token ids of `<cls> text <sep>` with each "[MASK]"/"<mask>" as the `<mask>` id (see the module docstring
     for the whitespace next to a mask). Raises LmlabError when the text has no mask."""

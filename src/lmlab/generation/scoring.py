@@ -48,6 +48,14 @@ class TextScore:
             d["token_strings"] = [tokenizer.decode([t]) for t in self.tokens]
         return d
 
+    def format(self, tokenizer: Tokenizer) -> str:
+        """What `lmlab score` prints: each token's log-prob and text, then the total, mean and perplexity."""
+        lines = [f"{lp:10.4f}  {tokenizer.decode([tok])!r}" for tok, lp in zip(self.tokens, self.token_logprobs)]
+        n = max(self.n_tokens, 1)
+        lines.append(f"total log-prob {self.total_logprob:.4f} nats over {self.n_tokens} tokens "
+                     f"(mean {self.total_logprob / n:.4f}, perplexity {math.exp(-self.total_logprob / n):.3f})")
+        return "\n".join(lines)
+
 
 # ============================================================================================ sliding windows ===
 def _windows(n: int, block_size: int, stride: int) -> Iterator[tuple[int, int, int]]:

@@ -5,7 +5,7 @@
     tok.save("tok.json"); tok = load_tokenizer("tok.json")
 """
 
-from lmlab.tokenization.analysis import integer_coverage, token_table
+from lmlab.tokenization.analysis import format_integer_coverage, format_token_table, integer_coverage, token_table
 from lmlab.tokenization.base import DEFAULT_SPECIAL_TOKENS, Tokenizer, load_tokenizer
 from lmlab.tokenization.bpe import NUMBER_POLICIES, BPETokenizer
 from lmlab.tokenization.char import CharTokenizer
@@ -16,5 +16,6 @@ from lmlab.tokenization.word import WordTokenizer
 __all__ = [
     "Tokenizer", "DEFAULT_SPECIAL_TOKENS", "CharTokenizer", "WordTokenizer", "BPETokenizer",
     "train_tokenizer", "train_tokenizer_from_files", "load_tokenizer", "integer_coverage", "token_table",
+    "format_token_table", "format_integer_coverage",
     "KINDS", "NUMBER_POLICIES", "DEFAULT_BPE_VOCAB_SIZE", "expand_text_paths", "iter_text_chunks",
 ]

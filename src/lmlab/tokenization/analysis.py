@@ -1,4 +1,5 @@
-"""How a tokenizer writes things: the integer-coverage report used by the arithmetic experiments."""
+"""How a tokenizer writes things: the token table and the integer-coverage report used by the arithmetic
+experiments, and their text forms."""
 
 from __future__ import annotations
 
@@ -40,3 +41,21 @@ def token_table(tokenizer: Tokenizer, text: str) -> list[dict[str, Any]]:
     spells, e.g. ' the'; U+FFFD for part of a character; '' for the word tokenizer's <glue>)}."""
     return [{"id": i, "token": tokenizer.id_to_token(i), "text": tokenizer.decode([i])}
             for i in tokenizer.encode(text)]
+
+
+def format_token_table(tokenizer: Tokenizer, rows: list[dict[str, Any]]) -> str:
+    """What `lmlab tokenizer show TEXT` prints of `token_table`'s rows: id, vocabulary entry and spelled text per
+    token, then the count."""
+    width = max([len(repr(r["token"])) for r in rows] + [5])
+    lines = [f"{'id':>7}  {'token':<{width}}  text"]
+    lines += [f"{r['id']:>7}  {r['token']!r:<{width}}  {r['text']!r}" for r in rows]
+    lines.append(f"{len(rows)} tokens ({tokenizer.kind} tokenizer, vocab_size={tokenizer.vocab_size})")
+    return "\n".join(lines)
+
+
+def format_integer_coverage(coverage: dict[str, Any]) -> str:
+    """One line of `integer_coverage`'s figures (`lmlab tokenizer show --integers N`)."""
+    c = coverage
+    return (f"integers 0..{c['n']} (written as {c['prefix']!r} + digits): {c['distinct_tokens']} distinct tokens; "
+            f"{c['single_token_integers']} of {c['integers']} are one token; tokens per integer: "
+            f"mean {c['mean_tokens']:.2f}, max {c['max_tokens']} (first at {c['max_tokens_example']})")

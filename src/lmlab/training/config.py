@@ -121,17 +121,23 @@ def validate_train_config(cfg: TrainConfig) -> None:
 
 
 # ============================================================================ overrides: --key value, config file ===
-def parse_override_args(args: list[str]) -> dict[str, str | bool]:
+def parse_override_args(args: list[str], *, words: list[str] | None = None) -> dict[str, str | bool]:
     """['--lr', '3e-4', '--compile', '--n_layer=2'] → {'lr': '3e-4', 'compile': True, 'n_layer': '2'}.
 
     A `--key` followed by another `--key` (or nothing) is a bare boolean switch meaning true. Dashes inside keys
     are read as underscores (`--max-iters` = `--max_iters`). Values stay strings; `apply_overrides` converts them.
+    A word that is neither a `--key` nor its value is an error, unless a `words` list is given: then it is
+    appended there (how `lmlab finetune` finds its optional RUN_DIR among the settings).
     """
     out: dict[str, str | bool] = {}
     i = 0
     while i < len(args):
         tok = args[i]
         if not tok.startswith("--") or len(tok) == 2:
+            if words is not None:
+                words.append(tok)
+                i += 1
+                continue
             raise LmlabError(f"unexpected argument {tok!r}: settings are written as --key value (e.g. --lr 3e-4)")
         key, eq, value = tok[2:].partition("=")
         key = key.replace("-", "_")

@@ -11,7 +11,7 @@ to zero), hence a GradScaler for float16 only.
   same loss), float32 for the others until they are shown to gain too; docs/training.md has the figures. Without
   bf16 instructions bf16 autocast only adds casts, so float32. (The main job pins float32 itself: its model is the
   one the documented experiments describe, and fp32 makes it the same on every CPU of one kind; see
-  lmlab.cli.MAIN_TRAIN.)
+  lmlab.recipes.)
 - MPS: float32 (autocast support on Apple GPUs varies with the OS version).
 
 On CUDA the rest of the fast path is chosen the same way, without settings: fused AdamW (optim.make_optimizer asks

@@ -6,12 +6,12 @@
 See docs/world.md for the grammar of the generator and the layout of a world directory.
 """
 
-from lmlab.world.generate import countries_for_size, generate_world
+from lmlab.world.generate import countries_for_size, format_world_summary, generate_world
 from lmlab.world.instructions import instruction_set
 from lmlab.world.io import (is_world, list_tasks, load_edits, load_facts, load_task, load_world_info,
                             sample_prompts)
 from lmlab.world.scramble import is_valid_scramble
 
-__all__ = ["generate_world", "countries_for_size", "is_world", "load_world_info", "load_facts", "load_edits",
+__all__ = ["generate_world", "format_world_summary", "countries_for_size", "is_world", "load_world_info", "load_facts", "load_edits",
            "list_tasks", "load_task", "sample_prompts", "is_valid_scramble",
            "instruction_set"]

@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from lmlab.errors import LmlabError
-from lmlab.utils import parse_size, staged_directory
+from lmlab.utils import human_bytes, parse_size, staged_directory
 from lmlab.world import arithmetic, lexicon, records, scramble, sentiment
 from lmlab.world.edits import edit_requests
 from lmlab.world.factcorpus import static_documents, temporal_documents
@@ -70,6 +70,23 @@ def generate_world(out_dir: str | os.PathLike, *, seed: int = 0, size: str | int
         summary = _write_world(tmp, seed, size_bytes, progress)
     summary["out_dir"] = str(out)
     return summary
+
+
+def format_world_summary(summary: dict) -> str:
+    """What `lmlab world` prints of `generate_world`'s summary: entities, facts and how often each is mentioned,
+    edit requests and tasks, the corpus sections' sizes and the files written."""
+    s = summary
+    c, m = s["counts"], s["mentions"]
+    return "\n".join([
+        f"world: {s['out_dir']} (seed {s['seed']}, {human_bytes(s['corpus_bytes'])} of training text)",
+        "  entities: " + ", ".join(f"{n} {kind}" for kind, n in c["entities"].items()),
+        f"  facts: {c['static_facts']} static (each mentioned ≥{m['static_min']} times, mean {m['static_mean']}), "
+        f"{c['temporal_facts']} temporal (outdated ×{m['outdated_mean']}, current ×{m['current_mean']} on average)",
+        f"  edits: {c['edits']} requests; tasks: {len(c['task_items'])} files, "
+        f"{sum(c['task_items'].values())} items",
+        "  corpus: " + ", ".join(f"{name} {human_bytes(n)}" for name, n in s["sections"].items()),
+        f"  files: {len(s['files']) + 1} written (see {s['out_dir']}/world.json)",
+    ])
 
 
 def _check_target(out: Path) -> None:
