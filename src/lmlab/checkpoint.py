@@ -51,7 +51,7 @@ from lmlab.devices import resolve_device
 from lmlab.errors import LmlabError
 from lmlab.models.registry import build_config, get_model_type
 from lmlab.tokenization import Tokenizer
-from lmlab.utils import atomic_output, atomic_write_json, sha256_file
+from lmlab.utils import atomic_output, atomic_write_json, read_json_object, sha256_file
 
 CONFIG_NAME = "config.json"
 TOKENIZER_NAME = "tokenizer.json"
@@ -208,12 +208,7 @@ def read_run_config(run_dir: str | os.PathLike) -> dict[str, Any]:
     if not path.is_file():
         raise LmlabError(f"{run_dir} is not a run dir (no config.json); train one with `lmlab train` "
                          "or import with `lmlab import hf-gpt2`")
-    try:
-        cfg = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise LmlabError(f"{path} is not valid JSON ({e}); the run dir is damaged") from None
-    if not isinstance(cfg, dict):
-        raise LmlabError(f"{path} must hold a JSON object")
+    cfg = read_json_object(path, damaged="; the run dir is damaged")
     unknown = sorted(set(cfg) - CONFIG_KEYS)
     missing = sorted({"model_type", "model", "tokenizer_fingerprint"} - set(cfg))
     if unknown or missing:

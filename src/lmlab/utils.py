@@ -113,6 +113,19 @@ def _rename_exchange(a: Path, b: Path) -> bool:
     raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()), str(b))
 
 
+def read_json_object(path: str | os.PathLike, *, damaged: str = "") -> dict[str, Any]:
+    """The JSON object in the file `path`; LmlabError naming the file when it is not valid UTF-8 JSON or not an
+    object. `damaged`: what a broken file means, appended to the message (e.g. "; the run dir is damaged")."""
+    path = Path(path)
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise LmlabError(f"{path} is not valid JSON ({e}){damaged}") from None
+    if not isinstance(value, dict):
+        raise LmlabError(f"{path} must hold a JSON object{damaged}")
+    return value
+
+
 def sha256_file(path: str | os.PathLike, chunk_bytes: int = 1 << 20) -> str:
     """Hex SHA-256 of a file, read in 1 MiB chunks so large files need no memory."""
     h = hashlib.sha256()

@@ -9,7 +9,6 @@ differ (`transformer.h.{i}` ↔ `blocks.{i}`) and HF's `Conv1D` layers store wei
 
 from __future__ import annotations
 
-import json
 import os
 import pickle
 from pathlib import Path
@@ -23,6 +22,7 @@ from lmlab.checkpoint import load_state, save_run
 from lmlab.errors import LmlabError
 from lmlab.models.gpt import GPT, GPTConfig
 from lmlab.tokenization import BPETokenizer
+from lmlab.utils import read_json_object
 
 # HF's Conv1D layers: weight stored as (in_features, out_features).
 _CONV1D = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
@@ -40,10 +40,7 @@ def _read_hf_config(hf_dir: Path) -> dict[str, Any]:
     if not path.is_file():
         raise LmlabError(f"{hf_dir} has no config.json; expected a Hugging Face GPT-2 directory "
                          "(config.json, model.safetensors or pytorch_model.bin, vocab.json, merges.txt)")
-    try:
-        cfg = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise LmlabError(f"{path} is not valid JSON ({e})") from None
+    cfg = read_json_object(path)
     if cfg.get("model_type") != "gpt2":
         raise LmlabError(f"{path} describes model_type {cfg.get('model_type')!r}; only 'gpt2' can be imported")
     for flag in ("scale_attn_by_inverse_layer_idx", "reorder_and_upcast_attn"):

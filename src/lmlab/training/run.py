@@ -15,8 +15,8 @@ from typing import Any, Callable, Mapping, Sequence
 
 import torch
 
-from lmlab.checkpoint import TOKENIZER_NAME, TRAIN_STATE_NAME, check_new_run_dir, has_checkpoint, lock_run_dir, \
-    read_run_config, run_data_dir
+from lmlab.checkpoint import DATA_DIR_NAME, TOKENIZER_NAME, TRAIN_STATE_NAME, check_new_run_dir, has_checkpoint, \
+    lock_run_dir, read_run_config, run_data_dir
 from lmlab.data import load_tokenizer_of, prepare
 from lmlab.errors import LmlabError
 from lmlab.models.presets import get_preset
@@ -98,6 +98,14 @@ def _train_run(out_dir: Path, *, data_dir, text, val_text, tokenizer, preset, mo
         return _resume(out_dir, data_dir=data_dir, config_file=config_file, overrides=overrides,
                        progress=progress, on_eval=on_eval)
 
+    return _new_run(out_dir, data_dir=data_dir, text=text, val_text=val_text, tokenizer=tokenizer, preset=preset,
+                    model_type=model_type, config_file=config_file, overrides=overrides, progress=progress,
+                    on_eval=on_eval, base_settings=base_settings)
+
+
+def _new_run(out_dir: Path, *, data_dir, text, val_text, tokenizer, preset, model_type, config_file,
+             overrides: dict[str, Any], progress: bool, on_eval, base_settings) -> TrainResult:
+    """A model trained from scratch: its type and preset, data and tokenizer, then the layered settings."""
     file_values = load_config_file(config_file) if config_file is not None else {}
     preset = preset or file_values.get("preset")
     # A preset registered by another model type (e.g. lstm-tiny, ngram3) implies that type.
@@ -106,11 +114,34 @@ def _train_run(out_dir: Path, *, data_dir, text, val_text, tokenizer, preset, mo
     type_settings = type_preset(model_type, preset) if model_type != "gpt" else {}  # bad preset name → error now
     if preset is None:
         preset = DEFAULT_PRESET if model_type == "gpt" else default_preset(model_type)
-
-    # --- data and tokenizer -----------------------------------------------------------------------------------
     # Special tokens the model type relies on (e.g. BERT's <cls> <sep> <mask>): a tokenizer trained here gets them,
     # a given one must have them.
     needed_specials = tuple(getattr(get_model_type(model_type)[1], "special_tokens", ()))
+    vocab = overrides.get("vocab_size", file_values.get("vocab_size"))
+    data_dir, tok = _data_and_tokenizer(out_dir, data_dir=data_dir, text=text, val_text=val_text,
+                                        tokenizer=tokenizer, model_type=model_type, vocab=vocab,
+                                        needed_specials=needed_specials, progress=progress)
+
+    # --- settings: preset < base settings (a recipe's) < config file < overrides --------------------------------
+    if model_type == "gpt":
+        model_config = get_preset(preset, vocab_size=tok.vocab_size)
+    else:
+        model_config = build_config(model_type, {**type_settings, "vocab_size": tok.vocab_size,
+                                                 **_special_token_ids(model_type, tok, needed_specials)})
+    model_config, train_config = resolve_configs(model_config, TrainConfig(), overrides=dict(base_settings or {}))
+    model_config, train_config = resolve_configs(model_config, train_config, config_file=config_file,
+                                                 overrides=overrides)
+    torch.manual_seed(train_config.seed)  # model initialisation is part of the run's seeded randomness
+    model = build_model(model_type, model_config.to_dict())
+    return train(model, model_config, tok, data_dir, out_dir, train_config, model_type=model_type,
+                 progress=progress, on_eval=on_eval)
+
+
+def _data_and_tokenizer(out_dir: Path, *, data_dir, text, val_text, tokenizer, model_type: str, vocab,
+                        needed_specials: tuple[str, ...], progress: bool) -> tuple[Path, Tokenizer]:
+    """The shard dir to train on and its tokenizer: `data_dir` as given, or `text` prepared into OUT/data with a
+    tokenizer trained here (the model type's default kind, `vocab` ids) or given; the model's special tokens
+    checked."""
     if data_dir is not None and text is not None:
         raise LmlabError("give either --data DATA_DIR (prepared shards) or --text FILE... (raw text), not both")
     if data_dir is None and text is None:
@@ -121,9 +152,8 @@ def _train_run(out_dir: Path, *, data_dir, text, val_text, tokenizer, preset, mo
     if text is not None:
         kind_or_tok = tokenizer if tokenizer is not None else \
             getattr(get_model_type(model_type)[1], "default_tokenizer", DEFAULT_TOKENIZER)
-        vocab = overrides.get("vocab_size", file_values.get("vocab_size"))
         trains_vocab = isinstance(kind_or_tok, str) and kind_or_tok in ("bpe", "word")
-        data_dir = out_dir / "data"
+        data_dir = out_dir / DATA_DIR_NAME
         prepare(list(text), kind_or_tok, data_dir, vocab_size=int(vocab) if (vocab and trains_vocab) else None,
                 special_tokens=needed_specials if isinstance(kind_or_tok, str) else (), progress=progress,
                 val_inputs=list(val_text) if val_text is not None else None)
@@ -139,26 +169,12 @@ def _train_run(out_dir: Path, *, data_dir, text, val_text, tokenizer, preset, mo
                              "shards in --data already fix their tokenizer")
         else:
             tok = Tokenizer.load(tokenizer)
-
     missing = [t for t in needed_specials if tok.token_to_id(t) is None]
     if missing:
         raise LmlabError(f"a {model_type} model needs the special token(s) {' '.join(missing)}, which this tokenizer "
                          "lacks; train from --text (they are added), or make the tokenizer with "
                          + " ".join(f"--special '{t}'" for t in missing))
-
-    # --- settings: preset < base settings (a recipe's) < config file < overrides --------------------------------
-    if model_type == "gpt":
-        model_config = get_preset(preset, vocab_size=tok.vocab_size)
-    else:
-        model_config = build_config(model_type, {**type_settings, "vocab_size": tok.vocab_size,
-                                                 **_special_token_ids(model_type, tok, needed_specials)})
-    model_config, train_config = resolve_configs(model_config, TrainConfig(), overrides=dict(base_settings or {}))
-    model_config, train_config = resolve_configs(model_config, train_config, config_file=config_file,
-                                                 overrides=overrides)
-    torch.manual_seed(train_config.seed)  # model initialisation is part of the run's seeded randomness
-    model = build_model(model_type, model_config.to_dict())
-    return train(model, model_config, tok, data_dir, out_dir, train_config, model_type=model_type,
-                 progress=progress, on_eval=on_eval)
+    return data_dir, tok
 
 
 def _special_token_ids(model_type: str, tok: Tokenizer, specials: tuple[str, ...]) -> dict[str, Any]:
