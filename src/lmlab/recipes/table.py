@@ -116,14 +116,14 @@ WORLD_WORDS = DataRecipe(text=WorldText(sections=("facts", "temporal", "grammar"
                          data_dir="runs/world-words-data")
 
 RECIPES: dict[str, Recipe] = {r.name: r for r in [
-    Recipe(name="world", minutes=9.5, report="completions",
+    Recipe(name="world", minutes=8.5, report="completions",
            shows="the main job: a tiny GPT memorises the world's facts (val perplexity, greedy completions)",
            outputs="runs/world, runs/world-data, runs/tiny", data=WORLD_BPE, out="runs/tiny", train=TINY_TRAIN),
     # The main job's model answers ~1% of 2-digit sums: learned positions need more sums than fit in the budget.
     # GPT-NeoX's partial rotary positions (25% of each head's channels) plus 6,600 extra documents of sums, with
     # three sections that teach no facts cut to 100 KB, learn them in the same 3,000 steps
     # (docs/experiments/arithmetic-tokenization.md, follow-up 6).
-    Recipe(name="arithmetic", minutes=10.0, report="arithmetic",
+    Recipe(name="arithmetic", minutes=8.5, report="arithmetic",
            shows="a tiny GPT that adds 2-digit numbers in context (2D+ and fact accuracy at 5 shots)",
            outputs="runs/world, runs/arithmetic-text, runs/arithmetic-data, runs/arithmetic",
            data=DataRecipe(text=WorldText(sections=("facts", "temporal", "arithmetic"),
@@ -133,7 +133,7 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in [
            out="runs/arithmetic", model=dict(pos_embedding="rotary", rotary_pct=0.25), train=TINY_TRAIN),
     # nanoGPT's CPU configuration for tiny Shakespeare (its README: block 64, batch 12, 4 × 4 × 128, 2000 steps,
     # lr 1e-3 decaying over all of them, no dropout); one text file: its last 10% is the val split, as nanoGPT's.
-    Recipe(name="shakespeare-char", minutes=4.0, report="completions",
+    Recipe(name="shakespeare-char", minutes=2.5, report="completions",
            shows="nanoGPT's CPU baseline: a character-level GPT on your text (tiny Shakespeare: --text input.txt)",
            outputs="runs/shakespeare-char (with its data/ inside)",
            data=DataRecipe(text=None, tokenizer="char"), out="runs/shakespeare-char",
