@@ -59,7 +59,7 @@ def instruction_world(tmp_path_factory) -> dict:
 @pytest.fixture(scope="session")
 def tuned_run(instruction_world, tmp_path_factory) -> Path:
     """A run tuned from the base run on EXAMPLES (validated on them too) until it answers them exactly."""
-    from lmlab.training.finetune import finetune
+    from lmlab.recipes import finetune
 
     root = tmp_path_factory.mktemp("tuned")
     data = write_jsonl(root / "examples.jsonl", EXAMPLES)

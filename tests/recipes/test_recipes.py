@@ -126,3 +126,15 @@ def test_a_recipe_on_your_own_text_shakespeare_char(tmp_path, capsys):
     config = json.loads((out / "config.json").read_text())
     assert config["model"]["block_size"] == 64 and config["training"]["batch_size"] == 12
     assert json.loads((out / "data" / "manifest.json").read_text())["tokenizer"]["kind"] == "char"
+
+
+def test_finetune_trains_each_kind_with_the_recipes_settings(tmp_path):
+    from lmlab.recipes import FINETUNE_TRAIN, finetune
+
+    from ..classifier_helpers import write_toy_tsv
+
+    data = write_toy_tsv(tmp_path / "train.tsv", n=40, seed=0)
+    finetune(tmp_path / "bow", model="bow", data=data, overrides={"max_iters": 2, "device": "cpu"}, progress=False)
+    training = json.loads((tmp_path / "bow" / "config.json").read_text())["training"]
+    expected = {k: v for k, v in FINETUNE_TRAIN["bow"].items() if k != "max_iters"}
+    assert {k: training[k] for k in expected} == expected and training["max_iters"] == 2

@@ -10,7 +10,7 @@ from lmlab.checkpoint import load_run
 from lmlab.data import load_split
 from lmlab.errors import LmlabError
 from lmlab.evaluation.classification import accuracy
-from lmlab.training.finetune import finetune
+from lmlab.recipes import finetune
 
 from ..classifier_helpers import BOW_FAST, GPT_FAST, LSTM_FAST, save_tiny_bert_run, save_tiny_gpt_run, \
     toy_examples, write_toy_tsv

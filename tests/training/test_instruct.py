@@ -15,7 +15,7 @@ from lmlab.data import document_spans, load_split
 from lmlab.data.instructions import PromptTemplate, load_template
 from lmlab.errors import LmlabError
 from lmlab.generation import generate
-from lmlab.training.finetune import finetune
+from lmlab.recipes import finetune
 from lmlab.training.instruct import response_targets
 from tests.instruction_helpers import EXAMPLES, instruction_world, tuned_run, write_jsonl  # noqa: F401
 

@@ -69,7 +69,7 @@ VERBS: tuple[Entry, ...] = (
         Verb("analogy", "lmlab.evaluation.embeddings.analogy", models.analogy_arguments, models.cmd_embed_analogy),
     ), metavar="VERB", description="Nearest words and analogies in a word-embedding run dir (see "
                                    "docs/embeddings.md)."),
-    Verb("finetune", "lmlab.training.finetune.finetune",
+    Verb("finetune", "lmlab.recipes.finetune",
          models.finetune_arguments, models.cmd_finetune, usage=models.FINETUNE_USAGE, accepts_overrides=True),
     Verb("classify", "lmlab.evaluation.classification.predict", models.classify_arguments, models.cmd_classify),
     Verb("translate", "lmlab.generation.seq2seq.translate", generation.translate_arguments, generation.cmd_translate),

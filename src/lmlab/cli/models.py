@@ -96,7 +96,7 @@ def cmd_finetune(args) -> int:
     a GPT run on instruction → response examples (docs/instruction-tuning.md).
     """
     from lmlab.training.config import parse_override_args
-    from lmlab.training.finetune import finetune
+    from lmlab.recipes import finetune
 
     # RUN_DIR is read here, not by argparse: an optional positional would swallow the value of a --key value
     # setting that argparse does not know (e.g. the 50 of --max_iters 50).

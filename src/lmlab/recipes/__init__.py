@@ -7,10 +7,10 @@ the table. See docs/recipes.md.
 """
 
 from lmlab.recipes.reports import format_report
-from lmlab.recipes.runner import (RecipeResult, ensure_shards, format_result, get_recipe, preset_settings,
-                                  recipe_for, recipe_names, run)
-from lmlab.recipes.table import RECIPES, DataRecipe, Recipe, WorldText, format_recipes
+from lmlab.recipes.runner import (RecipeResult, ensure_shards, finetune, format_result, get_recipe,
+                                  preset_settings, recipe_for, recipe_names, run)
+from lmlab.recipes.table import FINETUNE_TRAIN, RECIPES, DataRecipe, Recipe, WorldText, format_recipes
 
-__all__ = ["RECIPES", "Recipe", "DataRecipe", "WorldText", "RecipeResult", "run", "get_recipe", "recipe_for",
+__all__ = ["RECIPES", "FINETUNE_TRAIN", "finetune", "Recipe", "DataRecipe", "WorldText", "RecipeResult", "run", "get_recipe", "recipe_for",
            "recipe_names", "preset_settings", "ensure_shards", "format_result", "format_report", "format_recipes"]
 

@@ -13,7 +13,7 @@ from lmlab.data import prepare
 from lmlab.errors import LmlabError
 from lmlab.models.registry import default_preset, get_model_type, preset_model_type
 from lmlab.recipes.reports import REPORTS, format_report
-from lmlab.recipes.table import RECIPES, Recipe
+from lmlab.recipes.table import FINETUNE_TRAIN, RECIPES, Recipe
 from lmlab.recipes.texts import compose_world_text
 from lmlab.training import TrainResult, load_config_file, train_run
 from lmlab.training.distributed import launch_rank, teardown_distributed
@@ -160,6 +160,19 @@ def ensure_shards(recipe: Recipe, *, progress: bool = True) -> Path:
             split_blank_lines=data.split_blank_lines, dedup=data.dedup, progress=progress,
             **(dict(vocab_size=data.vocab_size, numbers=data.numbers, special_tokens=specials) if trained_here else {}))
     return data_dir
+
+
+def finetune(out_dir: str | os.PathLike, *, model: str = "gpt", instructions: str | os.PathLike | None = None,
+             resume: bool = False, **kwargs) -> TrainResult:
+    """`lmlab finetune`: lmlab.training.finetune.finetune with the training settings the recipes table gives the
+    classifier kind `model` (or instruction tuning, with `instructions`) under the caller's `overrides`; the same
+    arguments and result. A resumed run keeps its own settings."""
+    from lmlab.training.finetune import finetune as finetune_run
+
+    kind = "instructions" if instructions is not None else model
+    base = {} if resume else FINETUNE_TRAIN.get(kind, {})  # an unknown kind: finetune_run names the valid ones
+    return finetune_run(out_dir, model=model, instructions=instructions, resume=resume, base_settings=base,
+                        **kwargs)
 
 
 def _train_with_preset_settings(out, config_file, *, preset, model_type, **kwargs) -> RecipeResult:

@@ -106,6 +106,23 @@ SEQ2SEQ_TRAIN = dict(batch_size=64, lr=1e-3, min_lr=1e-4, warmup_iters=100, max_
 # Count-fitted models (n-gram, co-occurrence) take no gradient steps; these only size the val-loss measurement.
 COUNT_TRAIN = dict(eval_iters=20)
 
+# Fine-tuning (lmlab.recipes.finetune, `lmlab finetune`): per classifier kind, and for instruction tuning. A linear
+# model takes a large step; a pre-trained GPT a small one (GPT-1 fine-tuned with 6.25e-5 and batch 32 for 3 epochs);
+# every classifier run evaluates ~512 val examples. Instruction tuning: a tenth of the base model's lr (the tiny GPT
+# pre-trains at 1e-3); 600 steps of 16 examples are ~4 epochs of the world's instruction set.
+FINETUNE_TRAIN: dict[str, dict[str, Any]] = {
+    "bow": dict(batch_size=64, lr=2e-2, min_lr=2e-3, warmup_iters=0, max_iters=1000, weight_decay=0.0,
+                eval_interval=250, eval_iters=8, log_interval=50),
+    "lstm": dict(batch_size=32, lr=2e-3, min_lr=2e-4, warmup_iters=50, max_iters=1000, weight_decay=0.01,
+                 eval_interval=250, eval_iters=16, log_interval=50),
+    "gpt": dict(batch_size=16, lr=1e-4, min_lr=1e-5, warmup_iters=50, max_iters=600, weight_decay=0.01,
+                eval_interval=200, eval_iters=32, log_interval=50),
+    "bert": dict(batch_size=16, lr=1e-4, min_lr=1e-5, warmup_iters=50, max_iters=600, weight_decay=0.01,
+                 eval_interval=200, eval_iters=32, log_interval=50),
+    "instructions": dict(batch_size=16, lr=3e-4, min_lr=3e-5, warmup_iters=30, max_iters=600, weight_decay=0.01,
+                         eval_interval=100, eval_iters=16, log_interval=25),
+}
+
 # ------------------------------------------------------------------------------------------------------- data ---
 WORLD = WorldText()
 # The main job's shards: BPE with one token per digit (arithmetic needs it), shared by every recipe that trains on

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -43,18 +43,6 @@ FREE_SETTINGS = {"dropout", "vocab_size", "eval_mask_seed", "mask_prob", "mask_t
 # --task NAME → class names (None: the training file's own labels decide).
 TASKS: dict[str, tuple[str, ...] | None] = {"sentiment": SENTIMENT_LABELS, "labels": None}
 VAL_FRACTION = 0.1  # held out of the training file when no --val-data is given
-# Training settings per model, before --key value overrides. A linear model takes a large step; a pre-trained GPT
-# a small one (GPT-1 fine-tuned with 6.25e-5 and batch 32 for 3 epochs); every run evaluates ~512 val examples.
-TRAIN_DEFAULTS: dict[str, dict[str, Any]] = {
-    "bow": dict(batch_size=64, lr=2e-2, min_lr=2e-3, warmup_iters=0, max_iters=1000, weight_decay=0.0,
-                eval_interval=250, eval_iters=8, log_interval=50),
-    "lstm": dict(batch_size=32, lr=2e-3, min_lr=2e-4, warmup_iters=50, max_iters=1000, weight_decay=0.01,
-                 eval_interval=250, eval_iters=16, log_interval=50),
-    "gpt": dict(batch_size=16, lr=1e-4, min_lr=1e-5, warmup_iters=50, max_iters=600, weight_decay=0.01,
-                eval_interval=200, eval_iters=32, log_interval=50),
-    "bert": dict(batch_size=16, lr=1e-4, min_lr=1e-5, warmup_iters=50, max_iters=600, weight_decay=0.01,
-                 eval_interval=200, eval_iters=32, log_interval=50),
-}
 DEFAULT_WORD_VOCAB = 20000  # tokenizer of a fresh bow/lstm model: word-level, at most this many ids
 
 
@@ -63,7 +51,8 @@ def finetune(out_dir: str | os.PathLike, *, run_dir: str | os.PathLike | None = 
              val_data: str | os.PathLike | None = None, tokenizer: str = "word",
              overrides: dict[str, Any] | list[str] | None = None, overwrite: bool = False, progress: bool = True,
              instructions: str | os.PathLike | None = None, replay: float = 0.0,
-             replay_data: str | os.PathLike | None = None, resume: bool = False) -> TrainResult:
+             replay_data: str | os.PathLike | None = None, resume: bool = False,
+             base_settings: Mapping[str, Any] | None = None) -> TrainResult:
     """Train a classifier of kind `model` ("gpt" | "bert" | "bow" | "lstm") on the labelled file `data` into the
     run dir `out_dir`; returns the trainer's TrainResult (losses: the classifier's cross-entropy in nats per example).
 
@@ -78,6 +67,8 @@ def finetune(out_dir: str | os.PathLike, *, run_dir: str | os.PathLike | None = 
     of tokenizer trained on the training texts ("word", "bpe", "char") or a tokenizer JSON path; its size is the
     `vocab_size` override (word default 20000). overrides: model and training settings ({key: value} or
     ['--lr', '1e-4', ...]), e.g. max_iters, lr, lm_coef (gpt's auxiliary LM loss weight), pooling, n_hidden.
+    base_settings: training settings under the overrides (default TrainConfig's); the settings each kind is
+    documented with are the recipes' (`lmlab.recipes.finetune` fills them in, as `lmlab finetune` does).
     Raises LmlabError for user mistakes (unknown model/task, missing files, unknown labels, an existing run in
     out_dir without overwrite=True).
     """
@@ -90,7 +81,7 @@ def finetune(out_dir: str | os.PathLike, *, run_dir: str | os.PathLike | None = 
 
         return finetune_instructions(out_dir, run_dir=run_dir, instructions=instructions, val_instructions=val_data,
                                      replay=replay, replay_data=replay_data, overrides=overrides, resume=resume,
-                                     overwrite=overwrite, progress=progress)
+                                     overwrite=overwrite, progress=progress, base_settings=base_settings)
     if data is None:
         raise LmlabError("no training data: give --data FILE (labelled texts) or --instructions FILE.jsonl")
     if replay or replay_data is not None:
@@ -109,11 +100,12 @@ def finetune(out_dir: str | os.PathLike, *, run_dir: str | os.PathLike | None = 
     with lock_run_dir(out_dir, "lmlab finetune"):
         check_new_run_dir(out_dir, overwrite)  # again under the lock: another run may have finished there
         return _finetune(out_dir, run_dir=run_dir, model=model, task=task, data=data, val_data=val_data,
-                         tokenizer=tokenizer, overrides=overrides, progress=progress)
+                         tokenizer=tokenizer, overrides=overrides, progress=progress,
+                         base_settings=dict(base_settings or {}))
 
 
 def _finetune(out_dir: Path, *, run_dir, model: str, task: str, data, val_data, tokenizer: str,
-              overrides: dict[str, Any], progress: bool) -> TrainResult:
+              overrides: dict[str, Any], progress: bool, base_settings: dict[str, Any]) -> TrainResult:
 
     # --- labelled examples ---------------------------------------------------------------------------------------
     train_set = read_labelled(data, label_names=TASKS[task])
@@ -153,8 +145,8 @@ def _finetune(out_dir: Path, *, run_dir, model: str, task: str, data, val_data, 
         cfg_cls = BOWConfig if model == "bow" else LSTMClassifierConfig
         model_config = cfg_cls(vocab_size=tok.vocab_size, label_names=names,
                                first_label_id=_first_label_id(tok, specials), pad_id=tok.pad_id)
-    model_config, train_config = resolve_configs(model_config, TrainConfig(**TRAIN_DEFAULTS[model]),
-                                                 overrides=overrides)
+    model_config, train_config = resolve_configs(model_config, TrainConfig(), overrides=base_settings)
+    model_config, train_config = resolve_configs(model_config, train_config, overrides=overrides)
     if model in PRETRAINED:
         _check_same_shape(model_config, base, GPTConfig if model == "gpt" else BERTConfig)
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -34,12 +34,6 @@ from lmlab.training.finetune import FINETUNE_INFO, VAL_FRACTION
 from lmlab.training.loop import TrainResult, train
 from lmlab.training.replay import check_replay, draw_replay
 from lmlab.utils import atomic_write_json
-
-# A tenth of the base model's lr: the tiny preset pre-trains at 1e-3; 600 steps of 16 examples are ~4 epochs of the
-# world's instruction set (2,100 examples).
-TRAIN_DEFAULTS: dict[str, Any] = dict(batch_size=16, lr=3e-4, min_lr=3e-5, warmup_iters=30, max_iters=600,
-                                      weight_decay=0.01, eval_interval=100, eval_iters=16, log_interval=25)
-
 
 class ResponseLossGPT(GPT):
     """A GPT that learns from whole instruction documents: the trainer hands it `batch_format = "documents"` rows
@@ -87,13 +81,15 @@ def finetune_instructions(out_dir: str | os.PathLike, *, run_dir: str | os.PathL
                           val_instructions: str | os.PathLike | None = None, replay: float = 0.0,
                           replay_data: str | os.PathLike | None = None,
                           overrides: dict[str, Any] | None = None, resume: bool = False, overwrite: bool = False,
-                          progress: bool = True) -> TrainResult:
+                          progress: bool = True, base_settings: Mapping[str, Any] | None = None) -> TrainResult:
     """Instruction-tune the GPT of `run_dir` on the JSONL file `instructions` into the new run dir `out_dir`
     (see the module docstring); returns the trainer's TrainResult (losses: nats per response token).
 
     val_instructions: examples for the val loss (default: a seeded 10% of `instructions`). replay: share of training
     documents, in [0, 1), taken from pre-training text — `replay_data` (token shards made with the run's tokenizer)
-    or the shards the source run was trained on. overrides: training settings ({key: value}), e.g. max_iters, lr.
+    or the shards the source run was trained on. overrides: training settings ({key: value}), e.g. max_iters, lr;
+    base_settings: those under them (default TrainConfig's; the documented ones are the recipes', filled in by
+    `lmlab.recipes.finetune`).
     resume=True continues the tuning in `out_dir` (its own data and settings; overrides such as a larger max_iters
     apply) and needs no other argument. LmlabError for user mistakes (missing files, an example longer than the
     context, a replay share outside [0, 1), a tokenizer without a separate `<bos>`, an existing run in out_dir
@@ -113,11 +109,11 @@ def finetune_instructions(out_dir: str | os.PathLike, *, run_dir: str | os.PathL
     with lock_run_dir(out_dir, "lmlab finetune"):
         check_new_run_dir(out_dir, overwrite)  # again under the lock: another run may have finished there
         return _finetune(out_dir, Path(run_dir), Path(instructions), val_instructions, replay, replay_data,
-                         overrides, progress)
+                         overrides, progress, dict(base_settings or {}))
 
 
 def _finetune(out_dir: Path, run_dir: Path, instructions: Path, val_instructions, replay: float, replay_data,
-              overrides: dict[str, Any], progress: bool) -> TrainResult:
+              overrides: dict[str, Any], progress: bool, base_settings: dict[str, Any]) -> TrainResult:
     source = load_run(run_dir)
     if source.model_type != "gpt":
         raise LmlabError(f"{run_dir} holds a {source.model_type} model; instruction tuning starts from a GPT run dir")
@@ -143,8 +139,10 @@ def _finetune(out_dir: Path, run_dir: Path, instructions: Path, val_instructions
         replay_dir = Path(replay_data) if replay_data else run_data_dir(source, required="--replay-data DATA_DIR")
         train_docs += _replayed_documents(replay_dir, tok, n_replay, block_size, seed=0)
 
-    defaults = dict(TRAIN_DEFAULTS, dtype=(source.training_config or {}).get("dtype", "auto"))
-    model_config, train_config = resolve_configs(source.model_config, TrainConfig(**defaults), overrides=overrides)
+    # the source run's dtype: tuning continues in the precision the model was trained in
+    defaults = {**base_settings, "dtype": (source.training_config or {}).get("dtype", "auto")}
+    model_config, train_config = resolve_configs(source.model_config, TrainConfig(), overrides=defaults)
+    model_config, train_config = resolve_configs(model_config, train_config, overrides=overrides)
     if model_config != source.model_config:
         changed = sorted(k for k, v in model_config.to_dict().items() if source.model_config.to_dict()[k] != v)
         raise LmlabError(f"instruction tuning keeps the source model's shape; these settings cannot change: "
