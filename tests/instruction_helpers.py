@@ -43,14 +43,14 @@ def instruction_world(tmp_path_factory) -> dict:
     """{"world", "data", "base", "instructions"}: paths of a 50 KB world, its BPE shards, a base run trained on them
     (read-only) and the world's instruction set."""
     from lmlab.data import prepare
-    from lmlab.training import train_run
+    import lmlab.recipes as recipes
     from lmlab.world import generate_world, instruction_set
 
     root = tmp_path_factory.mktemp("instruct")
     generate_world(root / "world", seed=0, size="50KB", progress=False)
     prepare([root / "world" / "corpus"], "bpe", root / "data", vocab_size=512, numbers="digits",
             split_blank_lines=True, dedup="none", progress=False)
-    _one_thread(lambda: train_run(root / "base", data_dir=root / "data", overrides=dict(BASE), progress=False))
+    _one_thread(lambda: recipes.run(out=root / "base", data_dir=root / "data", overrides=dict(BASE), progress=False))
     instruction_set(root / "world", root / "instructions")
     return {"world": root / "world", "data": root / "data", "base": root / "base",
             "instructions": root / "instructions"}

@@ -11,7 +11,7 @@ import torch
 
 from lmlab.data.parallel import prepare_parallel
 from lmlab.models.seq2seq import Seq2Seq
-from lmlab.training import train_run
+import lmlab.recipes as recipes
 
 # Letters separated by spaces, one word-tokenizer token each; BLEU's 13a tokenisation also sees each letter as a
 # word, so an exact copy scores 100.
@@ -46,7 +46,7 @@ def toy_copy_run(tmp_path_factory) -> tuple[Path, Path]:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # tiny matmuls gain nothing from threads on a shared CPU
     try:
-        train_run(run, data_dir=data, model_type="seq2seq", progress=False, overrides={**TOY_MODEL, **TOY_TRAINING})
+        recipes.run(out=run, data_dir=data, model_type="seq2seq", progress=False, overrides={**TOY_MODEL, **TOY_TRAINING})
     finally:
         torch.set_num_threads(threads)
     return run, data

@@ -1,5 +1,5 @@
 """A small GPT trained on a tiny world, built once and kept in pytest's cache (.pytest_cache/, ignored by git)
-under a key made of the sources that determine it (model, training, data, tokenizer and world code, the settings,
+under a key made of the sources that determine it (model, training, recipes, data, tokenizer and world code, the settings,
 torch's version): any change there retrains it. Shared by the test packages that need a model that has learned
 something (editing, attribution, serving); each names its own settings."""
 
@@ -19,7 +19,7 @@ def trained_world_run(request, name: str, *, version: str, world_size: str, corp
     """{"run_dir", "world_dir", "data_dir"} of the cached fixture `name` (read-only for the tests that use it)."""
     h = hashlib.sha256(version.encode() + repr(sorted(train.items())).encode()
                        + repr((world_size, corpus_files, sorted(prepare_options.items()))).encode())
-    for sub in ("models", "training", "data", "tokenization", "world"):
+    for sub in ("models", "training", "data", "tokenization", "world", "recipes"):
         for f in sorted((SRC / sub).rglob("*.py")):
             h.update(f.read_bytes())
     h.update(torch.__version__.encode())
@@ -32,7 +32,7 @@ def trained_world_run(request, name: str, *, version: str, world_size: str, corp
 def _build(root: Path, world_size: str, corpus_files: list[str], prepare_options: dict[str, Any],
            train: dict[str, Any]) -> None:
     from lmlab.data import prepare
-    from lmlab.training import train_run
+    import lmlab.recipes as recipes
     from lmlab.world import generate_world
 
     generate_world(root / "world", seed=0, size=world_size, progress=False)
@@ -42,7 +42,7 @@ def _build(root: Path, world_size: str, corpus_files: list[str], prepare_options
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        train_run(root / "run", data_dir=root / "data", overrides=dict(train), overwrite=True, progress=False)
+        recipes.run(out=root / "run", data_dir=root / "data", overrides=dict(train), overwrite=True, progress=False)
     finally:
         torch.set_num_threads(threads)
     (root / "done").write_text("ok")

@@ -23,7 +23,7 @@ TINY = dict(n_layer=1, n_head=1, n_embd=16, block_size=32, max_iters=2, eval_int
 def source(tmp_path_factory) -> dict:
     """A 50 KB world's fact text as BPE shards and a run trained 2 steps on them (read-only for the tests)."""
     from lmlab.data import prepare
-    from lmlab.training import train_run
+    import lmlab.recipes as recipes
     from lmlab.world import generate_world
 
     root = tmp_path_factory.mktemp("source")
@@ -31,7 +31,7 @@ def source(tmp_path_factory) -> dict:
     corpus = root / "world" / "corpus"
     prepare([corpus / "facts.txt", corpus / "temporal.txt"], "bpe", root / "data", vocab_size=300, numbers="digits",
             split_blank_lines=True, dedup="none", progress=False)
-    train_run(root / "run", data_dir=root / "data", overrides=dict(TINY), progress=False)
+    recipes.run(out=root / "run", data_dir=root / "data", overrides=dict(TINY), progress=False)
     reqs = load_requests(root / "world" / "edits.jsonl")
     picked = reqs[:2] + [r for r in reqs if r.kind == "outdated_to_current"][:1]
     return {"root": root, "run": root / "run", "data": root / "data", "world": root / "world", "requests": picked}

@@ -14,7 +14,7 @@ from lmlab.errors import LmlabError
 from lmlab.evaluation.embeddings import (analogy, evaluate_word_vectors, evaluate_world_embeddings,
                                          load_word_vectors, neighbors, world_entities)
 from lmlab.models.embeddings import WordVectors
-from lmlab.training.run import train_run
+import lmlab.recipes as recipes
 from lmlab.world import load_facts
 
 REPO = Path(__file__).resolve().parents[2]
@@ -54,7 +54,7 @@ def ppmi_run(world_dir, tmp_path_factory):
     base = tmp_path_factory.mktemp("emb")
     prepare([Path(world_dir) / "corpus" / "facts.txt"], "word", base / "data", split_blank_lines=True,
             dedup="none", progress=False)
-    train_run(base / "ppmi", data_dir=base / "data", model_type="ppmi", overrides={"dim": 32}, progress=False)
+    recipes.run(out=base / "ppmi", data_dir=base / "data", model_type="ppmi", overrides={"dim": 32}, progress=False)
     return base / "ppmi"
 
 

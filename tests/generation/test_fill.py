@@ -16,7 +16,7 @@ from lmlab.models.bert import BERT
 from lmlab.tokenization.bpe import BPETokenizer
 from lmlab.tokenization.char import CharTokenizer
 from lmlab.tokenization.word import WordTokenizer
-from lmlab.training import train_run
+import lmlab.recipes as recipes
 
 FACTS = ["The capital of Veruna is Lorbas.", "The capital of Kaldia is Mirvel."]
 FILLER = ["Zedom works as a pilot.", "Brodik plays the harp.", "Piteis likes green tea.", "Vresousk reads old books."]
@@ -37,7 +37,7 @@ def bert_run(tmp_path_factory):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # tiny matmuls gain nothing from threads on a busy shared CPU
     try:
-        train_run(root / "run", data_dir=root / "data", model_type="bert", progress=False, overrides=TRAIN)
+        recipes.run(out=root / "run", data_dir=root / "data", model_type="bert", progress=False, overrides=TRAIN)
     finally:
         torch.set_num_threads(threads)
     return root / "run"

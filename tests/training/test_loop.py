@@ -11,6 +11,7 @@ from lmlab.data import load_tokenizer_of
 from lmlab.errors import LmlabError
 from lmlab.models.gpt import GPT, GPTConfig
 from lmlab.training import TrainConfig, TrainingDiverged, read_metrics, train, train_run
+import lmlab.recipes as recipes
 
 SMALL = dict(n_layer=1, n_head=2, n_embd=32, block_size=16)
 
@@ -128,13 +129,13 @@ def test_train_run_layers_preset_file_and_overrides(char_data, tmp_path):
     cfg_file = tmp_path / "cfg.json"
     cfg_file.write_text(json.dumps({"model": {"n_layer": 1, "n_head": 2, "n_embd": 32, "block_size": 16},
                                     "training": {"max_iters": 4, "lr": 1e-2, "eval_interval": 2}}))
-    res = train_run(tmp_path / "run", data_dir=char_data, config_file=cfg_file,
-                    overrides=["--max_iters", "6", "--device", "cpu", "--eval_iters", "1"], progress=False)
+    res = recipes.run(out=tmp_path / "run", data_dir=char_data, config_file=cfg_file,
+                    overrides=["--max_iters", "6", "--device", "cpu", "--eval_iters", "1"], progress=False).train
     saved = json.loads((tmp_path / "run" / "config.json").read_text())
     assert res.step == 6 and saved["training"]["lr"] == 1e-2 and saved["model"]["n_layer"] == 1
     assert saved["model"]["vocab_size"] == load_tokenizer_of(char_data).vocab_size
     with pytest.raises(LmlabError, match="already holds a trained run"):
-        train_run(tmp_path / "run", data_dir=char_data, config_file=cfg_file, progress=False)
+        recipes.run(out=tmp_path / "run", data_dir=char_data, config_file=cfg_file, progress=False)
     # resuming to a larger max_iters continues the same run
     res = train_run(tmp_path / "run", resume=True, overrides={"max_iters": "8"}, progress=False)
     assert res.step == 8 and [r["step"] for r in res.metrics] == [2, 4, 6, 8]

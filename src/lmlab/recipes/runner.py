@@ -7,7 +7,7 @@ import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from lmlab.data import prepare
 from lmlab.errors import LmlabError
@@ -70,7 +70,7 @@ def run(name: str | None = None, *, out: str | os.PathLike | None = None,
         val_text: Sequence[str | os.PathLike] | None = None, tokenizer: str | None = None,
         model_type: str | None = None, preset: str | None = None, resume: bool = False, overwrite: bool = False,
         init: str | os.PathLike | None = None, replay: float = 0.0, replay_data: str | os.PathLike | None = None,
-        progress: bool = True) -> RecipeResult:
+        progress: bool = True, on_eval: Callable | None = None) -> RecipeResult:
     """Run recipe `name` (lmlab.recipes.RECIPES) into the run dir `out` (default: the recipe's); returns the
     training result and the end report's data (`format_result` prints both).
 
@@ -79,19 +79,21 @@ def run(name: str | None = None, *, out: str | os.PathLike | None = None,
     as lmlab.training.train_run takes them) it trains on that instead, with the recipe's model and training
     settings. With data and no name, the settings are those of the recipe that owns the model preset (see
     `recipe_for`), or TrainConfig's defaults. Settings: preset < recipe < config_file < overrides. `resume` and
-    `init` continue an existing run with its own settings (no recipe). Under torchrun every rank calls this; the
+    `init` continue an existing run with its own settings (no recipe). on_eval(record, model): called after each
+    evaluation (lmlab.training.train). Under torchrun every rank calls this; the
     process group is left at the end, so the process exits cleanly.
     """
     try:
         return _run(name, out=out, overrides=overrides, config_file=config_file, data_dir=data_dir, text=text,
                     val_text=val_text, tokenizer=tokenizer, model_type=model_type, preset=preset, resume=resume,
-                    overwrite=overwrite, init=init, replay=replay, replay_data=replay_data, progress=progress)
+                    overwrite=overwrite, init=init, replay=replay, replay_data=replay_data, progress=progress,
+                    on_eval=on_eval)
     finally:
         teardown_distributed()
 
 
 def _run(name, *, out, overrides, config_file, data_dir, text, val_text, tokenizer, model_type, preset, resume,
-         overwrite, init, replay, replay_data, progress) -> RecipeResult:
+         overwrite, init, replay, replay_data, progress, on_eval) -> RecipeResult:
     user_data = data_dir is not None or text is not None
     if resume or init is not None:
         if name is not None:
@@ -100,19 +102,21 @@ def _run(name, *, out, overrides, config_file, data_dir, text, val_text, tokeniz
         return RecipeResult(None, train_run(out, data_dir=data_dir, text=text, val_text=val_text, tokenizer=tokenizer,
                                             preset=preset, model_type=model_type, config_file=config_file,
                                             overrides=overrides, resume=resume, overwrite=overwrite,
-                                            progress=progress, init=init, replay=replay, replay_data=replay_data))
+                                            progress=progress, init=init, replay=replay, replay_data=replay_data,
+                                            on_eval=on_eval))
     if replay or replay_data is not None:
         raise LmlabError("--replay mixes in the original data of the run given with --init; add --init RUN_DIR")
     if name is None and user_data:
         return _train_with_preset_settings(out, config_file, data_dir=data_dir, text=text, val_text=val_text,
                                            tokenizer=tokenizer, preset=preset, model_type=model_type,
-                                           overrides=overrides, overwrite=overwrite, progress=progress)
+                                           overrides=overrides, overwrite=overwrite, progress=progress,
+                                           on_eval=on_eval)
     recipe = get_recipe(name or "world")
     if model_type is not None and model_type != recipe.model_type:
         raise LmlabError(f"recipe {recipe.name} trains a {recipe.model_type} model, not --model {model_type}; "
                          f"leave out --model or choose another recipe (`lmlab recipes`)")
     train_kwargs = dict(preset=preset or recipe.model_preset, model_type=recipe.model_type, config_file=config_file,
-                        overrides=overrides, tokenizer=tokenizer, progress=progress,
+                        overrides=overrides, tokenizer=tokenizer, progress=progress, on_eval=on_eval,
                         base_settings=recipe.settings(named=True))
     world_dir = None
     if user_data:
