@@ -170,7 +170,8 @@ def test_bert_is_not_a_left_to_right_lm_and_needs_its_special_ids():
 # --------------------------------------------------------------------------------------------------- training ---
 def test_trains_with_the_ordinary_trainer_and_its_run_dir_reloads(bert_data, tmp_path):
     result = recipes.run(out=tmp_path / "run", data_dir=bert_data, model_type="bert", progress=False,
-                       overrides={**TINY_TRAIN, "n_embd": 64, "batch_size": 32, "max_iters": 60, "eval_interval": 20}).train
+                         overrides={**TINY_TRAIN, "n_embd": 64, "batch_size": 32, "max_iters": 60,
+                                    "eval_interval": 20}).train
     vals = [r["val_loss"] for r in result.metrics if "val_loss" in r]
     assert len(vals) == 3 and vals[0] > vals[1] > vals[2], vals
     assert all(0 < r["mfu"] < 1 for r in result.metrics)  # BERT counts its FLOPs, so the bar shows MFU
@@ -186,9 +187,9 @@ def test_resumed_run_has_the_losses_of_the_uninterrupted_one(bert_data, tmp_path
     # Dropout on and masks drawn from the global RNG: identical losses need the RNG streams restored.
     settings = {**TINY_TRAIN, "dropout": 0.1, "lr_decay_iters": 16, "eval_interval": 4}
     recipes.run(out=tmp_path / "full", data_dir=bert_data, model_type="bert", progress=False,
-              overrides={**settings, "max_iters": 16})
+                overrides={**settings, "max_iters": 16})
     recipes.run(out=tmp_path / "cut", data_dir=bert_data, model_type="bert", progress=False,
-              overrides={**settings, "max_iters": 8})
+                overrides={**settings, "max_iters": 8})
     train_run(tmp_path / "cut", resume=True, progress=False, overrides={"max_iters": 16})
     a, b = read_metrics(tmp_path / "full" / "metrics.jsonl"), read_metrics(tmp_path / "cut" / "metrics.jsonl")
     assert [r["step"] for r in b] == list(range(1, 17))

@@ -228,7 +228,7 @@ def test_count_models_fit_through_lmlab_train_and_reload(tmp_path, toy_data):
     for model_type in ("cooc", "ppmi"):
         out = tmp_path / model_type
         result = recipes.run(out=out, data_dir=toy_data, model_type=model_type,
-                           overrides={"dim": 4, "window": 2}, progress=False).train
+                             overrides={"dim": 4, "window": 2}, progress=False).train
         assert result.stop_reason == "fitted" and result.step == 0
         run = load_run(out)
         assert isinstance(run.model, CountEmbeddings) and run.model_type == model_type
@@ -242,9 +242,9 @@ def test_count_models_fit_through_lmlab_train_and_reload(tmp_path, toy_data):
 def test_word2vec_trains_through_the_training_loop(tmp_path, toy_data):
     out = tmp_path / "w2v"
     result = recipes.run(out=out, data_dir=toy_data, model_type="word2vec",
-                       overrides={"epochs": 0, "dim": 8, "window": 2, "block_size": 16, "max_iters": 30,
-                                  "batch_size": 8, "lr": 0.05, "weight_decay": 0, "warmup_iters": 0, "eval_iters": 2,
-                                  "eval_interval": 30, "device": "cpu"}, progress=False).train
+                         overrides={"epochs": 0, "dim": 8, "window": 2, "block_size": 16, "max_iters": 30,
+                                    "batch_size": 8, "lr": 0.05, "weight_decay": 0, "warmup_iters": 0, "eval_iters": 2,
+                                    "eval_interval": 30, "device": "cpu"}, progress=False).train
     assert result.step == 30 and math.isfinite(result.last_val_loss)
     run = load_run(out)
     assert run.model.counts.sum() > 0  # the unigram table was fitted before training and saved

@@ -146,9 +146,9 @@ def test_span_corruption_trains_through_the_trainer_on_plain_text(tmp_path):
     for name in ("a.txt", "b.txt"):  # two documents, so the val split is not empty
         (tmp_path / name).write_text(f"the quick brown fox jumps over the lazy dog {name}. " * 20, encoding="utf-8")
     result = recipes.run(out=tmp_path / "run", text=[tmp_path / "a.txt", tmp_path / "b.txt"], tokenizer="char", model_type="seq2seq",
-                       progress=False, overrides=dict(objective="span_corruption", n_enc_layer=1, n_dec_layer=1,
-                                                      n_head=2, n_embd=16, block_size=32, batch_size=4,
-                                                      max_iters=4, eval_iters=0, dtype="float32", device="cpu")).train
+                         progress=False, overrides=dict(objective="span_corruption", n_enc_layer=1, n_dec_layer=1,
+                                                        n_head=2, n_embd=16, block_size=32, batch_size=4,
+                                                        max_iters=4, eval_iters=0, dtype="float32", device="cpu")).train
     assert result.step == 4 and np.isfinite(result.last_train_loss)
     assert load_train_state(tmp_path / "run")["sampler"]["kind"] == "random"  # random windows of the stream
     run = load_run(tmp_path / "run")

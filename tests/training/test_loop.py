@@ -130,7 +130,7 @@ def test_train_run_layers_preset_file_and_overrides(char_data, tmp_path):
     cfg_file.write_text(json.dumps({"model": {"n_layer": 1, "n_head": 2, "n_embd": 32, "block_size": 16},
                                     "training": {"max_iters": 4, "lr": 1e-2, "eval_interval": 2}}))
     res = recipes.run(out=tmp_path / "run", data_dir=char_data, config_file=cfg_file,
-                    overrides=["--max_iters", "6", "--device", "cpu", "--eval_iters", "1"], progress=False).train
+                      overrides=["--max_iters", "6", "--device", "cpu", "--eval_iters", "1"], progress=False).train
     saved = json.loads((tmp_path / "run" / "config.json").read_text())
     assert res.step == 6 and saved["training"]["lr"] == 1e-2 and saved["model"]["n_layer"] == 1
     assert saved["model"]["vocab_size"] == load_tokenizer_of(char_data).vocab_size

@@ -29,7 +29,7 @@ def test_lstm_trains_and_its_run_dir_reloads_with_the_same_logits(char_data, tmp
         model.train()
 
     result = recipes.run(out=tmp_path / "run", data_dir=char_data, model_type="lstm", progress=False, on_eval=remember,
-                       overrides={**LSTM_TINY, "max_iters": 60, "eval_interval": 60, "log_interval": 5}).train
+                         overrides={**LSTM_TINY, "max_iters": 60, "eval_interval": 60, "log_interval": 5}).train
     losses = [r["train_loss"] for r in result.metrics if "train_loss" in r]
     assert losses[-1] < losses[0] - 0.5, losses
     run = load_run(tmp_path / "run")
@@ -39,7 +39,7 @@ def test_lstm_trains_and_its_run_dir_reloads_with_the_same_logits(char_data, tmp
 
 def test_carried_state_training_uses_contiguous_streams(char_data, tmp_path):
     result = recipes.run(out=tmp_path / "run", data_dir=char_data, model_type="lstm", progress=False,
-                       overrides={**LSTM_TINY, "carry_state": True, "max_iters": 12, "eval_interval": 12}).train
+                         overrides={**LSTM_TINY, "carry_state": True, "max_iters": 12, "eval_interval": 12}).train
     assert np.isfinite(result.last_val_loss)
     assert load_train_state(tmp_path / "run")["sampler"]["kind"] == "streams"
     # row i of each batch continues row i of the previous batch
