@@ -62,7 +62,7 @@ class SlotCache:
         """Store k, v (rows,H,T,d) in the next T columns; return the live rows' keys/values (rows,H,length+T,d)."""
         n, start, end = self.rows, self.length, self.length + k.shape[2]
         self.store.write((layer, slice(None, n), slice(None), slice(start, end)), k, v)
-        return self.store.read((layer, slice(None, n), slice(None), slice(None, end)))
+        return self.store.attended(layer, n, end)
 
     def advance(self, n: int) -> None:
         self.length += n

@@ -160,6 +160,7 @@ class KVCache:
             self.k_scale = torch.zeros(shape[:-1] + (1,), device=device, dtype=torch.float32)
             self.v_scale = torch.zeros(shape[:-1] + (1,), device=device, dtype=torch.float32)
         self.storage, self.dtype = storage, dtype  # dtype: what reads return (the model's)
+        self._scratch: tuple[torch.Tensor, torch.Tensor] | None = None  # see `attended`
         self.max_len = max_len
         self.length = 0  # positions filled so far (same for every layer and batch row)
 
@@ -199,11 +200,29 @@ class KVCache:
             self.v[index] = v
 
     def read(self, index: tuple) -> tuple[torch.Tensor, torch.Tensor]:
-        """Keys and values at `index` (as in `write`), in the model's dtype."""
+        """Keys and values at `index` (as in `write`), in the model's dtype (new tensors unless fp32)."""
         if self.storage == "int8":
             return ((self.k[index] * self.k_scale[index]).to(self.dtype),
                     (self.v[index] * self.v_scale[index]).to(self.dtype))
         return self.k[index].to(self.dtype), self.v[index].to(self.dtype)
+
+    def attended(self, layer: int, rows: int, end: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """What attention reads: keys and values (rows,H,end,d) of `layer`'s first `rows` rows, positions [0, end),
+        in the model's dtype. fp32: views of the cache itself. bf16/int8: converted into one scratch buffer per cache
+        (for one layer's keys and values), reused by every layer and step, so decoding allocates nothing per step;
+        the views hold until the next call."""
+        index = (layer, slice(None, rows), slice(None), slice(None, end))
+        if self.storage == "fp32":
+            return self.k[index], self.v[index]
+        if self._scratch is None or self._scratch[0].shape != self.k.shape[1:]:
+            self._scratch = tuple(torch.empty(self.k.shape[1:], dtype=self.dtype, device=self.k.device)
+                                  for _ in range(2))
+        out = []
+        pairs = ((self.k, self.k_scale, self._scratch[0]), (self.v, self.v_scale, self._scratch[1]))
+        for held, scales, buffer in pairs:
+            values = buffer[:rows, :, :end].copy_(held[index])
+            out.append(values if scales is None else values.mul_(scales[index]))
+        return out[0], out[1]
 
     def update(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Store k, v (B,H,T,d) of `layer` after the filled part; return all keys/values (B,H,length+T,d)."""
@@ -211,7 +230,7 @@ class KVCache:
         if end > self.max_len:
             raise LmlabError(f"KV cache full: {end} positions needed, cache holds {self.max_len}")
         self.write((layer, slice(None), slice(None), slice(start, end)), k, v)
-        return self.read((layer, slice(None), slice(None), slice(None, end)))
+        return self.attended(layer, k.shape[0], end)
 
     def advance(self, n: int) -> None:
         """Mark n more positions as filled (GPT.forward calls this once, after all layers wrote)."""
