@@ -75,6 +75,8 @@ def test_int8_rounds_each_vector_to_half_a_step_of_its_own_scale():
     step = k.abs().amax(-1, keepdim=True) / 127
     assert ((got_k - k).abs() <= step / 2 * 1.0001).all()
     assert torch.equal(got_v, v) and cache.k.dtype == torch.int8 and got_k.dtype == torch.float32
+    attended_k, _ = cache.attended(0, 2, 5)  # what attention gets: the same numbers, in the reused scratch buffer
+    assert torch.equal(attended_k, got_k) and attended_k.data_ptr() == cache.attended(0, 1, 3)[0].data_ptr()
 
 
 def test_cache_bytes_are_a_half_and_a_quarter_plus_scales():
