@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lmlab.cli.options import add_device, add_json, add_run_dir, add_weights, dumps
+from lmlab.cli.options import add_device, add_json, add_kv_cache, add_run_dir, add_weights, dumps
 from lmlab.errors import LmlabError
 
 
@@ -29,6 +29,7 @@ def sample_arguments(p) -> None:
                    help="drop the prompt's start when prompt + new tokens exceed the context")
     add_device(p)
     add_weights(p)
+    add_kv_cache(p)
     out = p.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true", help="print JSON: completion, tokens and per-token log-probs")
     out.add_argument("--stream", action="store_true", help="print text as it is generated (one prompt)")
@@ -55,10 +56,12 @@ def cmd_sample(args) -> int:
     search.
     """
     from lmlab.checkpoint import load_run
-    from lmlab.generation import generate, set_weight_storage, stream
+    from lmlab.generation import check_kv_storage, generate, set_kv_cache_storage, set_weight_storage, stream
 
+    check_kv_storage(args.kv_cache)
     run = load_run(args.run_dir, device=args.device)
     set_weight_storage(run.model, args.weights)
+    set_kv_cache_storage(run.model, args.kv_cache)
     if args.instruction is not None:
         return sample_instruction(run, args)
     if not args.prompt:

@@ -32,6 +32,15 @@ def add_weights(p) -> None:
                         "faster decoding, slightly different numbers (docs/generation.md, 'Weight storage')")
 
 
+def add_kv_cache(p) -> None:
+    """`--kv-cache fp32|bf16|int8` (lmlab.generation.set_kv_cache_storage) on a verb that decodes; checked by the
+    library like --weights."""
+    p.add_argument("--kv-cache", default="fp32", metavar="fp32|bf16|int8",
+                   help="how the KV cache holds past keys/values while decoding: fp32 (default, as computed), bf16 "
+                        "(half the bytes) or int8 (a quarter, one scale per vector); for long prompts and large "
+                        "batches (docs/generation.md, 'KV cache storage')")
+
+
 def dumps(value: Any, *, indent: int | None = 2, ascii: bool = False) -> str:
     """`value` as the JSON a verb prints with --json."""
     return json.dumps(value, indent=indent, ensure_ascii=ascii)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lmlab.cli.options import add_device, add_run_dir, add_weights
+from lmlab.cli.options import add_device, add_kv_cache, add_run_dir, add_weights
 
 
 def serve_arguments(p) -> None:
@@ -23,6 +23,7 @@ def serve_arguments(p) -> None:
                    help="allow browser pages from ORIGIN to call the API (repeatable; default: CORS off)")
     add_device(p)
     add_weights(p)
+    add_kv_cache(p)
     p.add_argument("--index", default=None, metavar="DIR", help="attribution index of the run's training shards for "
                    "/v1/attribution/spans (default DATA_DIR/attribution-index, from `lmlab attribute index`)")
 
@@ -39,5 +40,6 @@ def cmd_serve(args) -> int:
 
     serve(args.run_dir, host=args.host, port=args.port, api_key=args.api_key, allow_edits=args.allow_edits,
           max_batch=args.max_batch, max_waiting=args.max_waiting, edit_data=args.edit_data,
-          cors_origins=args.cors_origin, device=args.device, weights=args.weights, index_dir=args.index)
+          cors_origins=args.cors_origin, device=args.device, weights=args.weights, kv_cache=args.kv_cache,
+          index_dir=args.index)
     return 0

@@ -32,6 +32,7 @@ import torch
 from lmlab.errors import LmlabError
 from lmlab.generation.decoding import (_check_options, _cut_at_stop, _mask_unknown_ids, _model_device,
                                        _supports_kv_cache, choose_next, new_text)
+from lmlab.generation.kv_storage import new_kv_cache
 from lmlab.generation.weight_storage import stored_linears
 from lmlab.models.gpt import KVCache
 from lmlab.tokenization import Tokenizer
@@ -40,14 +41,15 @@ from lmlab.tokenization import Tokenizer
 class SlotCache:
     """Keys/values of up to `max_rows` sequences, right-aligned in shared columns (see the module docstring).
 
-    k, v: (n_layer, max_rows, H, max_len, d). Rows 0..rows-1 are live; `row_len[r]` is row r's token count, held in
-    columns [length - row_len[r], length). Implements the cache protocol of `GPT.forward` (length, update, advance)
-    for the live rows only.
+    `store`: a `KVCache` of (n_layer, max_rows, H, max_len, d), held as `set_kv_cache_storage` chose. Rows
+    0..rows-1 are live; `row_len[r]` is row r's token count, held in columns [length - row_len[r], length).
+    Implements the cache protocol of `GPT.forward` (length, update, advance) for the live rows only. Rows and
+    columns move as held (no rounding again): every tensor of `store.held` is moved alike.
     """
 
     def __init__(self, model, max_rows: int, max_len: int | None = None):
-        full = KVCache.for_model(model, max_rows, max_len)
-        self.k, self.v, self.max_len = full.k, full.v, full.max_len
+        self.store = new_kv_cache(model, max_rows, max_len)
+        self.max_len, self.device = self.store.max_len, self.store.k.device
         self.length = 0
         self.row_len: list[int] = []
 
@@ -59,9 +61,8 @@ class SlotCache:
     def update(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Store k, v (rows,H,T,d) in the next T columns; return the live rows' keys/values (rows,H,length+T,d)."""
         n, start, end = self.rows, self.length, self.length + k.shape[2]
-        self.k[layer, :n, :, start:end] = k
-        self.v[layer, :n, :, start:end] = v
-        return self.k[layer, :n, :, :end], self.v[layer, :n, :, :end]
+        self.store.write((layer, slice(None, n), slice(None), slice(start, end)), k, v)
+        return self.store.attended(layer, n, end)
 
     def advance(self, n: int) -> None:
         self.length += n
@@ -70,29 +71,36 @@ class SlotCache:
     # --- rows ---------------------------------------------------------------------------------------------------
     def attention_mask(self, new: int = 1) -> torch.Tensor:
         """(rows, length + new) 1 where a row may attend: its own filled columns and the `new` columns to come."""
-        cols = torch.arange(self.length + new, device=self.k.device)[None, :]
-        first = self.length - torch.tensor(self.row_len, device=self.k.device)[:, None]
+        cols = torch.arange(self.length + new, device=self.device)[None, :]
+        first = self.length - torch.tensor(self.row_len, device=self.device)[:, None]
         return (cols >= first).long()
 
     def positions(self) -> torch.Tensor:
         """(rows, 1) the position id of each row's next token (its token count)."""
-        return torch.tensor(self.row_len, device=self.k.device)[:, None]
+        return torch.tensor(self.row_len, device=self.device)[:, None]
 
-    def add_row(self, k: torch.Tensor, v: torch.Tensor) -> int:
-        """Append a row holding a prefilled sequence's keys/values k, v (n_layer, H, n, d); returns its row index."""
-        if self.rows == self.k.shape[1]:
-            raise LmlabError(f"all {self.k.shape[1]} cache rows are in use")
-        n = k.shape[2]
+    def _move(self, dst: tuple, src: tuple) -> None:
+        """Copy what every held tensor has at index `src` to index `dst` (tuples over layer, row, head, position);
+        through a copy, since the two spans may overlap."""
+        for t in self.store.held:
+            t[dst] = t[src].clone()
+
+    def add_row(self, prefill: KVCache) -> int:
+        """Append a row holding the keys/values of a prefilled one-row cache (same storage); returns its row index."""
+        if self.rows == self.store.batch_size:
+            raise LmlabError(f"all {self.store.batch_size} cache rows are in use")
+        n = prefill.length
         if n > self.max_len:
             raise LmlabError(f"a sequence of {n} tokens does not fit the cache's {self.max_len} columns")
+        every = slice(None)
         if n > self.length:  # make room on the left: shift every live row right by n - length columns
             shift, r = n - self.length, self.rows
-            self.k[:, :r, :, shift:n] = self.k[:, :r, :, :self.length].clone()
-            self.v[:, :r, :, shift:n] = self.v[:, :r, :, :self.length].clone()
+            self._move((every, slice(None, r), every, slice(shift, n)),
+                       (every, slice(None, r), every, slice(None, self.length)))
             self.length = n
         r = self.rows
-        self.k[:, r, :, self.length - n:self.length] = k
-        self.v[:, r, :, self.length - n:self.length] = v
+        for mine, theirs in zip(self.store.held, prefill.held):
+            mine[:, r, :, self.length - n:self.length] = theirs[:, 0, :, :n]
         self.row_len.append(n)
         return r
 
@@ -101,9 +109,9 @@ class SlotCache:
         last = self.rows - 1
         moved = None
         if r != last:
-            n = self.row_len[last]
-            self.k[:, r, :, self.length - n:self.length] = self.k[:, last, :, self.length - n:self.length]
-            self.v[:, r, :, self.length - n:self.length] = self.v[:, last, :, self.length - n:self.length]
+            n, every = self.row_len[last], slice(None)
+            cols = slice(self.length - n, self.length)
+            self._move((every, r, every, cols), (every, last, every, cols))
             self.row_len[r] = n
             moved = last
         self.row_len.pop()
@@ -118,8 +126,9 @@ class SlotCache:
         keep = max(self.row_len)
         if keep + new > self.max_len:
             raise LmlabError(f"a sequence of {keep + new} tokens does not fit the cache's {self.max_len} columns")
-        self.k[:, :, :, :keep] = self.k[:, :, :, self.length - keep:self.length].clone()
-        self.v[:, :, :, :keep] = self.v[:, :, :, self.length - keep:self.length].clone()
+        every = slice(None)
+        self._move((every, every, every, slice(None, keep)),
+                   (every, every, every, slice(self.length - keep, self.length)))
         self.length = keep
 
 
@@ -240,17 +249,17 @@ class BatchedDecoder:
     # --- internals ----------------------------------------------------------------------------------------------
     def _admit(self) -> None:
         """Prefill waiting sequences into free rows; copies of one prompt (same list object) share a prefill."""
-        prefilled: dict[int, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
+        prefilled: dict[int, tuple[KVCache, torch.Tensor]] = {}
         device = _model_device(self.model)
         while self._waiting and len(self._rows) < self.max_rows:
             seq = self._waiting.pop(0)
             key = id(seq.prompt_ids)
             if key not in prefilled:
-                one = KVCache.for_model(self.model, 1, len(seq.prompt_ids))
+                one = new_kv_cache(self.model, 1, len(seq.prompt_ids))
                 logits, _ = self.model(torch.tensor([seq.prompt_ids], device=device), kv_cache=one, last_only=True)
-                prefilled[key] = (one.k[:, 0], one.v[:, 0], logits[0, -1])
-            k, v, logits = prefilled[key]
-            self.cache.add_row(k, v)
+                prefilled[key] = (one, logits[0, -1])
+            one, logits = prefilled[key]
+            self.cache.add_row(one)
             seq.logits = logits
             self._rows.append(seq)
 

@@ -29,6 +29,7 @@ import torch
 
 from lmlab.errors import LmlabError
 from lmlab.generation.cpu_kernels import MIN_NEW_TOKENS, decode_rows, onednn_linears
+from lmlab.generation.kv_storage import new_kv_cache
 from lmlab.generation.weight_storage import stored_linears
 from lmlab.models.gpt import KVCache
 from lmlab.tokenization import Tokenizer
@@ -222,7 +223,7 @@ def _sample_rows(model, tokenizer: Tokenizer, prompt_ids: list[list[int]], *, ma
         mask[i, T0 - len(ids):] = 1  # the new tokens' columns are set below, step by step
     idx, mask = idx.to(device), mask.to(device)
     mask[:, T0:] = 1
-    cache = KVCache.for_model(model, B, T0 + max_new_tokens)
+    cache = new_kv_cache(model, B, T0 + max_new_tokens)
     with onednn_linears(model, enabled=_worth_onednn(model, max_new_tokens), rows=decode_rows(B, max_new_tokens)):
         yield from _cached_steps(model, tokenizer, prompt_ids, idx, mask, cache, padded, max_new_tokens=max_new_tokens,
                                  temperature=temperature, top_k=top_k, top_p=top_p, stop=stop, generator=generator,
@@ -325,7 +326,7 @@ def _beam_search(model, tokenizer: Tokenizer, prompt_ids: list[int], *, max_new_
     eos, vocab = tokenizer.eos_id, tokenizer.vocab_size
     cached = _supports_kv_cache(model)
     if cached:
-        cache = KVCache.for_model(model, 1, len(prompt_ids) + max_new_tokens)
+        cache = new_kv_cache(model, 1, len(prompt_ids) + max_new_tokens)
         logits, _ = model(torch.tensor([prompt_ids], device=device), kv_cache=cache, last_only=True)
     else:  # no cache: every beam is re-run on its whole sequence (all beams have the same length)
         seqs = [list(prompt_ids)]

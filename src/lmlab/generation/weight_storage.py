@@ -43,6 +43,7 @@ import torch.nn.functional as F
 
 from lmlab.errors import LmlabError
 from lmlab.generation.cpu_kernels import cached_copy, drop_copies, inference_forward, patched_linears
+from lmlab.models import int8
 
 STORAGES = ("fp32", "bf16", "int8")
 BYTES_PER_WEIGHT = {"fp32": 4, "bf16": 2, "int8": 1}
@@ -121,14 +122,14 @@ def stored_linears(model: nn.Module) -> Iterator[str]:
 # ============================================================================================== conversions ===
 def int8_scales(weight: torch.Tensor) -> torch.Tensor:
     """The per-row scales (out,) of a weight (out, in): max |row| / 127, so every row uses the int8 range ±127."""
-    return weight.abs().amax(dim=1).clamp(min=torch.finfo(torch.float32).tiny) / 127
+    return int8.int8_scales(weight).squeeze(1)
 
 
 def int8_rows(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-row symmetric int8 of a weight (out, in): (q int8 (out, in), scale float32 (out,)), weight ≈ q · scale
     (q rounded to nearest, ties to even, as torch.quantize_per_channel)."""
-    scale = int8_scales(weight)
-    return torch.round(weight / scale[:, None]).clamp_(-127, 127).to(torch.int8), scale
+    scale = int8.int8_scales(weight)
+    return int8.to_int8(weight, scale), scale.squeeze(1)
 
 
 def _stored_product(module: nn.Linear, storage: str) -> Callable[[torch.Tensor], torch.Tensor]:

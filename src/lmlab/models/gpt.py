@@ -44,6 +44,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from lmlab.errors import LmlabError
+from lmlab.models import int8
 from lmlab.models.config_dict import ConfigDictMixin, check_heads_divide, check_sizes, check_unit_interval
 
 POS_EMBEDDINGS = ("learned", "sinusoidal", "rotary")
@@ -124,40 +125,112 @@ def _has_hooks(point: HookPoint) -> bool:
 
 
 # ======================================================================================================= KV cache ===
+KV_STORAGES = ("fp32", "bf16", "int8")
+
+
+def check_kv_storage(storage: str) -> None:
+    """LmlabError unless `storage` is one of KV_STORAGES."""
+    if storage not in KV_STORAGES:
+        raise LmlabError(f"unknown KV cache storage {storage!r}; choose one of {', '.join(KV_STORAGES)}")
+
+
 class KVCache:
     """Keys and values of past positions, preallocated as (n_layer, B, H, max_len, d) so decoding never reallocates.
 
     Each forward pass writes its T new keys/values at positions [length, length+T) of every layer, then advances
     `length` by T. Keys are stored after rotary rotation, so cached keys are never re-rotated.
+
+    storage: how the keys/values are held. "fp32" (default): in the model's own dtype, as computed. "bf16": rounded
+    to bfloat16 (half the bytes of fp32). "int8": each key and value vector (one position of one head, d numbers)
+    rounded to int8 with its own float32 scale, x ≈ q · max|x|/127 (a quarter of the bytes, plus 4 per vector).
+    New keys/values are rounded once, when written; reads return the filled part converted back to the model's
+    dtype, which attention then uses. The held tensors are `held` (k, v, and for int8 their scales
+    (n_layer, B, H, max_len, 1)): code that moves positions or rows around moves all of them alike.
     """
 
     def __init__(self, n_layer: int, batch_size: int, n_head: int, max_len: int, head_dim: int, *,
-                 device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32):
+                 device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32, storage: str = "fp32"):
+        check_kv_storage(storage)
         shape = (n_layer, batch_size, n_head, max_len, head_dim)
-        self.k = torch.zeros(shape, device=device, dtype=dtype)
-        self.v = torch.zeros(shape, device=device, dtype=dtype)
+        held = {"fp32": dtype, "bf16": torch.bfloat16, "int8": torch.int8}[storage]
+        self.k = torch.zeros(shape, device=device, dtype=held)
+        self.v = torch.zeros(shape, device=device, dtype=held)
+        self.k_scale = self.v_scale = None
+        if storage == "int8":
+            self.k_scale = torch.zeros(shape[:-1] + (1,), device=device, dtype=torch.float32)
+            self.v_scale = torch.zeros(shape[:-1] + (1,), device=device, dtype=torch.float32)
+        self.storage, self.dtype = storage, dtype  # dtype: what reads return (the model's)
+        self._scratch: tuple[torch.Tensor, torch.Tensor] | None = None  # see `attended`
         self.max_len = max_len
         self.length = 0  # positions filled so far (same for every layer and batch row)
 
     @classmethod
-    def for_model(cls, model: "GPT", batch_size: int, max_len: int | None = None) -> "KVCache":
-        """A cache sized for `model` (max_len defaults to its block_size), on the model's device and dtype."""
+    def for_model(cls, model: "GPT", batch_size: int, max_len: int | None = None, *,
+                  storage: str = "fp32") -> "KVCache":
+        """A cache sized for `model` (max_len defaults to its block_size), on the model's device, read back in the
+        model's dtype; `storage` as in the class docstring."""
         c = model.config
         p = model.lm_head.weight
-        return cls(c.n_layer, batch_size, c.n_head, max_len or c.block_size, c.head_dim, device=p.device, dtype=p.dtype)
+        return cls(c.n_layer, batch_size, c.n_head, max_len or c.block_size, c.head_dim, device=p.device,
+                   dtype=p.dtype, storage=storage)
 
     @property
     def batch_size(self) -> int:
         return self.k.shape[1]
+
+    @property
+    def held(self) -> list[torch.Tensor]:
+        """The tensors holding the cache, all indexed alike over (layer, row, head, position)."""
+        return [t for t in (self.k, self.v, self.k_scale, self.v_scale) if t is not None]
+
+    def nbytes(self) -> int:
+        """Bytes the cache holds (values and int8 scales), for all max_len positions."""
+        return sum(t.numel() * t.element_size() for t in self.held)
+
+    def write(self, index: tuple, k: torch.Tensor, v: torch.Tensor) -> None:
+        """Store k, v (shaped like self.k[index]) at `index`, a tuple over (layer, row, head, position), rounding
+        them to the cache's storage."""
+        if self.storage == "int8":
+            for values, scales, x in ((self.k, self.k_scale, k), (self.v, self.v_scale, v)):
+                scale = int8.int8_scales(x)
+                scales[index] = scale
+                values[index] = int8.to_int8(x, scale)
+        else:
+            self.k[index] = k
+            self.v[index] = v
+
+    def read(self, index: tuple) -> tuple[torch.Tensor, torch.Tensor]:
+        """Keys and values at `index` (as in `write`), in the model's dtype (new tensors unless fp32)."""
+        if self.storage == "int8":
+            return ((self.k[index] * self.k_scale[index]).to(self.dtype),
+                    (self.v[index] * self.v_scale[index]).to(self.dtype))
+        return self.k[index].to(self.dtype), self.v[index].to(self.dtype)
+
+    def attended(self, layer: int, rows: int, end: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """What attention reads: keys and values (rows,H,end,d) of `layer`'s first `rows` rows, positions [0, end),
+        in the model's dtype. fp32: views of the cache itself. bf16/int8: converted into one scratch buffer per cache
+        (for one layer's keys and values), reused by every layer and step, so decoding allocates nothing per step;
+        the views hold until the next call."""
+        index = (layer, slice(None, rows), slice(None), slice(None, end))
+        if self.storage == "fp32":
+            return self.k[index], self.v[index]
+        if self._scratch is None or self._scratch[0].shape != self.k.shape[1:]:
+            self._scratch = tuple(torch.empty(self.k.shape[1:], dtype=self.dtype, device=self.k.device)
+                                  for _ in range(2))
+        out = []
+        pairs = ((self.k, self.k_scale, self._scratch[0]), (self.v, self.v_scale, self._scratch[1]))
+        for held, scales, buffer in pairs:
+            values = buffer[:rows, :, :end].copy_(held[index])
+            out.append(values if scales is None else values.mul_(scales[index]))
+        return out[0], out[1]
 
     def update(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Store k, v (B,H,T,d) of `layer` after the filled part; return all keys/values (B,H,length+T,d)."""
         start, end = self.length, self.length + k.shape[2]
         if end > self.max_len:
             raise LmlabError(f"KV cache full: {end} positions needed, cache holds {self.max_len}")
-        self.k[layer, :, :, start:end] = k
-        self.v[layer, :, :, start:end] = v
-        return self.k[layer, :, :, :end], self.v[layer, :, :, :end]
+        self.write((layer, slice(None), slice(None), slice(start, end)), k, v)
+        return self.attended(layer, k.shape[0], end)
 
     def advance(self, n: int) -> None:
         """Mark n more positions as filled (GPT.forward calls this once, after all layers wrote)."""
@@ -165,8 +238,9 @@ class KVCache:
 
     def reorder(self, index: torch.Tensor) -> None:
         """Select/reorder batch rows (beam search): row i becomes old row index[i]."""
-        self.k = self.k.index_select(1, index)
-        self.v = self.v.index_select(1, index)
+        self.k, self.v = self.k.index_select(1, index), self.v.index_select(1, index)
+        if self.storage == "int8":
+            self.k_scale, self.v_scale = self.k_scale.index_select(1, index), self.v_scale.index_select(1, index)
 
 
 class FrozenPrefix:
@@ -180,7 +254,8 @@ class FrozenPrefix:
 
     def __init__(self, cache: KVCache):
         n = cache.length
-        self.k, self.v = cache.k[:, :, :, :n].detach(), cache.v[:, :, :, :n].detach()
+        k, v = cache.read((slice(None), slice(None), slice(None), slice(None, n)))
+        self.k, self.v = k.detach(), v.detach()
         self.length = n
 
     def update(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from lmlab.checkpoint import load_run
 from lmlab.data.instructions import load_template
 from lmlab.errors import LmlabError
-from lmlab.generation import set_weight_storage
+from lmlab.generation import set_kv_cache_storage, set_weight_storage
 from lmlab.serving.chat import add_chat_routes
 from lmlab.serving.completions import CompletionCall, parse_request, respond
 from lmlab.serving.edits import EditLog, add_edit_routes
@@ -59,6 +59,7 @@ class ServedModel:
                 raise LmlabError(f"lmlab serve serves GPT run dirs; {self.settings.run_dir} holds a "
                                  f"{run.model_type} model")
             set_weight_storage(run.model, self.settings.weights)
+            set_kv_cache_storage(run.model, self.settings.kv_cache)
             self.model, self.tokenizer, self.training_config = run.model, run.tokenizer, run.training_config
             self.template = load_template(self.settings.run_dir)  # instruction-tuned runs: /v1/chat/completions
             self.block_size = run.model.config.block_size

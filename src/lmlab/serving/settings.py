@@ -28,3 +28,4 @@ class ServerSettings:
     max_trace_tokens: int = 2048        # longest text /v1/attribution/spans traces
     device: str = "cpu"
     weights: str = "fp32"               # how the Linear weights are held for decoding: fp32 | bf16 | int8
+    kv_cache: str = "fp32"              # how the KV cache holds keys/values: fp32 | bf16 | int8
