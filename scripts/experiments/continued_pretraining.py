@@ -115,6 +115,27 @@ def by_answer_kind(res: dict) -> str:
     return "\n".join(rows)
 
 
+def old_answers(res: dict) -> str:
+    """Old facts split like `by_answer_kind`, and how many old questions with a name answer the model now answers
+    with an entity name of the new world (the new facts crowding out the old ones), from the per-item logs."""
+    work, base_world = Path(res["new_world"]).parent, Path(res["base_world"])
+    new_names = entity_names(Path(res["new_world"]))
+    name_answer = {json.loads(x)["relation"]: json.loads(x)["object_kind"] in ENTITY_KINDS
+                   for x in (base_world / "facts.jsonl").read_text().splitlines()}
+    rels = [json.loads(x)["relation"] for x in (base_world / "tasks" / "facts_train.jsonl").read_text().splitlines()]
+    rows = ["| model | old facts: names | old facts: known words | name questions answered with a new name |",
+            "|---|---|---|---|"]
+    for name in ["base"] + [f"cpt-{r['steps']}-r{r['replay']:g}" for r in res["runs"]]:
+        items = [json.loads(x) for x in (work / "evals" / f"{name}-old.items.jsonl").read_text().splitlines()]
+        names = [it for it in items if name_answer[rels[it["index"]]]]
+        words = [it for it in items if not name_answer[rels[it["index"]]]]
+        crowded = sum(any(w.strip(".,") in new_names for w in it["prediction"].split()) for it in names)
+        pct = [100 * sum(it["score"]["exact_match"] for it in xs) / len(xs) for xs in (names, words)]
+        rows.append(f"| {name} | {pct[0]:.1f} ({len(names)}) | {pct[1]:.1f} ({len(words)}) "
+                    f"| {crowded} of {len(names)} |")
+    return "\n".join(rows)
+
+
 def table(res: dict) -> str:
     """The results as a markdown table (one row for the base model, one per budget x replay)."""
     pct = lambda x: f"{100 * x:.1f}"  # noqa: E731
@@ -146,7 +167,7 @@ def main() -> None:
     out_json = work / "results.json"
     if a.table_only:
         res = json.loads(out_json.read_text())
-        print(table(res) + "\n\n" + by_answer_kind(res))
+        print(table(res) + "\n\n" + by_answer_kind(res) + "\n\n" + old_answers(res))
         return
     work.mkdir(parents=True, exist_ok=True)
     base, base_world = a.base.resolve(), a.base_world.resolve()
