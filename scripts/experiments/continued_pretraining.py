@@ -161,7 +161,7 @@ def main() -> None:
     ap.add_argument("--size", default="100KB", help="size of the new world")
     ap.add_argument("--budgets", default="150,300", help="step budgets, comma-separated")
     ap.add_argument("--replays", default="0,0.2", help="replay shares, comma-separated")
-    ap.add_argument("--table-only", action="store_true", help="print the table of WORK/results.json")
+    ap.add_argument("--table-only", action="store_true", help="print the tables of WORK/results.json")
     a = ap.parse_args()
     work = a.work.resolve()
     out_json = work / "results.json"
@@ -187,9 +187,8 @@ def main() -> None:
            "docs_bytes": docs.stat().st_size, "new_entities": check_unseen(new_world, base_world),
            "new_facts": sum(1 for _ in (new_world / "tasks" / "facts_train.jsonl").open()),
            "tokens_per_step": tokens_per_step, "date": time.strftime("%Y-%m-%d", time.gmtime()),
-           "commands": log, "runs": []}
+           "commands": log, "runs": done.get("runs", [])}
     evals = work / "evals"  # never beside the base run: it may be someone else's directory
-    res["runs"] = done.get("runs", [])
     res["base"] = done.get("base") or evaluate(base, "base", new_world, base_world, old_data, evals, log)
     for steps in (int(s) for s in a.budgets.split(",")):
         for replay in (float(r) for r in a.replays.split(",")):
