@@ -19,27 +19,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
-LMLAB = [sys.executable, "-m", "lmlab"]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import LMLAB, REPO, sh  # noqa: E402
+
 POLICIES = ("gpt2", "digits")
 TASKS = ["arithmetic_2da", "arithmetic_2ds", "arithmetic_3da", "arithmetic_3ds", "arithmetic_4da", "arithmetic_4ds",
          "arithmetic_5da", "arithmetic_5ds", "arithmetic_2dm", "arithmetic_1dc"]
 GPT3 = dict(zip(TASKS, ["2D+", "2D-", "3D+", "3D-", "4D+", "4D-", "5D+", "5D-", "2Dx", "1DC"]))
-
-
-def sh(cmd: list[str], log: list[str]) -> None:
-    """Run an lmlab command, recording it (with `lmlab` for `python -m lmlab`) for the write-up."""
-    shown = "lmlab " + " ".join(shlex.quote(c) for c in cmd[len(LMLAB):]) if cmd[:len(LMLAB)] == LMLAB else \
-        " ".join(shlex.quote(c) for c in cmd)
-    log.append(shown)
-    print(f"$ {shown}", file=sys.stderr, flush=True)
-    subprocess.run(cmd, check=True, cwd=REPO)
 
 
 def main() -> None:

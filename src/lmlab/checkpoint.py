@@ -7,6 +7,8 @@
       model.safetensors  weights (tied weights stored once); metadata holds a SHA-256 of the tensor bytes
       train_state.pt     optimizer / schedule / RNG / data position (written by training; tensors and plain data only)
       best.safetensors   the weights with the lowest val loss so far (training's keep_best)
+      checkpoints/step-NNNNNN.safetensors   each evaluation's weights, kept (training's keep_checkpoints): a
+                         learning curve is evaluated on them (`kept_checkpoints`, lmlab eval tasks --checkpoints)
       .prev.safetensors  the previous checkpoint's weights, only while a new checkpoint is being committed
       metrics.jsonl, loss.png, tensorboard/   what training logged (lmlab.training.metrics)
       edits.jsonl        the edits that made this run from its source run (lmlab.editing)
@@ -68,6 +70,7 @@ DATA_DIR_NAME = "data"  # shards prepared inside the run dir
 LOCK_NAME = ".lock"
 SHARDED_DIR = "sharded"
 SHARDED_STEP_PREFIX = "step-"
+KEPT_DIR = "checkpoints"  # each evaluation's weights, when training keeps them for a learning curve
 CONFIG_KEYS = {"lmlab_version", "model_type", "model", "training", "tokenizer_fingerprint"}
 _CHECKSUM_KEY = "lmlab_sha256"
 
@@ -428,8 +431,28 @@ def clear_checkpoints(run_dir: str | os.PathLike) -> None:
     run_dir = Path(run_dir)
     for name in (WEIGHTS_NAME, BEST_WEIGHTS_NAME, PREV_WEIGHTS_NAME, TRAIN_STATE_NAME):
         (run_dir / name).unlink(missing_ok=True)
-    for name in (SHARDED_DIR, TENSORBOARD_DIR):
+    for name in (SHARDED_DIR, TENSORBOARD_DIR, KEPT_DIR):
         shutil.rmtree(run_dir / name, ignore_errors=True)
+
+
+def kept_checkpoint_name(step: int) -> str:
+    """The weights file name, relative to the run dir, of the checkpoint kept at optimizer step `step` (a
+    `weights_name` for save_run / load_run)."""
+    return f"{KEPT_DIR}/step-{step:06d}.safetensors"
+
+
+def kept_checkpoints(run_dir: str | os.PathLike) -> list[tuple[int, str]]:
+    """The kept checkpoints of a run dir (training's keep_checkpoints) as (step, weights_name) pairs, by step;
+    [] when training kept none."""
+    kept = Path(run_dir) / KEPT_DIR
+    if not kept.is_dir():
+        return []
+    found = []
+    for path in kept.glob("step-*.safetensors"):
+        digits = path.name[len("step-"):-len(".safetensors")]
+        if digits.isdigit():
+            found.append((int(digits), f"{KEPT_DIR}/{path.name}"))
+    return sorted(found)
 
 
 def _link_or_copy(src: Path, dst: Path) -> None:

@@ -4,6 +4,7 @@ in docs/recipes.md), and the presets' training settings come from the recipes wh
 
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from lmlab.models.presets import get_preset
 from lmlab.recipes import RECIPES, get_recipe, preset_settings, recipe_for, run
 from lmlab.training import TrainConfig, apply_overrides
 from lmlab.world import load_task
+from lmlab.world.arithmetic import TASKS as ARITHMETIC_TASKS
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -92,10 +94,14 @@ def test_arithmetic_recipe_composes_its_text_and_trains_its_model(workdir):
         cut = Path(f"runs/arithmetic-text/{name}.txt").read_bytes()
         full = Path(f"runs/world/corpus/{name}.txt").read_bytes()
         assert 90_000 < len(cut) <= 100_000 and full.startswith(cut) and full[len(cut):].startswith(b"\n\n")
-    # 6,600 documents of extra sums, none of them a held-out 2D+ question
+    # 6,600 documents of extra sums, none of them a held-out question of any arithmetic task (a 3D+ question with
+    # two operands below 100 reads like a 2-digit sum)
     sums = Path("runs/arithmetic-text/sums2d.txt").read_text()
     assert sums.count("\n\n") == 6600 - 1
-    held_out = {item["prompt"] for item in load_task("runs/world", "arithmetic_2da")}
+    held_out = {item["prompt"] for key in ARITHMETIC_TASKS for item in load_task("runs/world", f"arithmetic_{key}")}
+    two_digit_like = [item["prompt"] for item in load_task("runs/world", "arithmetic_3da")
+                      if re.fullmatch(r"Q: What is \d{1,2} plus \d{1,2}\? A:", item["prompt"])]
+    assert two_digit_like  # the case the check is for exists in the world's 3D+ questions
     assert not held_out & {line.rsplit(" ", 1)[0] for line in sums.splitlines() if line}
     # the tokenizer is the main job's, so the two models read the same tokens
     assert Path("runs/arithmetic-data/tokenizer.json").read_bytes() == \

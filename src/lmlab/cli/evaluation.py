@@ -75,6 +75,9 @@ def tasks_arguments(t) -> None:
                         "use the world's held-out items")
     t.add_argument("--out", default=None, metavar="FILE",
                    help="results JSON (default RUN_DIR/eval/results.json); the item log goes beside it")
+    t.add_argument("--checkpoints", action="store_true",
+                   help="a learning curve: evaluate every checkpoint training kept (train with --keep_checkpoints "
+                        "true), one row per step")
     add_device(t)
     add_weights(t)
     add_json(t, "print the results as JSON instead of a table")
@@ -83,12 +86,12 @@ def tasks_arguments(t) -> None:
 
 def print_report(report, out, as_json: bool) -> None:
     """An evaluation report (`eval_tasks`, `eval_instructions`): its results as JSON, or the table and files."""
-    from lmlab.evaluation import format_table, items_path
+    from lmlab.evaluation import format_curve, format_table, items_path
 
     if as_json:
-        print(dumps(report["results"], ascii=True))
+        print(dumps(report.get("curve", report["results"]), ascii=True))
     else:
-        print(format_table(report))
+        print(format_curve(report) if "curve" in report else format_table(report))
         print(f"results: {out}  items: {items_path(out)}")
 
 
@@ -105,7 +108,7 @@ def cmd_tasks(args) -> int:
     out = Path(args.out) if args.out else Path(args.run_dir) / "eval" / "results.json"
     report = eval_tasks(args.run_dir, args.tasks, shots=args.shots, limit=args.limit, batch_size=args.batch_size,
                         seed=args.seed, world=args.world, out=out, device=args.device, progress=args.progress,
-                        weights=args.weights)
+                        weights=args.weights, checkpoints=args.checkpoints)
     print_report(report, out, args.json)
     return 0
 

@@ -105,33 +105,48 @@ def eval_tasks(run_dir: str | os.PathLike, tasks: str | Sequence[str], *,
                shots: str | int | Sequence[int] | None = None,
                limit: int | None = None, batch_size: int = DEFAULT_BATCH_SIZE, seed: int = DEFAULT_SEED,
                world: str | os.PathLike | None = None, out: str | os.PathLike | None = None, device: str = "cpu",
-               bootstrap_iters: int = BOOTSTRAP_ITERS, progress: bool = True, weights: str = "fp32") -> dict:
+               bootstrap_iters: int = BOOTSTRAP_ITERS, progress: bool = True, weights: str = "fp32",
+               checkpoints: bool = False) -> dict:
     """Evaluate the model of `run_dir` on `tasks` (see `resolve_tasks` for names) at each shot count.
 
     seed: seeds generated tasks, few-shot draws and the bootstrap. limit: first N documents of each task.
     out: write the report there as JSON and the per-item log (prompt, target, prediction, score per line) beside
     it as *.items.jsonl (see `items_path`). weights: how the Linear weights are held while scoring and decoding
-    ("fp32" | "bf16" | "int8", see lmlab.generation.set_weight_storage). Returns the report: {"run_dir",
-    "settings", "tasks": {name: settings}, "groups": {group: [task names]}, "results": [evaluate_task results, then
-    the groups' rows], "lmlab_version"}.
+    ("fp32" | "bf16" | "int8", see lmlab.generation.set_weight_storage). checkpoints: evaluate every checkpoint
+    training kept (`--keep_checkpoints true`), in step order — a learning curve — instead of the final weights.
+    Returns the report: {"run_dir", "settings", "tasks": {name: settings}, "groups": {group: [task names]},
+    "results": [evaluate_task results, then the groups' rows], "lmlab_version"}; with checkpoints also "curve":
+    [{"step", "weights", "results"} per kept checkpoint] ("results" is then the last checkpoint's, and each item
+    of the log records its "step").
     """
-    from lmlab.checkpoint import load_run
+    from lmlab.checkpoint import WEIGHTS_NAME, kept_checkpoints, load_run
 
     if limit is not None and limit < 1:
         raise LmlabError(f"--limit must be at least 1, got {limit}")
     check_weight_storage(weights)
     shot_list = parse_shots(shots)
     task_list = resolve_tasks(tasks, world=world, seed=seed)
-    run = load_run(run_dir, device=device)
-    set_weight_storage(run.model, weights)
-    results, items = evaluate(run.model, run.tokenizer, task_list, shots=shot_list, limit=limit,
-                              batch_size=batch_size, seed=seed, bootstrap_iters=bootstrap_iters, progress=progress)
+    to_evaluate = kept_checkpoints(run_dir) if checkpoints else [(None, WEIGHTS_NAME)]
+    if not to_evaluate:
+        raise LmlabError(f"{run_dir} has no kept checkpoints to evaluate: train it with --keep_checkpoints true "
+                         "(each evaluation's weights are then kept in RUN_DIR/checkpoints/)")
+    curve, items = [], []
+    for step, weights_name in to_evaluate:
+        run = load_run(run_dir, device=device, weights_name=weights_name)
+        set_weight_storage(run.model, weights)
+        results, step_items = evaluate(run.model, run.tokenizer, task_list, shots=shot_list, limit=limit,
+                                       batch_size=batch_size, seed=seed, bootstrap_iters=bootstrap_iters,
+                                       progress=progress)
+        curve.append({"step": step, "weights": weights_name, "results": results})
+        items.extend({**it, "step": step} if checkpoints else it for it in step_items)
     report = {"run_dir": str(run_dir), "lmlab_version": __version__,
               "settings": {"shots": shot_list, "limit": limit, "batch_size": batch_size, "seed": seed,
                            "world": str(world) if world is not None else None, "bootstrap_iters": bootstrap_iters,
                            "weights": weights},
               "tasks": {t.name: task_summary(t) for t in task_list}, "groups": task_groups(task_list),
-              "results": results}
+              "results": curve[-1]["results"]}
+    if checkpoints:
+        report["curve"] = curve
     if out is not None:
         write_report(report, items, out)
     return report
@@ -180,6 +195,24 @@ def format_table(report: dict | list[dict]) -> str:
         if k == 0:
             lines.append("  ".join("-" * w for w in widths))
     return "\n".join(lines)
+
+
+def format_curve(report: dict) -> str:
+    """A learning curve (`eval_tasks(..., checkpoints=True)`) as an aligned text table: one row per kept
+    checkpoint's step, one column TASK@SHOTS per task × shot count holding the task's first metric (named in a
+    line under the table)."""
+    curve = report["curve"]
+    columns = [(r["task"], r["shots"], next(iter(r["metrics"]))) for r in curve[0]["results"]]
+    rows = [["step"] + [f"{task}@{k}" for task, k, _ in columns]]
+    for point in curve:
+        value = {(r["task"], r["shots"]): r["metrics"][metric]
+                 for r, (_, _, metric) in zip(point["results"], columns)}
+        rows.append([str(point["step"])] + [_fmt(value[(task, k)]) for task, k, _ in columns])
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(cell.rjust(w) for cell, w in zip(row, widths)) for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    metrics = dict.fromkeys(f"{task}: {metric}" for task, _, metric in columns)
+    return "\n".join(lines + ["metric: " + ", ".join(metrics)])
 
 
 def _fmt(x: float) -> str:

@@ -8,7 +8,7 @@ from pathlib import Path
 from lmlab.recipes.table import WorldText
 from lmlab.utils import atomic_write_text
 from lmlab.world import load_task
-from lmlab.world.arithmetic import extra_sums_text
+from lmlab.world.arithmetic import TASKS as ARITHMETIC_TASKS, extra_sums_text
 
 
 def cut_paragraphs(text: str, kilobytes: int) -> str:
@@ -41,7 +41,10 @@ def compose_world_text(spec: WorldText, text_dir: str | os.PathLike | None) -> l
             atomic_write_text(text_dir / f"{name}.txt", cut)
             inputs.append(text_dir / f"{name}.txt")
         if spec.extra_sums:
-            held_out = {item["prompt"] for item in load_task(spec.world_dir, "arithmetic_2da")}
+            # Every held-out question, not only 2D+'s: a 3D+ question whose operands are both below 100 reads
+            # like a 2-digit sum, and would otherwise be answered from the training text
+            held_out = {item["prompt"] for key in ARITHMETIC_TASKS
+                        for item in load_task(spec.world_dir, f"arithmetic_{key}")}
             sums = extra_sums_text(held_out, spec.extra_sums, spec.sums_seed)
             atomic_write_text(text_dir / "sums2d.txt", sums)
             inputs.append(text_dir / "sums2d.txt")

@@ -54,6 +54,9 @@ class TrainConfig:
     log_interval: int = 10  # write a metrics.jsonl line every this many steps
     save_interval: int = 0  # extra checkpoints every this many steps besides eval steps (0: only at evals)
     keep_best: bool = True  # also keep best.safetensors, the weights with the lowest val loss so far
+    # also keep every evaluation's weights as checkpoints/step-NNNNNN.safetensors, for a learning curve
+    # (`lmlab eval tasks RUN --checkpoints`); each costs one weights file of disk
+    keep_checkpoints: bool = False
     target_loss: float | None = None  # stop early once the val loss is at or below this (None: never)
     tensorboard: bool = False  # also log scalars to RUN_DIR/tensorboard (needs the `tensorboard` package)
     # --- reproducibility and hardware ---------------------------------------------------------------------------------

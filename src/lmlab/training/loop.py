@@ -11,6 +11,7 @@
 Run dir files written here (rank 0 only; names and the crash-consistent save: lmlab.checkpoint):
     model.safetensors  the latest weights (what `--resume` continues from and what other commands load by default)
     best.safetensors   the weights with the lowest val loss so far (keep_best)
+    checkpoints/step-NNNNNN.safetensors   every evaluation's weights (keep_checkpoints), for learning curves
     train_state.pt     TrainState.state_dict(): optimizer, grad scaler, step, sampler position, RNG states (every
                        rank), best val loss, and the SHA-256 of the model.safetensors it belongs to
     config.json, tokenizer.json, metrics.jsonl, loss.png (and tensorboard/ when asked)
@@ -30,7 +31,8 @@ from typing import Any, Callable
 import torch
 
 from lmlab.checkpoint import BEST_WEIGHTS_NAME, METRICS_NAME, PLOT_NAME, TENSORBOARD_DIR, clear_checkpoints, \
-    latest_sharded_checkpoint, load_checkpoint_weights, load_train_state, save_checkpoint, save_run
+    kept_checkpoint_name, latest_sharded_checkpoint, load_checkpoint_weights, load_train_state, save_checkpoint, \
+    save_run
 from lmlab.data import RandomDocumentSampler, RandomWindowSampler
 from lmlab.errors import LmlabError
 from lmlab.tokenization import Tokenizer
@@ -184,7 +186,9 @@ def fit(model: torch.nn.Module, state: TrainState, job: Job, *, resumed: bool = 
                 if state.best_val_loss is None or val_loss < state.best_val_loss:
                     state.best_val_loss = val_loss
                     if cfg.keep_best:
-                        _save_best(state.model, job)
+                        _save_weights(state.model, job, BEST_WEIGHTS_NAME)
+            if cfg.keep_checkpoints and (step % cfg.eval_interval == 0 or step == cfg.max_iters):
+                _save_weights(state.model, job, kept_checkpoint_name(step))
             report.write(record)
             if save_now:
                 _save_checkpoint(state, job)
@@ -258,7 +262,9 @@ def _final_checkpoint(state: TrainState, job: Job, val_loss: float | None) -> fl
         state.best_val_loss = val_loss if state.best_val_loss is None else min(state.best_val_loss, val_loss)
     _save_checkpoint(state, job)
     if job.cfg.keep_best and val_loss is not None and val_loss <= state.best_val_loss:
-        _save_best(state.model, job)
+        _save_weights(state.model, job, BEST_WEIGHTS_NAME)
+    if job.cfg.keep_checkpoints:
+        _save_weights(state.model, job, kept_checkpoint_name(state.step))
     return val_loss
 
 
@@ -278,15 +284,16 @@ def _save_checkpoint(state: TrainState, job: Job) -> None:
     barrier(ctx)
 
 
-def _save_best(model: torch.nn.Module, job: Job) -> None:
-    """best.safetensors from the current weights (every rank calls this: FSDP shards are gathered to rank 0)."""
+def _save_weights(model: torch.nn.Module, job: Job, weights_name: str) -> None:
+    """A weights file besides the checkpoint (best.safetensors, a kept checkpoint) from the current weights (every
+    rank calls this: FSDP shards are gathered to rank 0)."""
     run_info = job.run_info(model)
     if is_sharded(model):
         tensors = gather_full_weights(model)
         if job.ctx.is_main:
-            save_run(job.out_dir, weights_name=BEST_WEIGHTS_NAME, tensors=tensors, **run_info)
+            save_run(job.out_dir, weights_name=weights_name, tensors=tensors, **run_info)
     elif job.ctx.is_main:
-        save_run(job.out_dir, weights_name=BEST_WEIGHTS_NAME, **run_info)
+        save_run(job.out_dir, weights_name=weights_name, **run_info)
 
 
 # ============================================================================================== reporting ===

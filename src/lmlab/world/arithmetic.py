@@ -77,7 +77,7 @@ def arithmetic_documents(rng: random.Random, held_out: set[str]) -> Iterator[str
 def extra_sums_text(held_out: set[str], n_docs: int, seed: int) -> str:
     """Extra 2-digit addition practice: `n_docs` documents (blank-line separated) of 3–8 lines "PROMPT ANSWER" each,
     drawn like the world's own 2D+ problems from Random(`seed`), leaving out every prompt in `held_out` (the
-    world's held-out 2D+ questions). Why: a tiny model learns 2-digit addition from the world's text only with more
+    world's held-out arithmetic questions, of every task). Why: a tiny model learns 2-digit addition from the world's text only with more
     examples than the world's arithmetic section holds (docs/experiments/arithmetic-tokenization.md)."""
     rng = random.Random(seed)
     docs = []

@@ -1,0 +1,25 @@
+"""What the experiment scripts share: running an lmlab command and recording it for the write-up."""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+LMLAB = [sys.executable, "-m", "lmlab"]
+
+
+def shown(cmd: list[str]) -> str:
+    """The command as a user would type it: `lmlab ...` for `python -m lmlab ...`."""
+    if cmd[:len(LMLAB)] == LMLAB:
+        return "lmlab " + " ".join(shlex.quote(c) for c in cmd[len(LMLAB):])
+    return " ".join(shlex.quote(c) for c in cmd)
+
+
+def sh(cmd: list[str], log: list[str]) -> None:
+    """Run a command from the repository root, stopping the experiment if it fails; append it to `log`."""
+    log.append(shown(cmd))
+    print(f"$ {log[-1]}", file=sys.stderr, flush=True)
+    subprocess.run(cmd, check=True, cwd=REPO)
