@@ -93,7 +93,7 @@ def format_world_summary(summary: dict) -> str:
         f"{sum(c['task_items'].values())} items",
         "  corpus: " + ", ".join(f"{name} {human_bytes(n)}" for name, n in s["sections"].items()),
         f"  files: {len(s['files']) + 1} written (see {s['out_dir']}/world.json)",
-    ])
+    ] + (["  options: " + ", ".join(f"{k}={v}" for k, v in s["options"].items())] if s.get("options") else []))
 
 
 def _check_target(out: Path) -> None:
