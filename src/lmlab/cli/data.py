@@ -13,17 +13,37 @@ def world_arguments(p) -> None:
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--size", default="5MB", help="approximate size of the training text, e.g. 500KB, 5MB, 1GB")
+    # How facts.txt states the static facts (lmlab.world.WorldOptions); the defaults give the usual world.
+    from lmlab.world.options import MAX_FORMS, ORDERS, WorldOptions
+    default = WorldOptions()
+    p.add_argument("--forms", type=int, default=default.forms, metavar="N",
+                   help=f"distinct statement templates per fact, 1..{MAX_FORMS} (1 = each fact always written the "
+                        f"same way, no augmentation; default {default.forms}, all)")
+    p.add_argument("--order", default=default.order, metavar="|".join(ORDERS),
+                   help=f"order of a subject's facts in each paragraph: {' or '.join(ORDERS)} (default "
+                        f"{default.order}: a new random order each time)")
+    p.add_argument("--extraction", action="store_true",
+                   help="write the extraction split: question forms ('Q: What is the capital of X? A:') in the text "
+                        "for the exposed half of the subjects only, and task facts_extract asking them about the "
+                        "held-out half")
+    p.add_argument("--exposed-fraction", type=float, default=default.exposed_fraction, metavar="F",
+                   help=f"with --extraction: share of each kind's subjects that are exposed (default "
+                        f"{default.exposed_fraction})")
 
 
 def cmd_world(args) -> int:
     """generate the built-in synthetic world corpus
 
     Generate the seeded synthetic world: training text, facts, edit requests, evaluation tasks. Same arguments →
-    byte-identical output.
+    byte-identical output. --forms, --order and --extraction change how the training text states the facts
+    (docs/world.md, "Options"); left out, the world is the usual one.
     """
-    from lmlab.world import format_world_summary, generate_world
+    from lmlab.world import WorldOptions, format_world_summary, generate_world
 
-    print(format_world_summary(generate_world(args.out, seed=args.seed, size=args.size, progress=True)))
+    options = WorldOptions(forms=args.forms, order=args.order, extraction=args.extraction,
+                           exposed_fraction=args.exposed_fraction)
+    print(format_world_summary(generate_world(args.out, seed=args.seed, size=args.size, options=options,
+                                              progress=True)))
     return 0
 
 

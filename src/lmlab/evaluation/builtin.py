@@ -8,9 +8,10 @@ Names (see `lmlab eval list` and docs/evaluation.md):
 - `scramble_{unscramble,scramble}_{cycle_letters,anagrams1,anagrams2,random_insertion,reversed_words}`: GPT-3's
   word scrambling, and the reverse direction (scramble a given word by the rule); generated from the seed over an
   embedded list of English words, or the world's held-out items with an explicit world dir.
-- world tasks (read from WORLD/tasks/*.jsonl): `facts_train`, `facts_paraphrase` (closed-book completion, exact
-  match), `facts_train_mc`, `facts_paraphrase_mc` (4-way multiple choice), `temporal` (outdated vs current value,
-  per prompt marker), `sentiment`.
+- world tasks (read from WORLD/tasks/*.jsonl): `facts_train`, `facts_paraphrase`, `facts_extract` (closed-book
+  completion, exact match; facts_extract only in worlds made with `lmlab world --extraction`), `facts_train_mc`,
+  `facts_paraphrase_mc` (4-way multiple choice), `temporal` (outdated vs current value, per prompt marker),
+  `sentiment`.
 - file-backed, as `NAME:PATH`: `sst2:` (GLUE TSV), `sentiment_labelled:` (UCI labelled sentences),
   `blimp:` (a paradigm JSONL, or a directory of them: one task per paradigm plus their mean, the group
   `blimp:DIRNAME`, as lm-evaluation-harness's `blimp`), `counterfact:` and `zsre:` (JSON lists), `text:` (perplexity
@@ -31,7 +32,7 @@ from lmlab.data.labelled import SENTIMENT_LABELS, read_labelled
 from lmlab.errors import LmlabError
 from lmlab.evaluation.tasks import Task, TaskConfig, load_task_yaml, read_jsonl
 from lmlab.world import arithmetic as world_arithmetic
-from lmlab.world import is_valid_scramble, is_world, load_task
+from lmlab.world import is_valid_scramble, is_world, list_tasks, load_task
 from lmlab.world import scramble as world_scramble
 from lmlab.world.english import WORDS as ENGLISH_WORDS
 
@@ -137,21 +138,26 @@ GROUPS["scramble"] = GROUPS["scramble_unscramble"] + GROUPS["scramble_scramble"]
 
 
 # ============================================================================================== world tasks ===
-def _world_builder(file: str, cfg_kwargs: dict) -> Callable[[TaskSource], Task]:
+def _world_builder(file: str, cfg_kwargs: dict, made_by: str | None = None) -> Callable[[TaskSource], Task]:
+    """`made_by`: the `lmlab world` flag that writes this task file, for tasks only some worlds have."""
     def build(src: TaskSource) -> Task:
         name = cfg_kwargs["task"]
-        docs = load_task(_world_dir(src, name), file)
+        world = _world_dir(src, name)
+        if made_by is not None and file not in list_tasks(world):
+            raise LmlabError(f"task {name}: world {world} has no {file} items; generate a world with "
+                             f"`lmlab world --out DIR {made_by}` and pass --world DIR")
+        docs = load_task(world, file)
         return Task(TaskConfig(**cfg_kwargs, summary=REGISTRY[name].summary), docs)
     return build
 
 
 # Fact sentences in facts.txt follow each other as "... is Dremby. The capital of ...": ". " joins solved examples
 # and "." ends an answer.
+_FACT_GENERATION = dict(output_type="generate_until", fewshot_delimiter=". ", until=[".", "\n"], max_gen_toks=16)
 for _file in ("facts_train", "facts_paraphrase"):
     _which = "training templates" if _file == "facts_train" else "held-out paraphrase templates"
     _register(_file, f"world: closed-book fact completion on {_which} (generation, exact match)",
-              "world", _world_builder(_file, dict(task=_file, output_type="generate_until", fewshot_delimiter=". ",
-                                                   until=[".", "\n"], max_gen_toks=16)))
+              "world", _world_builder(_file, dict(task=_file, **_FACT_GENERATION)))
     _register(f"{_file}_mc", f"world: the facts of {_file} as 4-way multiple choice over same-relation objects",
               "world", _world_builder(_file, dict(task=f"{_file}_mc", output_type="multiple_choice",
                                                    doc_to_choice="choices", doc_to_target="{label}",
@@ -163,6 +169,10 @@ _register("temporal", "world: outdated vs current value (multiple choice), repor
 _register("sentiment", "world: sentiment of held-out reviews, 'Review: ...\\nSentiment:' → positive|negative",
           "world", _world_builder("sentiment", dict(task="sentiment", output_type="multiple_choice",
                                                     doc_to_choice="choices", doc_to_target="{label}")))
+# Not in the `world` group: only worlds generated with --extraction have it.
+_register("facts_extract", "world (--extraction only): question forms ('Q: What is the capital of X? A:') about "
+          "held-out subjects, whose facts the text states only in other forms (generation, exact match)", "world",
+          _world_builder("facts_extract", dict(task="facts_extract", **_FACT_GENERATION), made_by="--extraction"))
 GROUPS["world"] = ["facts_train", "facts_paraphrase", "temporal", "sentiment"]
 
 

@@ -10,8 +10,10 @@ from lmlab.world.generate import countries_for_size, format_world_summary, gener
 from lmlab.world.instructions import instruction_set
 from lmlab.world.io import (is_world, list_tasks, load_edits, load_facts, load_task, load_world_info,
                             sample_prompts)
+from lmlab.world.options import WorldOptions
 from lmlab.world.scramble import is_valid_scramble
+from lmlab.world.vocabulary import paraphrase_audit
 
 __all__ = ["generate_world", "format_world_summary", "countries_for_size", "is_world", "load_world_info", "load_facts", "load_edits",
            "list_tasks", "load_task", "sample_prompts", "is_valid_scramble",
-           "instruction_set"]
+           "instruction_set", "WorldOptions", "paraphrase_audit"]

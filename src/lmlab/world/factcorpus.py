@@ -2,7 +2,8 @@
 
 Both are endless streams of documents; the writer stops when a section's byte budget is reached. Text is built in
 rounds so that coverage is even: each round of `static_documents` mentions every static fact exactly once (one
-paragraph per subject, its facts in random order, each with a random *train* template), and each round of
+paragraph per subject, its facts in random order, each with a random *train* template; `WorldOptions` can narrow
+the templates, fix the order and add question paragraphs for the extraction split), and each round of
 `temporal_documents` mentions every temporal fact's outdated value 3–4 times and its current value once (see
 below). Paragraphs and statements are then joined 2–4 at a time into documents (see grouping.py: this keeps
 documents distinct, so deduplication cannot strip the repetition). Mention counts are recorded in the lists
@@ -14,37 +15,49 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator
 
+from lmlab.world.extraction import FactPlan
 from lmlab.world.facts import World
 from lmlab.world.grouping import grouped
 from lmlab.world.relations import RELATION_BY_NAME, render
 
 
-def static_documents(world: World, rng: random.Random, mentions: list[int]) -> Iterator[str]:
-    """Endless stream of documents about static facts; `mentions[i]` counts mentions of `world.facts[i]`.
+def static_documents(world: World, rng: random.Random, mentions: list[int], plan: FactPlan,
+                     question_mentions: list[int]) -> Iterator[str]:
+    """Endless stream of documents about static facts; `mentions[i]` counts statements of `world.facts[i]`,
+    `question_mentions[i]` its question forms (exposed subjects only, see extraction.py).
 
-    A document is 2–4 subject paragraphs (all facts about one subject, in random order and templates)."""
-    return grouped(_subject_paragraphs(world, rng, mentions), rng)
+    A document is 2–4 paragraphs. A statement paragraph states every fact about one subject, each in one of its
+    statement forms (`plan.forms`), in random order (or fact order: `plan.shuffled` False). With the extraction
+    split, each exposed subject also gets a question paragraph per round ("Q: What is the capital of X? A: Y. ..."),
+    a piece of its own, so most questions do not sit next to the statements that answer them."""
+    return grouped(_subject_paragraphs(world, rng, mentions, plan, question_mentions), rng)
 
 
-def _subject_paragraphs(world: World, rng: random.Random, mentions: list[int]) -> Iterator[str]:
+def _subject_paragraphs(world: World, rng: random.Random, mentions: list[int], plan: FactPlan,
+                        question_mentions: list[int]) -> Iterator[str]:
     by_subject: dict[str, list[int]] = {}  # dicts keep insertion order: deterministic
     sentences: dict[int, list[str]] = {}
-    for i, f in enumerate(world.facts):
-        if f.temporal:
-            continue
+    questions: dict[int, list[str]] = {}
+    for i, templates in plan.forms.items():
+        f = world.facts[i]
         by_subject.setdefault(f.subject, []).append(i)
-        # Pre-render every train template once: a round then costs one random choice per fact.
-        sentences[i] = [render(t, f.subject, f.object) for t in RELATION_BY_NAME[f.relation].train]
-    subjects = list(by_subject)
+        # Pre-render every form once: a round then costs one random choice per fact.
+        sentences[i] = [render(t, f.subject, f.object) for t in templates]
+        if f.subject in plan.exposed:
+            questions[i] = [render(t, f.subject, f.object) for t in RELATION_BY_NAME[f.relation].question]
+    # (subject, is a question paragraph): without exposed subjects, shuffling this list draws exactly as shuffling
+    # the subjects did, so the default world's text is unchanged.
+    pieces = [(subject, False) for subject in by_subject] + [(s, True) for s in by_subject if s in plan.exposed]
     while True:
-        rng.shuffle(subjects)
-        for subject in subjects:
+        rng.shuffle(pieces)
+        for subject, asked in pieces:
             idx = by_subject[subject]
-            parts = [rng.choice(sentences[i]) for i in idx]
-            if len(parts) > 1:
+            pool, counts = (questions, question_mentions) if asked else (sentences, mentions)
+            parts = [rng.choice(pool[i]) for i in idx]
+            if plan.shuffled and len(parts) > 1:
                 rng.shuffle(parts)
             for i in idx:
-                mentions[i] += 1
+                counts[i] += 1
             yield " ".join(parts)
 
 

@@ -25,10 +25,12 @@ from lmlab.utils import human_bytes, parse_size, staged_directory
 from lmlab.world import arithmetic, lexicon, records, scramble, sentiment
 from lmlab.world.edits import edit_requests
 from lmlab.world.factcorpus import static_documents, temporal_documents
+from lmlab.world.extraction import FactPlan, check_unseen, fact_plan
 from lmlab.world.facts import STATIC_FACTS_PER_COUNTRY, World, build_world
 from lmlab.world.grammar import grammar_documents
 from lmlab.world.io import GENERATOR_NAME, is_world, write_jsonl
-from lmlab.world.relations import template_words
+from lmlab.world.options import WorldOptions
+from lmlab.world.relations import RELATION_BY_NAME, template_words
 
 VERSION = 1
 SECTION_SHARES = {"facts": 0.45, "temporal": 0.10, "grammar": 0.10, "arithmetic": 0.15, "scramble": 0.10,
@@ -50,24 +52,29 @@ def _rng(seed: int, part: str) -> random.Random:
 
 
 def generate_world(out_dir: str | os.PathLike, *, seed: int = 0, size: str | int = "5MB",
-                   progress: bool = True) -> dict:
+                   options: WorldOptions | None = None, progress: bool = True) -> dict:
     """Generate the synthetic world into `out_dir`; returns the summary that is also saved as world.json.
 
     `size` is the approximate size of the training text (corpus/*.txt together), e.g. "200KB", "5MB", "1GB"
     (50 KB – 2 GB). The world is written to a temporary directory next to `out_dir` and renamed into place, so an
     interrupted run never leaves a half world; an existing world in `out_dir` is replaced, any other non-empty
-    directory is refused. Summary keys: seed, size_bytes, version, countries, counts, mentions, sections (bytes
-    per corpus file), corpus_bytes, files (bytes per written file), out_dir.
+    directory is refused. `options` (WorldOptions; default: today's world) choose how facts.txt states the facts
+    and whether the world has an extraction split. Summary keys: seed, size_bytes, version, countries, counts,
+    mentions, sections (bytes per corpus file), corpus_bytes, files (bytes per written file), out_dir, and
+    options (only the fields that differ from the defaults, only when any does).
     """
     size_bytes = parse_size(size)
     if not MIN_SIZE <= size_bytes <= MAX_SIZE:
         raise LmlabError(f"world size {size!r} is out of range: choose between 50KB and 2GB, e.g. --size 5MB")
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise LmlabError(f"seed {seed!r} must be a non-negative integer, e.g. --seed 0")
+    options = WorldOptions() if options is None else options
+    if not isinstance(options, WorldOptions):
+        raise LmlabError(f"options must be a lmlab.world.WorldOptions, got {type(options).__name__}")
     out = Path(out_dir)
     _check_target(out)
     with staged_directory(out) as tmp:
-        summary = _write_world(tmp, seed, size_bytes, progress)
+        summary = _write_world(tmp, seed, size_bytes, options, progress)
     summary["out_dir"] = str(out)
     return summary
 
@@ -86,7 +93,7 @@ def format_world_summary(summary: dict) -> str:
         f"{sum(c['task_items'].values())} items",
         "  corpus: " + ", ".join(f"{name} {human_bytes(n)}" for name, n in s["sections"].items()),
         f"  files: {len(s['files']) + 1} written (see {s['out_dir']}/world.json)",
-    ])
+    ] + (["  options: " + ", ".join(f"{k}={v}" for k, v in s["options"].items())] if s.get("options") else []))
 
 
 def _check_target(out: Path) -> None:
@@ -125,18 +132,21 @@ def _write_section(path: Path, docs: Iterator[str], budget: int, bar) -> int:
     return written - 1  # the last document ends with one newline, not a blank line
 
 
-def _write_world(d: Path, seed: int, size_bytes: int, progress: bool) -> dict:
+def _write_world(d: Path, seed: int, size_bytes: int, options: WorldOptions, progress: bool) -> dict:
     (d / "corpus").mkdir(parents=True)
     (d / "tasks").mkdir()
     n_countries = countries_for_size(size_bytes)
     world = build_world(_rng(seed, "world"), n_countries)
+    plan = fact_plan(world, options, _rng(seed, "facts-forms"), _rng(seed, "extraction-split"))
     held_out = _HeldOut(world, seed)  # evaluation items first, so the training text can leave them out
-    mentions = _Mentions(len(world.facts))
-    sections = _write_corpus(d / "corpus", world, seed, size_bytes, held_out, mentions, progress)
-    files = {"facts.jsonl": write_jsonl(d / "facts.jsonl", _fact_records(world, seed, mentions))}
+    mentions = _Mentions(len(world.facts), questions=options.extraction)
+    sections = _write_corpus(d / "corpus", world, seed, size_bytes, held_out, mentions, plan, progress)
+    files = {"facts.jsonl": write_jsonl(d / "facts.jsonl", _fact_records(world, seed, mentions, plan))}
     edits = edit_requests(world, _rng(seed, "edits"))
     files["edits.jsonl"] = write_jsonl(d / "edits.jsonl", edits)
-    tasks = held_out.tasks(world, seed)
+    tasks = held_out.tasks(world, seed, plan)
+    if options.extraction:
+        check_unseen(tasks["facts_extract"], d / "corpus")
     for name, items in tasks.items():
         files[f"tasks/{name}.jsonl"] = write_jsonl(d / "tasks" / f"{name}.jsonl", items)
     files.update({f"corpus/{name}": n for name, n in sections.items()})
@@ -153,6 +163,8 @@ def _write_world(d: Path, seed: int, size_bytes: int, progress: bool) -> dict:
         "sections": sections, "corpus_bytes": sum(sections.values()),
         "files": dict(sorted(files.items())),
     }
+    if options.non_default():  # recorded only when set, so today's world.json keeps its bytes
+        summary["options"] = options.non_default()
     # world.json last: its presence marks the directory as a complete world.
     # (A plain write is enough: the whole directory is still a temporary one that gets renamed into place.)
     (d / "world.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n", encoding="utf-8")
@@ -171,16 +183,24 @@ class _HeldOut:
         self.sentiment = sentiment.eval_items(_rng(seed, "sentiment-eval"), world.entities["company"])
         self.sentiment_texts = {item["text"] for item in self.sentiment}
 
-    def tasks(self, world: World, seed: int) -> dict[str, list[dict]]:
-        """{task name: items} of every task file (tasks/NAME.jsonl)."""
+    def tasks(self, world: World, seed: int, plan: FactPlan) -> dict[str, list[dict]]:
+        """{task name: items} of every task file (tasks/NAME.jsonl). facts_train asks each fact in the forms the
+        text states it in; facts_extract (extraction split only) asks every question form of each held-out fact."""
+        def relation(i: int):
+            return RELATION_BY_NAME[world.facts[i].relation]
         tasks = {
-            "facts_train": records.fact_task_items(world, _rng(seed, "task-facts-train"), heldout=False),
-            "facts_paraphrase": records.fact_task_items(world, _rng(seed, "task-facts-paraphrase"), heldout=True),
+            "facts_train": records.fact_task_items(world, _rng(seed, "task-facts-train"), plan.forms.__getitem__),
+            "facts_paraphrase": records.fact_task_items(world, _rng(seed, "task-facts-paraphrase"),
+                                                        lambda i: relation(i).heldout),
             "temporal": records.temporal_task_items(world, _rng(seed, "task-temporal")),
             "sentiment": self.sentiment,
         }
         tasks.update({f"arithmetic_{key}": items for key, items in self.arithmetic.items()})
         tasks.update({f"scramble_{key}": items for key, items in self.scramble.items()})
+        if plan.held_out:
+            tasks["facts_extract"] = records.fact_task_items(
+                world, _rng(seed, "task-facts-extract"), lambda i: relation(i).question,
+                indices=plan.held_out_facts(world), every_form=True)
         return tasks
 
 
@@ -188,8 +208,10 @@ class _Mentions:
     """How often the corpus states each fact (by fact index): static facts, and temporal facts' outdated and
     current values. The text generators count into these lists as they write."""
 
-    def __init__(self, n_facts: int):
+    def __init__(self, n_facts: int, questions: bool = False):
         self.static, self.outdated, self.current = [0] * n_facts, [0] * n_facts, [0] * n_facts
+        self.question = [0] * n_facts   # question-form mentions (extraction split: exposed subjects only)
+        self.questions = questions      # whether facts.jsonl records them
 
     @staticmethod
     def static_facts(world: World) -> list[int]:
@@ -201,7 +223,9 @@ class _Mentions:
 
     def of(self, i: int, temporal: bool) -> dict[str, int]:
         """The mention counts of fact i, as facts.jsonl records them."""
-        return {"outdated": self.outdated[i], "current": self.current[i]} if temporal else {"train": self.static[i]}
+        if temporal:
+            return {"outdated": self.outdated[i], "current": self.current[i]}
+        return {"train": self.static[i], "question": self.question[i]} if self.questions else {"train": self.static[i]}
 
     def summary(self, world: World) -> dict[str, float]:
         train_counts = [self.static[i] for i in self.static_facts(world)]
@@ -214,13 +238,13 @@ class _Mentions:
 
 
 def _write_corpus(corpus_dir: Path, world: World, seed: int, size_bytes: int, held_out: _HeldOut,
-                  mentions: _Mentions, progress: bool) -> dict[str, int]:
+                  mentions: _Mentions, plan: FactPlan, progress: bool) -> dict[str, int]:
     """corpus/NAME.txt for every section, each its share of `size_bytes`; returns {file name: bytes written}."""
     from tqdm import tqdm  # imported here so `import lmlab.world` stays light
 
     companies = world.entities["company"]
     streams = {
-        "facts": static_documents(world, _rng(seed, "facts-text"), mentions.static),
+        "facts": static_documents(world, _rng(seed, "facts-text"), mentions.static, plan, mentions.question),
         "temporal": temporal_documents(world, _rng(seed, "temporal-text"), mentions.outdated, mentions.current),
         "grammar": grammar_documents(world, _rng(seed, "grammar-text")),
         "arithmetic": arithmetic.arithmetic_documents(_rng(seed, "arithmetic-text"), held_out.arithmetic_prompts),
@@ -237,9 +261,14 @@ def _write_corpus(corpus_dir: Path, world: World, seed: int, size_bytes: int, he
     return sections
 
 
-def _fact_records(world: World, seed: int, mentions: _Mentions) -> Iterator[dict]:
-    """facts.jsonl's records, one per fact, with how often the corpus mentions it."""
+def _fact_records(world: World, seed: int, mentions: _Mentions, plan: FactPlan) -> Iterator[dict]:
+    """facts.jsonl's records, one per fact, with how often the corpus mentions it (and, for static facts, the
+    plan's fields when the options are not the defaults)."""
     by_relation = records.facts_by_relation(world)
     rec_rng = _rng(seed, "fact-records")
     for i, f in enumerate(world.facts):
-        yield records.fact_record(world, i, by_relation, rec_rng, mentions.of(i, f.temporal))
+        rec = records.fact_record(world, i, by_relation, rec_rng, mentions.of(i, f.temporal))
+        if not f.temporal:
+            rec.update(plan.record_fields(i, world))
+        yield rec
+

@@ -9,6 +9,7 @@ lm-evaluation-harness with target_delimiter " ").
 from __future__ import annotations
 
 import random
+from collections.abc import Callable, Sequence
 
 from lmlab.world.facts import Fact, World
 from lmlab.world.relations import RELATION_BY_NAME, fill, to_prompt
@@ -87,19 +88,23 @@ def _sample_facts(rng: random.Random, indices: list[int]) -> list[int]:
     return sorted(rng.sample(indices, MAX_FACT_TASK_ITEMS))
 
 
-def fact_task_items(world: World, rng: random.Random, heldout: bool) -> list[dict]:
-    """Closed-book fact completion over static facts: one item per fact, cycling through the train templates
-    (heldout=False) or the held-out paraphrase templates (heldout=True)."""
+def fact_task_items(world: World, rng: random.Random, forms: Callable[[int], Sequence[str]],
+                    indices: list[int] | None = None, every_form: bool = False) -> list[dict]:
+    """Closed-book fact completion: items over the facts `indices` (default: every static fact), asked with the
+    templates `forms(i)` of fact i (e.g. its relation's train or held-out templates). Each fact gets one item, the
+    forms taken in turn across facts, or (every_form=True) one item per form."""
     items = []
-    static = [i for i, f in enumerate(world.facts) if not f.temporal]
-    for k, i in enumerate(_sample_facts(rng, static)):
+    if indices is None:
+        indices = [i for i, f in enumerate(world.facts) if not f.temporal]
+    for k, i in enumerate(_sample_facts(rng, indices)):
         f = world.facts[i]
-        rel = RELATION_BY_NAME[f.relation]
-        templates = rel.heldout if heldout else rel.train
-        template = to_prompt(templates[k % len(templates)])
-        choices, label = _choices(world, f, f.object, rng)
-        items.append({"fact_id": f.id, "subject": f.subject, "relation": f.relation, "template": template,
-                      "prompt": fill(template, f.subject), "target": f.object, "choices": choices, "label": label})
+        templates = forms(i)
+        for t in templates if every_form else (templates[k % len(templates)],):
+            template = to_prompt(t)
+            choices, label = _choices(world, f, f.object, rng)
+            items.append({"fact_id": f.id, "subject": f.subject, "relation": f.relation, "template": template,
+                          "prompt": fill(template, f.subject), "target": f.object, "choices": choices,
+                          "label": label})
     return items
 
 

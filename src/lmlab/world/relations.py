@@ -11,6 +11,10 @@ Each relation has
   slot or a time word ("In {y}, the leader of {s} was {o}.", "Today, the leader of {s} is {o}."). No present
   template contains a train template ("Now X lives in Y." would contain "X lives in Y."), so after an unmarked
   train prompt the text only ever continues with the outdated value.
+- for static relations, `question` forms ("Q: What is the capital of {s}? A: {o}.", "{s}'s capital city: {o}."),
+  built only from words of the training text; they appear in the text only in a world with the extraction split
+  (WorldOptions.extraction), and only for its exposed subjects. They stay out of `template_words`, so adding them
+  changed no name of today's worlds; the tests check that their words are blocked for names anyway.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ class Relation:
     temporal: bool = False
     past: tuple[str, ...] = ()
     present: tuple[str, ...] = ()
+    question: tuple[str, ...] = ()   # question forms (static relations only): used only with the extraction split
 
 
 RELATIONS: tuple[Relation, ...] = (
@@ -36,54 +41,63 @@ RELATIONS: tuple[Relation, ...] = (
         train=("The capital of {s} is {o}.", "{s}'s capital is {o}.", "The capital city of {s} is {o}.",
                "{s} has its capital in {o}."),
         heldout=("The seat of government of {s} is {o}.", "{s} is governed from the city of {o}."),
+        question=("Q: What is the capital of {s}? A: {o}.", "{s}'s capital city: {o}."),
     ),
     Relation(
         "language_of", "country", "language",
         train=("The language spoken in {s} is {o}.", "People in {s} speak {o}.",
                "The official language of {s} is {o}.", "In {s}, most people speak {o}."),
         heldout=("The main language of {s} is {o}.", "Residents of {s} talk in {o}."),
+        question=("Q: What is the language of {s}? A: {o}.", "{s}'s official language: {o}."),
     ),
     Relation(
         "located_in", "city", "country",
         train=("{s} is located in {o}.", "{s} is a city in {o}.", "The city of {s} lies in {o}.",
                "{s} is in the country of {o}."),
         heldout=("{s} can be found in {o}.", "The town {s} is part of {o}."),
+        question=("Q: What country is {s} in? A: {o}.", "{s}'s country: {o}."),
     ),
     Relation(
         "born_in", "person", "city",
         train=("{s} was born in {o}.", "The birthplace of {s} is {o}.", "{s} was born in the city of {o}.",
                "{s} comes from {o}."),
         heldout=("{s} is a native of {o}.", "The hometown of {s} is {o}."),
+        question=("Q: What is the birthplace of {s}? A: {o}.", "{s}'s birthplace: {o}."),
     ),
     Relation(
         "citizen_of", "person", "country",
         train=("{s} is a citizen of {o}.", "{s} holds a passport from {o}.", "{s} is a national of {o}.",
                "The nationality of {s} is that of {o}."),
         heldout=("{s} has citizenship of {o}.", "The home country of {s} is {o}."),
+        question=("Q: What is the nationality of {s}? A: {o}.", "{s}'s nationality: {o}."),
     ),
     Relation(
         "works_as", "person", "profession",
         train=("{s} works as a {o}.", "By profession, {s} is a {o}.", "{s} earns a living as a {o}.",
                "{s} has a job as a {o}."),
         heldout=("{s} is employed as a {o}.", "Professionally, {s} is a {o}."),
+        question=("Q: What is the profession of {s}? A: {o}.", "{s}'s job: {o}."),
     ),
     Relation(
         "plays", "person", "instrument",
         train=("{s} plays the {o}.", "The instrument {s} plays is the {o}.", "{s} is good at playing the {o}.",
                "Every evening, {s} practises the {o}."),
         heldout=("{s} knows how to play the {o}.", "The favourite instrument of {s} is the {o}."),
+        question=("Q: What instrument is {s} good at playing? A: {o}.", "{s}'s instrument: {o}."),
     ),
     Relation(
         "founded_by", "company", "person",
         train=("{s} was founded by {o}.", "The founder of {s} is {o}.", "The company {s} was started by {o}.",
                "{s} was set up by {o}."),
         heldout=("{s} was established by {o}.", "The creator of {s} is {o}."),
+        question=("Q: What founder set up {s}? A: {o}.", "{s}'s founder: {o}."),
     ),
     Relation(
         "headquartered_in", "company", "city",
         train=("{s} is headquartered in {o}.", "The headquarters of {s} are in {o}.",
                "{s} has its main office in {o}.", "The company {s} is based in {o}."),
         heldout=("The head office of {s} is located in {o}.", "{s} operates from {o}."),
+        question=("Q: What city is {s} headquartered in? A: {o}.", "{s}'s headquarters: {o}."),
     ),
     Relation(
         "species_of", "animal", "species",
@@ -91,12 +105,14 @@ RELATIONS: tuple[Relation, ...] = (
         train=("The animal {s} is a {o}.", "The pet called {s} is a {o}.", "{s} is a pet {o}.",
                "What kind of animal is {s}? A {o}."),
         heldout=("{s} is a kind of {o}.", "By species, {s} is a {o}."),
+        question=("Q: What kind of pet is {s}? A: {o}.", "{s}'s kind of animal: {o}."),
     ),
     Relation(
         "colour_of", "animal", "colour",
         train=("The colour of {s} is {o}.", "The fur of {s} is {o}.", "{s} is coloured {o}.",
                "The coat of {s} is {o}."),
         heldout=("The color of {s} is {o}.", "If you look at {s}, you see the colour {o}."),
+        question=("Q: What colour is {s}? A: {o}.", "{s}'s fur colour: {o}."),
     ),
     # --- facts that change over time: the outdated value is written more often than the current one -------------
     Relation(
@@ -157,8 +173,16 @@ def template_words(include_heldout: bool = True) -> list[str]:
     words: set[str] = set()
     for r in RELATIONS:
         for t in r.train + (r.heldout if include_heldout else ()) + r.past + r.present:
-            for w in t.replace("{s}", " ").replace("{o}", " ").replace("{y}", " ").split():
-                w = w.strip(".,?'").lower()
-                if w.isalpha() and len(w) > 1:
-                    words.add(w)
+            words.update(words_of(t))
     return sorted(words)
+
+
+def words_of(template: str) -> list[str]:
+    """The lowercase words (two letters or more) of a template, slots left out, in order:
+    "{s}'s capital city: {o}." → ["capital", "city"]."""
+    out = []
+    for w in template.replace("{s}", " ").replace("{o}", " ").replace("{y}", " ").split():
+        w = w.strip(".,?:'").lower()
+        if w.isalpha() and len(w) > 1:
+            out.append(w)
+    return out
