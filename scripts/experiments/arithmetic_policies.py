@@ -58,7 +58,17 @@ def main() -> None:
     ap.add_argument("--table-limit", type=int, default=200, help="questions per task in the GPT-3 table")
     ap.add_argument("--recipe-run", type=Path, default=None,
                     help="the `arithmetic` recipe's run dir (lmlab train --recipe arithmetic), for the table")
+    ap.add_argument("--threads", type=int, default=0,
+                    help="CPU threads of every process (0: torch's default); 1 lets two experiments share 2 cores "
+                         "without oversubscribing them")
     args = ap.parse_args()
+    if args.threads:
+        import os
+
+        import torch
+
+        os.environ["OMP_NUM_THREADS"] = str(args.threads)  # inherited by every lmlab command below
+        torch.set_num_threads(args.threads)
     work = args.work.resolve()
     work.mkdir(parents=True, exist_ok=True)
     seeds = [int(s) for s in args.seeds.split(",")]

@@ -18,8 +18,10 @@ def shown(cmd: list[str]) -> str:
     return " ".join(shlex.quote(c) for c in cmd)
 
 
-def sh(cmd: list[str], log: list[str]) -> None:
-    """Run a command from the repository root, stopping the experiment if it fails; append it to `log`."""
+def sh(cmd: list[str], log: list[str], *, capture: bool = False) -> str:
+    """Run a command from the repository root, stopping the experiment if it fails; append it to `log`. With
+    `capture`, return its standard output (otherwise it goes to the terminal, and "" is returned)."""
     log.append(shown(cmd))
     print(f"$ {log[-1]}", file=sys.stderr, flush=True)
-    subprocess.run(cmd, check=True, cwd=REPO)
+    done = subprocess.run(cmd, check=True, cwd=REPO, stdout=subprocess.PIPE if capture else None, text=True)
+    return done.stdout if capture else ""

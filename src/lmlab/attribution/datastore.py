@@ -106,11 +106,17 @@ def keys_and_logprobs(model: torch.nn.Module, tokens: np.ndarray, layer: int, *,
                    np.concatenate([r[3] for r in rows]).astype(np.int64))
 
 
+MAX_DEFAULT_NLIST = 4096
+
+
 def _new_index(faiss, kind: str, dim: int, n_keys: int, nlist: int | None):
     if kind == "flat":
         return faiss.IndexFlatL2(dim), None
-    # IVF: ~4·√n lists is faiss's rule of thumb; at least 39 training points per list keep k-means stable.
-    nlist = nlist or max(1, min(int(4 * math.sqrt(n_keys)), n_keys // 39))
+    # IVF: ~4·√n lists is faiss's rule of thumb; at least 39 training points per list keep k-means stable. The
+    # k-means that places the lists costs ~ nlist² × dim per iteration (64 training points per list), so past
+    # MAX_DEFAULT_NLIST lists (~10M keys with the rule) training would dominate a CPU build; more lists only pay off
+    # on faster hardware, where --nlist sets them.
+    nlist = nlist or max(1, min(int(4 * math.sqrt(n_keys)), n_keys // 39, MAX_DEFAULT_NLIST))
     return faiss.IndexIVFFlat(faiss.IndexFlatL2(dim), dim, nlist), nlist
 
 

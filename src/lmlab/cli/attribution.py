@@ -156,7 +156,7 @@ def knn_arguments(kn) -> None:
     kn.add_argument("--splits", default="train", help="splits to store (default train)")
     kn.add_argument("--index", dest="kind", default="flat", choices=["flat", "ivf"],
                     help="faiss index: flat (exact, default) or ivf (approximate, inverted lists)")
-    kn.add_argument("--nlist", type=int, default=None, metavar="N", help="IVF lists (default ~4·√keys)")
+    kn.add_argument("--nlist", type=int, default=None, metavar="N", help="IVF lists (default ~4·√keys, at most 4096)")
     kn.add_argument("--max-tokens", type=int, default=None, metavar="N", help="store only the first N tokens")
     kn.add_argument("--batch-size", type=int, default=8, metavar="N", help="windows per forward pass (default 8)")
     add_device(kn)
