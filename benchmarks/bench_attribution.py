@@ -49,6 +49,20 @@ def percentiles(seconds: list[float]) -> tuple[float, float]:
     return float(np.percentile(ms, 50)), float(np.percentile(ms, 99))
 
 
+def sample_ngrams(tokens: np.ndarray, eos_id: int, rng: np.random.Generator, count: int,
+                  max_len: int = 8) -> list[np.ndarray]:
+    """`count` n-grams of 1..max_len tokens cut at random places of `tokens` (1-D ids), none holding `eos_id`
+    (queries never span two documents)."""
+    queries = []
+    while len(queries) < count:
+        n = int(rng.integers(1, max_len + 1))
+        s = int(rng.integers(0, len(tokens) - n))
+        q = tokens[s:s + n]
+        if eos_id not in q:
+            queries.append(q)
+    return queries
+
+
 def bench_index(data: Path, rng: np.random.Generator) -> dict:
     from lmlab.attribution import SuffixIndex, trace_ids
     from lmlab.data import load_split
@@ -61,13 +75,7 @@ def bench_index(data: Path, rng: np.random.Generator) -> dict:
     meta = ix.meta
     val = np.asarray(load_split(data, "val"), dtype=np.int64)
     train = np.asarray(ix.tokens)
-    queries = []
-    while len(queries) < 300:
-        n = int(rng.integers(1, 9))
-        s = int(rng.integers(0, len(val) - n))
-        q = val[s:s + n]
-        if ix.eos_id not in q:
-            queries.append(q)
+    queries = sample_ngrams(val, ix.eos_id, rng, 300)
     count_s = []
     for q in queries:
         t = time.perf_counter()
