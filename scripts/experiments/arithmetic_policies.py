@@ -58,6 +58,8 @@ def main() -> None:
     ap.add_argument("--table-limit", type=int, default=200, help="questions per task in the GPT-3 table")
     ap.add_argument("--recipe-run", type=Path, default=None,
                     help="the `arithmetic` recipe's run dir (lmlab train --recipe arithmetic), for the table")
+    ap.add_argument("--plot", type=Path, default=REPO / "docs" / "experiments" / "arithmetic-policies.png",
+                    help="where the learning-curve plot goes")
     ap.add_argument("--threads", type=int, default=0,
                     help="CPU threads of every process (0: torch's default); 1 lets two experiments share 2 cores "
                          "without oversubscribing them")
@@ -104,7 +106,7 @@ def main() -> None:
     summary["six_digits"] = {p: six_digit_accuracy(work / f"run-{p}-s{seeds[0]}", 100) for p in POLICIES}
     summary["commands"] = log
     (work / "summary.json").write_text(json.dumps(summary, indent=2))
-    plot(summary, seeds)
+    plot(summary, seeds, args.plot)
     print(write_up(summary, seeds, args))
 
 
@@ -253,7 +255,7 @@ def six_digit_accuracy(run_dir: Path, n: int) -> dict:
 
 
 # ------------------------------------------------------------------------------------------------- outputs ---
-def plot(summary: dict, seeds: list[int]) -> None:
+def plot(summary: dict, seeds: list[int], path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -278,7 +280,7 @@ def plot(summary: dict, seeds: list[int]) -> None:
     axes[0][0].legend(fontsize=8)
     fig.suptitle(f"Tiny rotary GPT on the arithmetic recipe's sums: mean ± s.e. over {len(seeds)} seeds")
     fig.tight_layout()
-    fig.savefig(REPO / "docs" / "experiments" / "arithmetic-policies.png", dpi=100)
+    fig.savefig(path, dpi=100)
 
 
 def _sums(value: int | None) -> str:
