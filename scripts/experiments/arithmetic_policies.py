@@ -237,19 +237,21 @@ def questions_in_shards(world: Path, shards: dict[str, Path], work: Path, log: l
 
 def six_digit_accuracy(run_dir: Path, n: int) -> dict:
     """Exact match (%) on n 6-digit sums and differences — longer operands than any line of the training text."""
+    import dataclasses
+
     from lmlab.checkpoint import load_run
-    from lmlab.evaluation import Task, TaskConfig, evaluate_task
+    from lmlab.evaluation import Task, evaluate_task, resolve_tasks
     from lmlab.world.arithmetic import draw
 
     run = load_run(run_dir)
+    [five_digit] = resolve_tasks("arithmetic_5da")  # GPT-3 arithmetic's prompt layout and decoding settings
     rng = random.Random("arithmetic-policies:6D")
     out = {}
     for op, name in (("plus", "6D+"), ("minus", "6D-")):
         docs = [dict(zip(("prompt", "target"), draw(rng, 6, op))) for _ in range(n)]
-        cfg = TaskConfig(task=name, output_type="generate_until", fewshot_delimiter="\n", until=["\n"],
-                         max_gen_toks=16, doc_to_text="{prompt}", doc_to_target="{target}")
+        task = Task(dataclasses.replace(five_digit.config, task=name, max_gen_toks=16), docs)
         for k in (0, 5):
-            result, _ = evaluate_task(run.model, run.tokenizer, Task(cfg, docs), shots=k, bootstrap_iters=0)
+            result, _ = evaluate_task(run.model, run.tokenizer, task, shots=k, bootstrap_iters=0)
             out[f"{name}@{k}"] = 100 * result["metrics"]["exact_match"]
     return out
 

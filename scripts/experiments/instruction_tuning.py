@@ -18,23 +18,14 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
-import subprocess
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
-LMLAB = [sys.executable, "-m", "lmlab"]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import LMLAB, REPO, sh  # noqa: E402
+
 TYPES = ["fact_question", "arithmetic", "unscramble", "reverse", "sentiment"]
 HELDOUT_TYPE = "current_value"
-
-
-def sh(cmd: list[str], log: list[str], capture: bool = False) -> str:
-    shown = "lmlab " + " ".join(shlex.quote(str(c)) for c in cmd[len(LMLAB):])
-    log.append(shown)
-    print(f"$ {shown}", file=sys.stderr, flush=True)
-    done = subprocess.run([str(c) for c in cmd], check=True, cwd=REPO, text=True,
-                          stdout=subprocess.PIPE if capture else None)
-    return done.stdout or ""
 
 
 def accuracies(results_file: Path) -> dict[str, dict[int, float]]:

@@ -85,10 +85,9 @@ def table(summary: dict) -> str:
             + " | ".join(f"∞-gram+LM λ={lam}" for lam in LAMBDAS) + " | ∞-gram mean suffix (tokens) |",
             "|---" * (5 + 2 * len(LAMBDAS)) + "|"]
     for name, r in summary.items():
-        knn = [r["knn"]["sweep"][str(float(lam))] if str(float(lam)) in r["knn"]["sweep"]
-               else r["knn"]["sweep"][float(lam)] for lam in LAMBDAS]
-        inf = [r["infgram"]["sweep"][str(float(lam))] if str(float(lam)) in r["infgram"]["sweep"]
-               else r["infgram"]["sweep"][float(lam)] for lam in LAMBDAS]
+        # the sweeps come from `lmlab eval ppl --json`, whose keys are the λ values as JSON strings
+        knn = [r["knn"]["sweep"][str(float(lam))] for lam in LAMBDAS]
+        inf = [r["infgram"]["sweep"][str(float(lam))] for lam in LAMBDAS]
         lm = r["lm"]["ppl"]
         rows.append(f"| {name} | {r['train_tokens']:,} | {r['n_tokens']:,} | {lm:.2f} | "
                     + " | ".join(f"{v:.2f} ({100 * (v / lm - 1):+.1f}%)" for v in knn) + " | "

@@ -16,24 +16,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
-LMLAB = [sys.executable, "-m", "lmlab"]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import LMLAB, REPO, sh  # noqa: E402
+
 RULES = ["cycle_letters", "anagrams1", "anagrams2", "random_insertion", "reversed_words"]
 SHORT = {"cycle_letters": "CL", "anagrams1": "A1", "anagrams2": "A2", "random_insertion": "RI",
          "reversed_words": "RW"}
-
-
-def sh(cmd: list[str], log: list[str]) -> None:
-    shown = "lmlab " + " ".join(shlex.quote(c) for c in cmd[len(LMLAB):])
-    log.append(shown)
-    print(f"$ {shown}", file=sys.stderr, flush=True)
-    subprocess.run(cmd, check=True, cwd=REPO)
 
 
 def main() -> None:
