@@ -16,6 +16,7 @@ from lmlab.world import WorldOptions, generate_world, load_facts, load_task, par
 from lmlab.world.extraction import prompts_in_text
 from lmlab.world.facts import blocked_words
 from lmlab.world.relations import RELATION_BY_NAME, RELATIONS, fill, render, words_of
+from lmlab.world.vocabulary import corpus_words, unseen_words
 
 
 def tree_hashes(d: Path) -> dict[str, str]:
@@ -115,9 +116,14 @@ def test_question_forms_use_only_training_words_and_blocked_names(extraction_wor
             assert set(words_of(t)) <= blocked, t  # names can never be these words
 
 
-def test_paraphrase_audit_names_the_unseen_words(extraction_world):
+def test_heldout_paraphrases_are_readable_and_the_audit_names_unseen_words(extraction_world):
+    # facts_paraphrase asks in words the model has read, so it measures transfer, not missing vocabulary
     audit = paraphrase_audit(extraction_world)
-    assert audit["capital_of"]["The seat of government of {s} is {o}."] == ["seat", "government"]
+    assert set(audit) == {r.name for r in RELATIONS}
+    assert all(unseen == [] for forms in audit.values() for unseen in forms.values()), audit
+    # the first held-out templates were not: the audit names what a model never read
+    assert unseen_words("The seat of government of {s} is {o}.", corpus_words(extraction_world)) == [
+        "seat", "government"]
 
 
 @pytest.mark.parametrize("kwargs, message", [

@@ -32,7 +32,7 @@ from lmlab.world.io import GENERATOR_NAME, is_world, write_jsonl
 from lmlab.world.options import WorldOptions
 from lmlab.world.relations import RELATION_BY_NAME, template_words
 
-VERSION = 1
+VERSION = 2  # 2: held-out paraphrase templates use only words of the training text
 SECTION_SHARES = {"facts": 0.45, "temporal": 0.10, "grammar": 0.10, "arithmetic": 0.15, "scramble": 0.10,
                   "sentiment": 0.10}
 MENTIONS_PER_FACT = 60

@@ -1,8 +1,9 @@
 """Which words of a template a model trained on a world has ever read: the fair-phrasing audit.
 
-A held-out paraphrase such as "The seat of government of {s} is {o}." tests transfer only if the model can read
-it; words that never occur in the training text (corpus/*.txt) are noise to it, so a low facts_paraphrase score
-may measure missing vocabulary rather than missing knowledge. `paraphrase_audit` lists those words per template.
+A paraphrase such as "The seat of government of {s} is {o}." (a held-out template of version-1 worlds) tests
+transfer only if the model can read it; words that never occur in the training text (corpus/*.txt) are noise to
+it, so a low facts_paraphrase score may measure missing vocabulary rather than missing knowledge.
+`paraphrase_audit` lists those words per template.
 """
 
 from __future__ import annotations
