@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import LMLAB, REPO, sh  # noqa: E402
+from common import LMLAB, REPO, sh, shown  # noqa: E402
 
 ROWS = {  # row → (`lmlab world` options, label)
     "A": (["--forms", "1", "--order", "fixed"], "1 form, fixed order (no augmentation)"),
@@ -40,6 +40,14 @@ TASKS = ["facts_train", "facts_extract", "facts_paraphrase", "temporal"]
 WORLD = ["--size", "2MB", "--extraction"]
 EDITS = {"rome": ["--method", "rome", "--limit", "200"], "memit": ["--method", "memit", "--limit", "100",
                                                                     "--batch", "100"]}
+
+
+def step(cmd: list, log: list[str], done: bool, *, capture: bool = False) -> None:
+    """Run `cmd` unless its output is already there; record it in `log` either way (the write-up lists them all)."""
+    if done:
+        log.append(shown(cmd))
+    else:
+        sh(cmd, log, capture=capture)
 
 
 def parse_run(spec: str) -> tuple[str, int]:
@@ -67,22 +75,21 @@ def build_and_train(work: Path, tokenizer: Path, row: str, seed: int, log: list[
     name = run_name(row, seed)
     world, data, run = work / f"{name}-world", work / f"{name}-data", work / name
     seconds = {}
-    if not (world / "world.json").is_file():
-        sh(LMLAB + ["world", "--out", world, "--seed", str(seed), *WORLD, *ROWS[row][0]], log)
-    if not (data / "manifest.json").is_file():
-        sh(LMLAB + ["data", "prepare", world / "corpus", "--tokenizer", tokenizer, "--split-blank-lines",
-                    "--dedup", "none", "--out", data], log)
-    if not finished(run):
-        t0 = time.time()
-        resume = ["--resume"] if (run / "config.json").is_file() else []
-        seed_opt = ["--seed", str(seed)] if seed else []
-        sh(LMLAB + ["train", "--recipe", "world", "--data", data, "--out", run, "--no-progress", *resume, *seed_opt],
-           log)
+    step(LMLAB + ["world", "--out", world, "--seed", str(seed), *WORLD, *ROWS[row][0]], log,
+         (world / "world.json").is_file())
+    step(LMLAB + ["data", "prepare", world / "corpus", "--tokenizer", tokenizer, "--split-blank-lines", "--dedup",
+                  "none", "--out", data], log, (data / "manifest.json").is_file())
+    t0, done = time.time(), finished(run)
+    resume = ["--resume"] if (run / "config.json").is_file() and not done else []
+    seed_opt = ["--seed", str(seed)] if seed else []
+    step(LMLAB + ["train", "--recipe", "world", "--data", data, "--out", run, "--no-progress", *resume, *seed_opt],
+         log, done)
+    if not done:
         seconds["train"] = time.time() - t0
-    if not (run / "eval.json").is_file():
-        t0 = time.time()
-        sh(LMLAB + ["eval", "tasks", run, "--world", world, "--shots", "0,5", "--tasks", ",".join(TASKS),
-                    "--out", run / "eval.json"], log, capture=True)
+    t0, done = time.time(), (run / "eval.json").is_file()
+    step(LMLAB + ["eval", "tasks", run, "--world", world, "--shots", "0,5", "--tasks", ",".join(TASKS), "--out",
+                  run / "eval.json"], log, done, capture=True)
+    if not done:
         seconds["eval"] = time.time() - t0
     return seconds
 
@@ -92,9 +99,8 @@ def edit_scores(work: Path, name: str, run: Path, world: Path, log: list[str]) -
     out = {}
     for method, opts in EDITS.items():
         path = work / f"edit-{name}-{method}.json"
-        if not path.is_file():
-            sh(LMLAB + ["edit", "eval", run, "--requests", world / "edits.jsonl", *opts, "--no-fluency", "--quiet",
-                        "--out", path], log, capture=True)
+        step(LMLAB + ["edit", "eval", run, "--requests", world / "edits.jsonl", *opts, "--no-fluency", "--quiet",
+                      "--out", path], log, path.is_file(), capture=True)
         out[method] = json.loads(path.read_text())["methods"][method]
     return out
 
@@ -102,12 +108,10 @@ def edit_scores(work: Path, name: str, run: Path, world: Path, log: list[str]) -
 def main_job_scores(work: Path, run: Path, log: list[str]) -> dict:
     """The main job's model on a fresh copy of its world (the same training text; current held-out items)."""
     world = work / "today-world"
-    if not (world / "world.json").is_file():
-        sh(LMLAB + ["world", "--out", world, "--seed", "0", "--size", "2MB"], log)
+    step(LMLAB + ["world", "--out", world, "--seed", "0", "--size", "2MB"], log, (world / "world.json").is_file())
     path = work / "today-eval.json"
-    if not path.is_file():
-        sh(LMLAB + ["eval", "tasks", run, "--world", world, "--shots", "0,5", "--tasks",
-                    "facts_train,facts_paraphrase,temporal", "--out", path], log, capture=True)
+    step(LMLAB + ["eval", "tasks", run, "--world", world, "--shots", "0,5", "--tasks",
+                  "facts_train,facts_paraphrase,temporal", "--out", path], log, path.is_file(), capture=True)
     return {"eval": row_results(json.loads(path.read_text())), "edits": edit_scores(work, "today", run, world, log)}
 
 
@@ -228,10 +232,13 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     log: list[str] = []
     summary: dict = {"runs": {}, "edits": {}, "commands": log}
+    earlier = json.loads((work / "summary.json").read_text()) if (work / "summary.json").is_file() else {"runs": {}}
     for spec in filter(None, args.runs.split(",")):
         row, seed = parse_run(spec)
         name = run_name(row, seed)
-        seconds = build_and_train(work, args.tokenizer.resolve(), row, seed, log)
+        # seconds of the steps this invocation ran, else those an earlier one recorded
+        seconds = build_and_train(work, args.tokenizer.resolve(), row, seed, log) or \
+            earlier["runs"].get(name, {}).get("seconds", {})
         summary["runs"][name] = {"row": row, "seed": seed, "seconds": seconds, "val_loss": val_loss(work / name),
                                  "world": world_counts(work / f"{name}-world"),
                                  "eval": row_results(json.loads((work / name / "eval.json").read_text())),
