@@ -1,4 +1,5 @@
-"""Experiment: does augmentation (more statement forms, shuffled sentences) make facts extractable? (issue 27)
+"""Experiment: does augmentation (statement forms, shuffled sentences, name variants, several statements per round)
+make facts extractable? (issue 27)
 
 Write-up: docs/experiments/knowledge-augmentation.md.
 
@@ -35,6 +36,9 @@ ROWS = {  # row → (`lmlab world` options, label)
     "E": (["--forms", "2"], "2 forms, shuffled"),
     "B": (["--forms", "4", "--order", "fixed"], "4 forms, fixed order"),
     "D": ([], "4 forms, shuffled (today's)"),
+    "F": (["--name-variants"], "D + name variants"),
+    "G": (["--statements", "2"], "D + 2 statements per round"),
+    "H": (["--name-variants", "--statements", "2"], "D + both"),
 }
 TASKS = ["facts_train", "facts_extract", "facts_paraphrase", "temporal"]
 WORLD = ["--size", "2MB", "--extraction"]
@@ -196,7 +200,7 @@ def plot(summary: dict, path: Path) -> None:
     runs.sort(key=lambda r: list(ROWS).index(r["row"]))
     series = [("facts_train@0", "facts_train 0-shot"), ("facts_extract@0", "facts_extract 0-shot"),
               ("facts_extract@5", "facts_extract 5-shot"), ("facts_paraphrase@0", "facts_paraphrase 0-shot")]
-    fig, ax = plt.subplots(figsize=(9, 4.2))
+    fig, ax = plt.subplots(figsize=(10, 4.8))
     width = 0.8 / len(series)
     for k, (key, label) in enumerate(series):
         xs = [i + (k - (len(series) - 1) / 2) * width for i in range(len(runs))]
@@ -209,7 +213,8 @@ def plot(summary: dict, path: Path) -> None:
         ax.plot(i - width / 2, r["eval"]["facts_extract@0"]["value"], "k_", markersize=14,
                 label="facts_extract 0-shot, second seed" if k == 0 else None)
     ax.axhline(80, color="grey", ls=":", lw=1)
-    ax.set_xticks(range(len(runs)), [f"{r['row']}: {ROWS[r['row']][1]}" for r in runs], fontsize=8)
+    ax.set_xticks(range(len(runs)), [f"{r['row']}: {ROWS[r['row']][1]}" for r in runs], fontsize=7.5,
+                  rotation=20, ha="right")
     ax.set_ylabel("exact match (%)")
     ax.set_ylim(0, 118)
     ax.set_yticks(range(0, 101, 20))

@@ -1,5 +1,5 @@
-"""WorldOptions: the defaults keep today's world byte for byte; forms, order and the extraction split change
-facts.txt as documented; facts_extract never asks a sentence the text holds; bad options fail in one line."""
+"""WorldOptions: the defaults keep today's world byte for byte; forms, order, statements per round, name variants
+and the extraction split change facts.txt as documented; facts_extract never asks a sentence the text holds; bad options fail in one line."""
 
 from __future__ import annotations
 
@@ -45,6 +45,9 @@ def test_default_options_give_the_same_bytes_as_no_options(tmp_path):
                                                                                 extraction=False), progress=False)
     assert tree_hashes(tmp_path / "a") == tree_hashes(tmp_path / "b")
     assert "options" not in json.loads((tmp_path / "a" / "world.json").read_text())
+    # Pinned: the facts text every earlier world of this seed and size had; a new option must not move it.
+    assert tree_hashes(tmp_path / "a")["corpus/facts.txt"] == \
+        "c5d36125e4b8a77b0d8aa09622b923eeca1b755ec6e2af63fb6487ddc3b03f26"
 
 
 def test_extraction_split_questions_only_for_exposed_subjects(extraction_world):
@@ -105,6 +108,50 @@ def test_one_form_per_fact_and_fixed_order(tmp_path):
         assert f"{item['prompt']} {item['target']}." in text
 
 
+def test_statements_per_round_state_each_fact_in_different_forms_side_by_side(tmp_path):
+    w = tmp_path / "w"
+    generate_world(w, seed=2, size="200KB", options=WorldOptions(forms=2, statements=2, order="fixed"),
+                   progress=False)
+    text = facts_text(w)
+    facts = [f for f in load_facts(w) if not f["temporal"]]
+    for f in facts:
+        forms = [p.replace("{}", f["subject"]) + " " + f["object"] + "." for p in f["statement_prompts"]]
+        assert len(forms) == 2
+        # every paragraph about the subject states the fact once in each form, the two side by side (fixed order;
+        # two paragraphs about one subject can meet in a document, so a pair may also be read across them)
+        half = f["mentions"]["train"] // 2
+        assert f["mentions"]["train"] % 2 == 0 and text.count(forms[0]) == text.count(forms[1]) == half, f
+        assert text.count(forms[0] + " " + forms[1]) + text.count(forms[1] + " " + forms[0]) >= half, f
+    info = json.loads((w / "world.json").read_text())
+    assert info["options"] == {"forms": 2, "order": "fixed", "statements": 2}
+
+
+def test_name_variants_name_subjects_two_ways_and_leak_no_held_out_prompt(tmp_path):
+    w = tmp_path / "w"
+    generate_world(w, seed=4, size="300KB", options=WorldOptions(extraction=True, name_variants=True),
+                   progress=False)
+    text, everything = facts_text(w), corpus_text(w)
+    facts = [f for f in load_facts(w) if not f["temporal"]]
+    entity_names = {f["subject"] for f in load_facts(w)} | {f["object"] for f in load_facts(w)}
+    for f in facts:
+        plain, variant = f["subject_names"]
+        assert plain == f["subject"] and variant != plain and plain in variant
+        assert not set(variant.split()) - {plain} & entity_names  # a family name never names another entity
+        # both names occur in statements of this fact
+        statements = [p for p in RELATION_BY_NAME[f["relation"]].train]
+        for name in (plain, variant):
+            said = [render(t, name[0].upper() + name[1:] if t.startswith("{s}") else name, f["object"])
+                    for t in statements]
+            assert any(s in text for s in said), (name, f["relation"])
+    for kind, title in (("country", "the Republic of "), ("city", "the town of "), ("company", " Group")):
+        assert all(title in f["subject_names"][1] for f in facts if f["subject_kind"] == kind)
+    # question forms keep the plain name; held-out prompts of both fact tasks never occur in the text
+    assert "Q: What is the capital of the Republic of" not in text
+    for task in ("facts_extract", "facts_paraphrase"):
+        assert prompts_in_text(load_task(w, task), [everything]) == [], task
+    assert json.loads((w / "world.json").read_text())["options"] == {"extraction": True, "name_variants": True}
+
+
 def test_question_forms_use_only_training_words_and_blocked_names(extraction_world):
     audit = paraphrase_audit(extraction_world, kind="question")
     assert set(audit) == {r.name for r in RELATIONS if not r.temporal}
@@ -132,6 +179,9 @@ def test_heldout_paraphrases_are_readable_and_the_audit_names_unseen_words(extra
     (dict(order="random"), "order must be one of shuffled, fixed"),
     (dict(extraction="yes"), "extraction must be true or false"),
     (dict(exposed_fraction=1.0), "exposed_fraction must be a number strictly between 0 and 1"),
+    (dict(forms=2, statements=3), r"statements must be an integer from 1 to forms \(2\)"),
+    (dict(statements=0), r"statements must be an integer from 1 to forms \(4\)"),
+    (dict(name_variants="yes"), "name_variants must be true or false"),
 ])
 def test_bad_options_are_rejected_in_one_line(kwargs, message):
     with pytest.raises(LmlabError, match=message) as e:
@@ -142,9 +192,10 @@ def test_bad_options_are_rejected_in_one_line(kwargs, message):
 def test_cli_flags(tmp_path, capsys):
     out = tmp_path / "w"
     assert main(["world", "--out", str(out), "--size", "100KB", "--forms", "2", "--order", "fixed",
-                 "--extraction", "--exposed-fraction", "0.25"]) == 0
+                 "--extraction", "--exposed-fraction", "0.25", "--statements", "2", "--name-variants"]) == 0
     info = json.loads((out / "world.json").read_text())
-    assert info["options"] == {"forms": 2, "order": "fixed", "extraction": True, "exposed_fraction": 0.25}
+    assert info["options"] == {"forms": 2, "order": "fixed", "extraction": True, "exposed_fraction": 0.25,
+                               "statements": 2, "name_variants": True}
     assert "facts_extract" in info["counts"]["task_items"]
     capsys.readouterr()
     assert main(["world", "--out", str(tmp_path / "w2"), "--size", "100KB", "--order", "sorted"]) == 2

@@ -22,6 +22,13 @@ def world_arguments(p) -> None:
     p.add_argument("--order", default=default.order, metavar="|".join(ORDERS),
                    help=f"order of a subject's facts in each paragraph: {' or '.join(ORDERS)} (default "
                         f"{default.order}: a new random order each time)")
+    p.add_argument("--statements", type=int, default=default.statements, metavar="N",
+                   help=f"statements of each fact per paragraph about its subject, each in another form, 1..--forms "
+                        f"(default {default.statements}; the text's size stays the same, so N>1 means fewer, longer "
+                        f"paragraphs)")
+    p.add_argument("--name-variants", action="store_true",
+                   help="call each fact's subject by its name or a variant of it ('Kavelor Dransk', 'the Republic "
+                        "of Vorland'), a random one per statement; questions and tasks keep the plain name")
     p.add_argument("--extraction", action="store_true",
                    help="write the extraction split: question forms ('Q: What is the capital of X? A:') in the text "
                         "for the exposed half of the subjects only, and task facts_extract asking them about the "
@@ -35,13 +42,14 @@ def cmd_world(args) -> int:
     """generate the built-in synthetic world corpus
 
     Generate the seeded synthetic world: training text, facts, edit requests, evaluation tasks. Same arguments →
-    byte-identical output. --forms, --order and --extraction change how the training text states the facts
+    byte-identical output. --forms, --order, --statements, --name-variants and --extraction change how the training text states the facts
     (docs/world.md, "Options"); left out, the world is the usual one.
     """
     from lmlab.world import WorldOptions, format_world_summary, generate_world
 
     options = WorldOptions(forms=args.forms, order=args.order, extraction=args.extraction,
-                           exposed_fraction=args.exposed_fraction)
+                           exposed_fraction=args.exposed_fraction, statements=args.statements,
+                           name_variants=args.name_variants)
     print(format_world_summary(generate_world(args.out, seed=args.seed, size=args.size, options=options,
                                               progress=True)))
     return 0

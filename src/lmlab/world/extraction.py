@@ -1,5 +1,5 @@
-"""The fact plan: which statement forms each static fact is written in, whether a subject's facts keep a fixed
-order, and the extraction split (exposed subjects, whose facts facts.txt also asks in question forms, and held-out
+"""The fact plan: which statement forms each static fact is written in, how many statements of it each round
+holds, by which names its subject is called, whether a subject's facts keep a fixed order, and the extraction split (exposed subjects, whose facts facts.txt also asks in question forms, and held-out
 subjects, which the task facts_extract asks). Built from `WorldOptions`; the defaults give today's world.
 
 The held-out subjects' question prompts must never occur in the training text, or facts_extract would measure
@@ -16,6 +16,7 @@ from pathlib import Path
 from lmlab.world.facts import World
 from lmlab.world.options import MAX_FORMS, WorldOptions
 from lmlab.world.relations import RELATION_BY_NAME, to_prompt
+from lmlab.world.variants import name_variants
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,12 @@ class FactPlan:
     shuffled: bool                      # facts of a paragraph in a new random order each time (else fact order)
     exposed: frozenset[str]             # subjects whose facts the text also states in question forms
     held_out: frozenset[str]            # subjects asked by facts_extract; empty without the extraction split
+    statements: int = 1                 # statements of each fact per round, each in a different form
+    names: dict[str, tuple[str, ...]] | None = None  # subject → names statements call it by (None: its own only)
+
+    def names_of(self, subject: str) -> tuple[str, ...]:
+        """The names facts.txt's statements call `subject` by (its own first)."""
+        return self.names[subject] if self.names else (subject,)
 
     def record_fields(self, i: int, world: World) -> dict:
         """facts.jsonl fields this plan adds to static fact i ({} with the default options: records unchanged)."""
@@ -33,6 +40,8 @@ class FactPlan:
         out: dict = {}
         if len(self.forms[i]) < MAX_FORMS:
             out["statement_prompts"] = [to_prompt(t) for t in self.forms[i]]
+        if self.names:
+            out["subject_names"] = list(self.names[f.subject])
         if f.subject in self.exposed or f.subject in self.held_out:
             out["extraction"] = "exposed" if f.subject in self.exposed else "held_out"
             out["question_prompts"] = [to_prompt(t) for t in RELATION_BY_NAME[f.relation].question]
@@ -44,9 +53,10 @@ class FactPlan:
 
 
 def fact_plan(world: World, options: WorldOptions, forms_rng: random.Random,
-              split_rng: random.Random) -> FactPlan:
+              split_rng: random.Random, names_rng: random.Random) -> FactPlan:
     """The plan for `world` under `options`; `forms_rng` draws each fact's statement forms (only when
-    options.forms < MAX_FORMS), `split_rng` the exposed subjects (only with options.extraction)."""
+    options.forms < MAX_FORMS), `split_rng` the exposed subjects (only with options.extraction), `names_rng` the
+    subjects' family-name variants (only with options.name_variants)."""
     static = [i for i, f in enumerate(world.facts) if not f.temporal]
     forms = {}
     for i in static:
@@ -69,7 +79,12 @@ def fact_plan(world: World, options: WorldOptions, forms_rng: random.Random,
             picked = set(split_rng.sample(subjects, k))
             exposed += [s for s in subjects if s in picked]
             held_out += [s for s in subjects if s not in picked]
-    return FactPlan(forms, options.order == "shuffled", frozenset(exposed), frozenset(held_out))
+    names = None
+    if options.name_variants:
+        subjects = list(dict.fromkeys(world.facts[i].subject for i in static))  # fact order, each once
+        names = {s: (s, v) for s, v in name_variants(world, subjects, names_rng).items()}
+    return FactPlan(forms, options.order == "shuffled", frozenset(exposed), frozenset(held_out),
+                    options.statements, names)
 
 
 def prompts_in_text(items: list[dict], texts: Iterable[str]) -> list[str]:
@@ -101,11 +116,11 @@ def prompts_in_text(items: list[dict], texts: Iterable[str]) -> list[str]:
     return found
 
 
-def check_unseen(items: list[dict], corpus_dir: Path) -> None:
-    """Fail loudly if a facts_extract prompt occurs verbatim in the training text (a generator bug: the task would
-    then measure recall of a seen sentence, not extraction)."""
+def check_unseen(task: str, items: list[dict], corpus_dir: Path) -> None:
+    """Fail loudly if a prompt of `task` (facts_extract, or facts_paraphrase with name variants) occurs verbatim in
+    the training text (a generator bug: the task would then measure recall of a seen sentence, not extraction)."""
     for path in sorted(corpus_dir.glob("*.txt")):
         seen = prompts_in_text(items, [path.read_text(encoding="ascii")])
         if seen:
-            raise RuntimeError(f"facts_extract prompt {seen[0]!r} occurs in {path.name} "
-                               f"({len(seen)} occurrences): the extraction split leaks")
+            raise RuntimeError(f"{task} prompt {seen[0]!r} occurs in {path.name} "
+                               f"({len(seen)} occurrences): its held-out items leak into the training text")

@@ -137,7 +137,8 @@ def _write_world(d: Path, seed: int, size_bytes: int, options: WorldOptions, pro
     (d / "tasks").mkdir()
     n_countries = countries_for_size(size_bytes)
     world = build_world(_rng(seed, "world"), n_countries)
-    plan = fact_plan(world, options, _rng(seed, "facts-forms"), _rng(seed, "extraction-split"))
+    plan = fact_plan(world, options, _rng(seed, "facts-forms"), _rng(seed, "extraction-split"),
+                     _rng(seed, "name-variants"))
     held_out = _HeldOut(world, seed)  # evaluation items first, so the training text can leave them out
     mentions = _Mentions(len(world.facts), questions=options.extraction)
     sections = _write_corpus(d / "corpus", world, seed, size_bytes, held_out, mentions, plan, progress)
@@ -146,7 +147,9 @@ def _write_world(d: Path, seed: int, size_bytes: int, options: WorldOptions, pro
     files["edits.jsonl"] = write_jsonl(d / "edits.jsonl", edits)
     tasks = held_out.tasks(world, seed, plan)
     if options.extraction:
-        check_unseen(tasks["facts_extract"], d / "corpus")
+        check_unseen("facts_extract", tasks["facts_extract"], d / "corpus")
+    if options.name_variants:  # a variant inside a train template could spell out a held-out paraphrase
+        check_unseen("facts_paraphrase", tasks["facts_paraphrase"], d / "corpus")
     for name, items in tasks.items():
         files[f"tasks/{name}.jsonl"] = write_jsonl(d / "tasks" / f"{name}.jsonl", items)
     files.update({f"corpus/{name}": n for name, n in sections.items()})

@@ -30,6 +30,13 @@ class WorldOptions:
                                   # appear in the text only for the exposed subjects; task facts_extract asks them
                                   # about the held-out subjects, which the text states only in statement forms
     exposed_fraction: float = 0.5  # share of each subject kind's subjects that are exposed (with extraction only)
+    statements: int = 1           # statements of each fact per round (per paragraph about its subject), each in a
+                                  # different one of its forms (at most `forms`). The byte budget is the same, so the
+                                  # text holds about as many statements per fact either way; what changes is that one
+                                  # context shows the fact in several phrasings side by side
+    name_variants: bool = False   # facts.txt names each static fact's subject by its own name or a variant of it
+                                  # ("Kavelor" / "Kavelor Dransk", "Vorland" / "the Republic of Vorland"), a random
+                                  # one per statement; questions, tasks and the other sections keep the plain name
 
     def __post_init__(self) -> None:
         if not isinstance(self.forms, int) or isinstance(self.forms, bool) or not 1 <= self.forms <= MAX_FORMS:
@@ -43,6 +50,13 @@ class WorldOptions:
         if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction < 1:
             raise LmlabError(f"world options: exposed_fraction must be a number strictly between 0 and 1 "
                              f"(e.g. 0.5), got {fraction!r}")
+
+        if (not isinstance(self.statements, int) or isinstance(self.statements, bool)
+                or not 1 <= self.statements <= self.forms):
+            raise LmlabError(f"world options: statements must be an integer from 1 to forms ({self.forms}): each "
+                             f"statement of a fact in one round uses a different form; got {self.statements!r}")
+        if not isinstance(self.name_variants, bool):
+            raise LmlabError(f"world options: name_variants must be true or false, got {self.name_variants!r}")
 
     def non_default(self) -> dict:
         """The fields that differ from the defaults, as world.json records them ({} for today's world, so its
