@@ -224,6 +224,16 @@ def plot(summary: dict, path: Path) -> None:
     fig.savefig(path, dpi=110)
 
 
+def record_seconds(work: Path, name: str, ran: dict) -> dict:
+    """Merge the seconds of the steps that just ran into WORK/seconds.json (kept across invocations, whatever runs
+    each one lists) and return all recorded for `name`. Read and written at once, so invocations can overlap."""
+    path = work / "seconds.json"
+    recorded = json.loads(path.read_text()) if path.is_file() else {}
+    recorded.setdefault(name, {}).update(ran)
+    path.write_text(json.dumps(recorded, indent=1, sort_keys=True))
+    return recorded[name]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--work", required=True, type=Path, help="working directory (worlds, shards, runs, edits)")
@@ -237,13 +247,10 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     log: list[str] = []
     summary: dict = {"runs": {}, "edits": {}, "commands": log}
-    earlier = json.loads((work / "summary.json").read_text()) if (work / "summary.json").is_file() else {"runs": {}}
     for spec in filter(None, args.runs.split(",")):
         row, seed = parse_run(spec)
         name = run_name(row, seed)
-        # seconds of the steps this invocation ran, else those an earlier one recorded
-        seconds = build_and_train(work, args.tokenizer.resolve(), row, seed, log) or \
-            earlier["runs"].get(name, {}).get("seconds", {})
+        seconds = record_seconds(work, name, build_and_train(work, args.tokenizer.resolve(), row, seed, log))
         summary["runs"][name] = {"row": row, "seed": seed, "seconds": seconds, "val_loss": val_loss(work / name),
                                  "world": world_counts(work / f"{name}-world"),
                                  "eval": row_results(json.loads((work / name / "eval.json").read_text())),
