@@ -208,10 +208,10 @@ def plot(summary: dict, path: Path) -> None:
         es = [r["eval"][key]["stderr"] for r in runs]
         ax.bar(xs, ys, width, yerr=es, label=label, capsize=2)
     extra = [r for r in summary["runs"].values() if r["seed"] != 0]
-    for k, r in enumerate(extra):  # second seeds: facts_extract 0-shot as a marker on their row
+    for k, r in enumerate(extra):  # other seeds: facts_extract 0-shot as a marker on their row
         i = [x["row"] for x in runs].index(r["row"])
         ax.plot(i - width / 2, r["eval"]["facts_extract@0"]["value"], "k_", markersize=14,
-                label="facts_extract 0-shot, second seed" if k == 0 else None)
+                label="facts_extract 0-shot, other seeds" if k == 0 else None)
     ax.axhline(80, color="grey", ls=":", lw=1)
     ax.set_xticks(range(len(runs)), [f"{r['row']}: {ROWS[r['row']][1]}" for r in runs], fontsize=7.5,
                   rotation=20, ha="right")
