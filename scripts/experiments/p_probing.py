@@ -1,16 +1,17 @@
 """Experiment: where does augmentation put a person's attributes? A linear probe per layer (Allen-Zhu & Li's
 P-probing), for issue 27's write-up, docs/experiments/knowledge-augmentation.md ("Where the facts sit").
 
-For each run, every person of its world is fed to the model after a sentence about something else (CONTEXT: the
-name then reads as it does in most of the text, starting a sentence after another one), and the residual stream at the name's last token is read after the embedding and after each block. A linear
-classifier (multinomial logistic regression, L2 weight `--l2`, features standardised on the training fold) then
-predicts each of the person's static attributes — birthplace, nationality, profession, instrument — from that
-vector, scored by k-fold cross-validation over the people (folds are a seeded permutation; the same folds for every
-run of one world). High accuracy early means the model has stored the attribute *at the name*, before any relation
-word is read: what extraction from a new question form needs. As a positive control, the same probe is fitted at the last token
-of a statement prompt of the relation ("Kavelor was born in"), where the model must hold the answer to predict it.
+For each run, every person of its world is fed to the model after a sentence about something else (CONTEXT: the name
+then reads as it does in most of the text, starting a sentence after another one), and the residual stream at the
+name's last token is read after the embedding and after each block. A linear classifier (multinomial logistic
+regression, L2 weight `--l2`, features standardised on the training fold) then predicts each of the person's static
+attributes — birthplace, nationality, profession, instrument — from that vector, scored by k-fold cross-validation
+over the people (folds are a seeded permutation; the same folds for every run of one world). High accuracy early
+means the model has stored the attribute *at the name*, before any relation word is read: what extraction from a new
+question form needs. As a positive control, the same probe is fitted at the last token of a statement prompt of the
+relation ("Kavelor was born in"), where the model must hold the answer to predict it.
 
-    .venv/bin/python scripts/experiments/p_probing.py --work /tmp/exp-ka --runs ka-A,ka-C,ka-B,ka-D
+    .venv/bin/python scripts/experiments/p_probing.py --work /tmp/exp-ka --runs ka-A,ka-C,ka-E,ka-B,ka-D,ka-F,ka-G,ka-H
 
 RUN is a run directory under --work whose world is WORK/RUN-world (the layout of knowledge_augmentation.py).
 Writes docs/experiments/knowledge-augmentation-probing.json and prints a markdown table.
@@ -25,7 +26,7 @@ from pathlib import Path
 
 import torch
 
-from lmlab.checkpoint import load_run
+from lmlab.checkpoint import Run, load_run
 from lmlab.inspection.hooks import read_activations
 from lmlab.inspection.prompts import locate_subject
 from lmlab.world.relations import RELATION_BY_NAME, to_prompt
@@ -46,11 +47,10 @@ def people_attributes(world: Path) -> tuple[list[str], dict[str, list[str]]]:
     return people, {r: [by_person[p][r] for p in people] for r in RELATIONS}
 
 
-def residual_states(run_dir: Path, prompts: list[str], subjects: list[str], at_end: bool) -> torch.Tensor:
-    """Residual stream of each prompt ("{}" filled with its subject) at the subject's last token, or at the
-    prompt's last token (at_end): (layers + 1, prompts, width), float32; index 0 is the embedding output, index l
-    the output of block l-1."""
-    run = load_run(run_dir)
+def residual_states(run: Run, prompts: list[str], subjects: list[str], at_end: bool) -> torch.Tensor:
+    """Residual stream of `run`'s model for each prompt ("{}" filled with its subject) at the subject's last
+    token, or at the prompt's last token (at_end): (layers + 1, prompts, width), float32; index 0 is the embedding
+    output, index l the output of block l-1."""
     model = run.model.eval()
     names = ["embed"] + [f"blocks.{l}.resid_post" for l in range(model.config.n_layer)]
     rows = []
@@ -109,10 +109,11 @@ def main() -> None:
         order = list(range(len(people)))
         random.Random(args.seed).shuffle(order)
         folds = [order[k::args.folds] for k in range(args.folds)]
-        states = residual_states(args.work / name, [CONTEXT] * len(people), people, at_end=False)
+        run = load_run(args.work / name)
+        states = residual_states(run, [CONTEXT] * len(people), people, at_end=False)
         # Positive control: the same probe at the last token of a statement prompt of the relation itself
         # ("Kavelor was born in"), where the model must hold the answer to predict it.
-        control = {r: residual_states(args.work / name, [to_prompt(RELATION_BY_NAME[r].train[0])] * len(people),
+        control = {r: residual_states(run, [to_prompt(RELATION_BY_NAME[r].train[0])] * len(people),
                                       people, at_end=True) for r in RELATIONS}
         results["runs"][name] = {
             "people": len(people),

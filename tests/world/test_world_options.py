@@ -1,5 +1,6 @@
-"""WorldOptions: the defaults keep today's world byte for byte; forms, order, statements per round, name variants
-and the extraction split change facts.txt as documented; facts_extract never asks a sentence the text holds; bad options fail in one line."""
+"""WorldOptions: the defaults keep today's world byte for byte; forms, order, statements per round, name
+variants and the extraction split change facts.txt as documented; facts_extract never asks a sentence the text
+holds; bad options fail in one line."""
 
 from __future__ import annotations
 

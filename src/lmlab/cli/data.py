@@ -42,8 +42,8 @@ def cmd_world(args) -> int:
     """generate the built-in synthetic world corpus
 
     Generate the seeded synthetic world: training text, facts, edit requests, evaluation tasks. Same arguments →
-    byte-identical output. --forms, --order, --statements, --name-variants and --extraction change how the training text states the facts
-    (docs/world.md, "Options"); left out, the world is the usual one.
+    byte-identical output. --forms, --order, --statements, --name-variants and --extraction change how the
+    training text states the facts (docs/world.md, "Options"); left out, the world is the usual one.
     """
     from lmlab.world import WorldOptions, format_world_summary, generate_world
 

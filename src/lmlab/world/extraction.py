@@ -1,6 +1,7 @@
 """The fact plan: which statement forms each static fact is written in, how many statements of it each round
-holds, by which names its subject is called, whether a subject's facts keep a fixed order, and the extraction split (exposed subjects, whose facts facts.txt also asks in question forms, and held-out
-subjects, which the task facts_extract asks). Built from `WorldOptions`; the defaults give today's world.
+holds, by which names its subject is called, whether a subject's facts keep a fixed order, and the extraction
+split (exposed subjects, whose facts facts.txt also asks in question forms, and held-out subjects, which the task
+facts_extract asks). Built from `WorldOptions`; the defaults give today's world.
 
 The held-out subjects' question prompts must never occur in the training text, or facts_extract would measure
 recall of a seen sentence, not extraction: `prompts_in_text` checks that after the text is written.
